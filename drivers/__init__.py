@@ -1,0 +1,1 @@
+"""Storage drivers for volume-worker: the driver contract and the bundled backends."""

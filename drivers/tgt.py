@@ -1,0 +1,223 @@
+"""Exporting files as iSCSI LUNs through Debian's userspace target, tgtd.
+
+The operator runs ``tgtd``; this module drives it with ``tgtadm``.  It never
+trusts its own memory: every call reads the target table back from tgtd, so
+it converges after a restart of tgtd or of the worker.
+"""
+
+import dataclasses
+import re
+import threading
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+
+from drivers import exception
+
+LOG = logging.getLogger(__name__)
+
+# tgtadm's exit status when the object already exists / cannot be found.
+_TGTADM_EXISTS_OR_MISSING = 22
+_TID_CLASH_RETRIES = 20
+
+_TARGET_RE = re.compile(r'^Target (\d+): (\S+)$')
+_LUN_RE = re.compile(r'^\s+LUN: (\d+)$')
+_PATH_RE = re.compile(r'^\s+Backing store path: (.*)$')
+_NEXUS_RE = re.compile(r'^\s+I_T nexus: (\d+)$')
+
+
+@dataclasses.dataclass
+class Target:
+    """One target as tgtd reports it."""
+
+    tid: int
+    iqn: str
+    luns: dict = dataclasses.field(default_factory=dict)   # lun -> path
+    accounts: list = dataclasses.field(default_factory=list)
+    acls: list = dataclasses.field(default_factory=list)
+    sessions: int = 0
+
+
+def parse_targets(text):
+    """Parse ``tgtadm --op show --mode target`` output into Targets by IQN."""
+    targets = {}
+    current = None
+    section = None
+    lun = None
+    for line in text.splitlines():
+        m = _TARGET_RE.match(line)
+        if m:
+            current = Target(tid=int(m.group(1)), iqn=m.group(2))
+            targets[current.iqn] = current
+            section = lun = None
+            continue
+        if current is None:
+            continue
+        stripped = line.strip()
+        if stripped.endswith('information:'):
+            section = stripped
+            continue
+        if section == 'LUN information:':
+            m = _LUN_RE.match(line)
+            if m:
+                lun = int(m.group(1))
+                continue
+            m = _PATH_RE.match(line)
+            if m and lun is not None and m.group(1) != 'None':
+                current.luns[lun] = m.group(1)
+        elif section == 'I_T nexus information:':
+            if _NEXUS_RE.match(line):
+                current.sessions += 1
+        elif section == 'Account information:' and stripped:
+            current.accounts.append(stripped.split()[0])
+        elif section == 'ACL information:' and stripped:
+            current.acls.append(stripped)
+    return targets
+
+
+class TgtAdm:
+    """Creates and removes one-LUN CHAP-protected targets in a tgtd.
+
+    ``control_port`` selects the tgtd instance (``tgtd -C N``); 0 is the
+    default instance.  ``execute`` follows ``processutils.execute``.
+    """
+
+    def __init__(self, tgtadm_path='tgtadm', control_port=0, execute=None):
+        self.tgtadm_path = tgtadm_path
+        self.control_port = int(control_port or 0)
+        self._execute = execute or processutils.execute
+        # tgtd itself is the arbiter between processes (a clashing tid is
+        # refused and retried); this lock only spares our own threads that.
+        self._lock = threading.Lock()
+
+    def _tgtadm(self, *args, check_exit_code=(0,)):
+        cmd = [self.tgtadm_path]
+        if self.control_port:
+            cmd += ['-C', str(self.control_port)]
+        cmd += ['--lld', 'iscsi'] + [str(a) for a in args]
+        return self._execute(*cmd, check_exit_code=check_exit_code)
+
+    def _fail(self, what, exc):
+        raise exception.VolumeBackendAPIException(
+            data='tgtadm failed to %s (exit %s): %s' % (
+                what, exc.exit_code, (exc.stderr or exc.stdout or '').strip()))
+
+    def show_targets(self):
+        """All targets of the tgtd instance, keyed by IQN."""
+        try:
+            out, _err = self._tgtadm('--op', 'show', '--mode', 'target')
+        except processutils.ProcessExecutionError as exc:
+            self._fail('list targets (is tgtd running with control port %d?)'
+                       % self.control_port, exc)
+        except OSError as exc:
+            raise exception.VolumeBackendAPIException(
+                data='cannot run %s: %s' % (self.tgtadm_path, exc))
+        return parse_targets(out)
+
+    def find_target(self, iqn):
+        return self.show_targets().get(iqn)
+
+    def ensure_target(self, iqn, path, user, password, thin=True):
+        """Export ``path`` as LUN 1 of target ``iqn`` behind CHAP ``user``.
+
+        Idempotent: an existing, complete export is left alone (its sessions
+        survive); a partial or different one is torn down and rebuilt.
+        Returns the target's tid.
+        """
+        with self._lock:
+            targets = self.show_targets()
+            existing = targets.get(iqn)
+            if existing is not None:
+                if (existing.luns.get(1) == path
+                        and user in existing.accounts
+                        and 'ALL' in existing.acls):
+                    # Leave the account alone: deleting it would unbind it.
+                    return existing.tid
+                LOG.info('Rebuilding incomplete export %s (tid %d)',
+                         iqn, existing.tid)
+                self._delete_target(existing.tid)
+                del targets[iqn]
+            self._ensure_account(user, password)
+            tid = self._new_target(iqn, {t.tid for t in targets.values()})
+            try:
+                self._tgtadm('--op', 'new', '--mode', 'logicalunit',
+                             '--tid', tid, '--lun', 1, '-b', path)
+                if thin:
+                    # Lets initiators UNMAP: tgtd punches holes in the file.
+                    self._tgtadm('--op', 'update', '--mode', 'logicalunit',
+                                 '--tid', tid, '--lun', 1,
+                                 '--params', 'thin_provisioning=1')
+                self._tgtadm('--op', 'bind', '--mode', 'account',
+                             '--tid', tid, '--user', user)
+                self._tgtadm('--op', 'bind', '--mode', 'target',
+                             '--tid', tid, '-I', 'ALL')
+            except processutils.ProcessExecutionError as exc:
+                self._delete_target(tid)
+                self._fail('export %s as %s' % (path, iqn), exc)
+            return tid
+
+    def _new_target(self, iqn, used):
+        """Create an empty target under a tid not in ``used``; return it."""
+        for _attempt in range(_TID_CLASH_RETRIES):
+            tid = next(n for n in range(1, len(used) + 2) if n not in used)
+            try:
+                self._tgtadm('--op', 'new', '--mode', 'target',
+                             '--tid', tid, '-T', iqn)
+                return tid
+            except processutils.ProcessExecutionError as exc:
+                if exc.exit_code != _TGTADM_EXISTS_OR_MISSING:
+                    self._fail('create target %s' % iqn, exc)
+            # Another process took this tid (or created the same IQN)
+            # between our read and our write: look again.
+            targets = self.show_targets()
+            if iqn in targets:
+                return targets[iqn].tid
+            used = {t.tid for t in targets.values()}
+        raise exception.VolumeBackendAPIException(
+            data='no free tid for %s after %d attempts'
+                 % (iqn, _TID_CLASH_RETRIES))
+
+    def _ensure_account(self, user, password):
+        """Create CHAP account ``user``, replacing a stale one of that name.
+
+        Accounts are global to tgtd; ours are named per volume, so one that
+        already exists is left from an earlier export of the same volume.
+        """
+        new = ('--op', 'new', '--mode', 'account', '--user', user,
+               '--password', password)
+        try:
+            try:
+                self._tgtadm(*new)
+            except processutils.ProcessExecutionError as exc:
+                if exc.exit_code != _TGTADM_EXISTS_OR_MISSING:
+                    raise
+                self._tgtadm('--op', 'delete', '--mode', 'account',
+                             '--user', user)
+                self._tgtadm(*new)
+        except processutils.ProcessExecutionError as exc:
+            self._fail('create CHAP account %s' % user, exc)
+
+    def _delete_target(self, tid):
+        try:
+            self._tgtadm('--op', 'delete', '--mode', 'target', '--force',
+                         '--tid', tid,
+                         check_exit_code=(0, _TGTADM_EXISTS_OR_MISSING))
+        except processutils.ProcessExecutionError as exc:
+            self._fail('delete target %s' % tid, exc)
+
+    def remove_target(self, iqn, user=None):
+        """Remove target ``iqn`` (open sessions are dropped) and its account.
+
+        Absent target or account is success.
+        """
+        with self._lock:
+            target = self.find_target(iqn)
+            if target is not None:
+                self._delete_target(target.tid)
+            if user:
+                try:
+                    self._tgtadm(
+                        '--op', 'delete', '--mode', 'account', '--user', user,
+                        check_exit_code=(0, _TGTADM_EXISTS_OR_MISSING))
+                except processutils.ProcessExecutionError as exc:
+                    self._fail('delete CHAP account %s' % user, exc)

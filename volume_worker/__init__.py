@@ -1,0 +1,1 @@
+"""volume-worker: a standalone block-storage volume service driven over RabbitMQ."""

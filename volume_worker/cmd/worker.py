@@ -1,0 +1,50 @@
+"""``volume-worker``: run the volume worker service until SIGTERM."""
+
+import os
+import signal
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    from volume_worker import concurrency
+    from volume_worker import config
+
+    mode = config.early_option(argv, 'executor', concurrency.EVENTLET)
+    threads = int(config.early_option(argv, 'driver_thread_pool_size', 64))
+    concurrency.setup(mode, driver_threads=threads)
+
+    from oslo_log import log as logging
+    from volume_worker import service
+
+    conf = config.parse_args(argv)
+    config.setup_logging(conf)
+    log = logging.getLogger('volume_worker')
+    stop_requested = []
+
+    def request_stop(signum, _frame):
+        log.info('Signal %s received: draining', signum)
+        stop_requested.append(signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    worker = service.WorkerService(conf)
+    try:
+        worker.start()
+    except Exception:
+        log.exception('volume-worker failed to start')
+        return 1
+    while not stop_requested:
+        concurrency.sleep(0.2)
+    drained = worker.stop(graceful=True)
+    log.info('volume-worker stopped (%s)',
+             'drained' if drained else 'unfinished work journaled')
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Library threads (broker heartbeats, executors) must not hold the exit.
+    os._exit(0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The one place that knows whether the worker runs on eventlet or native threads.
+
+The entry point calls ``setup(mode)`` before importing anything that touches
+sockets or threads. Everything else asks this module to spawn, sleep, or run a
+blocking driver call, and stays the same in both modes.
+"""
+
+import threading
+import time
+
+EVENTLET = 'eventlet'
+THREADING = 'threading'
+
+_mode = None
+_tpool = None
+
+
+def setup(mode, driver_threads=64):
+    """Choose the concurrency model for this process; call once, first."""
+    global _mode, _tpool
+    import warnings
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+    if _mode is not None:
+        if mode != _mode:
+            raise RuntimeError('concurrency already set up as %s' % _mode)
+        return
+    if mode == EVENTLET:
+        import os
+        os.environ.setdefault('EVENTLET_THREADPOOL_SIZE', str(driver_threads))
+        import eventlet
+        eventlet.monkey_patch()
+        from eventlet import tpool
+        _tpool = tpool
+    elif mode == THREADING:
+        from oslo_service import backend
+        try:
+            backend.init_backend(backend.BackendType.THREADING)
+        except Exception:  # already chosen by an earlier import: harmless here
+            pass
+    else:
+        raise ValueError('unknown executor %r' % mode)
+    _mode = mode
+
+
+def mode():
+    return _mode or THREADING
+
+
+def run_blocking(fn, *args, **kwargs):
+    """Run a call that may block natively (a driver call) off the event loop.
+
+    Under eventlet it goes to a native thread so green threads (heartbeat,
+    reports, other operations) keep running; under threading the caller is
+    already a native thread.
+    """
+    if _tpool is not None:
+        return _tpool.execute(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def spawn(fn, *args, **kwargs):
+    """Start ``fn`` in the background; returns an object with ``wait()``."""
+    if _mode == EVENTLET:
+        import eventlet
+        return eventlet.spawn(fn, *args, **kwargs)
+    return _Thread(fn, args, kwargs)
+
+
+def sleep(seconds):
+    time.sleep(seconds)  # green under eventlet: time is monkey-patched
+
+
+class _Thread:
+    def __init__(self, fn, args, kwargs):
+        self._result = None
+        self._error = None
+
+        def run():
+            try:
+                self._result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to wait()
+                self._error = exc
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def wait(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result

@@ -1,0 +1,75 @@
+"""Per-resource locks through tooz, held across a whole flow.
+
+A file backend serves one host (a lock dies with its process); Redis, etcd or
+ZooKeeper serve a cluster of workers (a lock expires when its holder stops
+heart-beating).
+"""
+
+import contextlib
+import uuid
+
+from oslo_log import log as logging
+from tooz import coordination as tooz_coordination
+
+LOG = logging.getLogger(__name__)
+
+
+class Coordinator:
+    def __init__(self, backend_url, member_id=None):
+        self.backend_url = backend_url
+        self.member_id = (member_id or 'volume-worker-%s' % uuid.uuid4()).encode()
+        self._coordinator = None
+
+    def start(self):
+        if self._coordinator is not None:
+            return
+        self._ensure_file_dir()
+        coordinator = tooz_coordination.get_coordinator(self.backend_url,
+                                                        self.member_id)
+        coordinator.start(start_heart=True)
+        self._coordinator = coordinator
+        LOG.info('Lock backend %s started', _mask_url(self.backend_url))
+
+    def stop(self):
+        if self._coordinator is not None:
+            try:
+                self._coordinator.stop()
+            except tooz_coordination.ToozError:
+                LOG.warning('Lock backend did not stop cleanly', exc_info=True)
+            self._coordinator = None
+
+    def _ensure_file_dir(self):
+        if self.backend_url.startswith('file://'):
+            import os
+            os.makedirs(self.backend_url[len('file://'):].split('?')[0],
+                        exist_ok=True)
+
+    def get_lock(self, name):
+        if self._coordinator is None:
+            self.start()
+        return self._coordinator.get_lock(name.encode())
+
+    @contextlib.contextmanager
+    def lock(self, name):
+        """Hold the named lock for the block; waits while another holds it."""
+        lock = self.get_lock(name)
+        lock.acquire(blocking=True)
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except tooz_coordination.ToozError:
+                LOG.warning('Lock %s was lost before release', name)
+
+
+def _mask_url(url):
+    head, sep, tail = url.partition('@')
+    if not sep or '://' not in head:
+        return url
+    scheme, _, _cred = head.partition('://')
+    return '%s://***@%s' % (scheme, tail)
+
+
+def volume_lock_name(volume_id):
+    return 'volume-worker-volume-%s' % volume_id

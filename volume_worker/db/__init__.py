@@ -1,0 +1,1 @@
+"""The worker's own database: tables, a small API and migrations."""

@@ -1,0 +1,318 @@
+"""The database API the objects and flows use: plain functions over Core tables.
+
+One engine per process, set by ``configure()``. Every write is its own short
+transaction; compare-and-swap updates (``expected_status``) make status
+changes safe across workers of one cluster.
+"""
+
+import datetime
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from volume_worker import exception
+from volume_worker.db import models
+
+_ENGINE = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    # WAL + NORMAL: a commit is a write to the log, not an fsync of the
+    # database; still durable across a process crash.
+    cur.execute('PRAGMA journal_mode=WAL')
+    cur.execute('PRAGMA synchronous=NORMAL')
+    cur.execute('PRAGMA busy_timeout=30000')
+    cur.close()
+
+
+def configure(connection, **engine_kwargs):
+    """Create the process's engine for ``connection`` (a SQLAlchemy URL)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is not None:
+            _ENGINE.dispose()
+        url = sa.engine.make_url(connection)
+        if url.get_backend_name() == 'sqlite':
+            engine = sa.create_engine(url, **engine_kwargs)
+            event.listen(engine, 'connect', _sqlite_pragmas)
+        else:
+            engine_kwargs.setdefault('pool_pre_ping', True)
+            engine = sa.create_engine(url, **engine_kwargs)
+        _ENGINE = engine
+    return engine
+
+
+def get_engine():
+    if _ENGINE is None:
+        raise exception.WorkerException('database is not configured')
+    return _ENGINE
+
+
+def dispose():
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is not None:
+            _ENGINE.dispose()
+        _ENGINE = None
+
+
+# -- generic helpers ---------------------------------------------------------
+
+def _row_to_dict(row):
+    return dict(row._mapping) if row is not None else None
+
+
+def _get(table, resource_id, read_deleted=False):
+    query = sa.select(table).where(table.c.id == resource_id)
+    if not read_deleted and 'deleted' in table.c:
+        query = query.where(table.c.deleted == sa.false())
+    with get_engine().connect() as conn:
+        return _row_to_dict(conn.execute(query).first())
+
+
+def _create(table, values):
+    values = dict(values)
+    values.setdefault('created_at', utcnow())
+    if 'deleted' in table.c:
+        values.setdefault('deleted', False)
+    with get_engine().begin() as conn:
+        result = conn.execute(table.insert().values(**values))
+        if 'id' not in values and result.inserted_primary_key:
+            values['id'] = result.inserted_primary_key[0]
+    return values
+
+
+def _update(table, resource_id, values, expected_status=None):
+    """Update one live row; with ``expected_status`` only if it still has it.
+
+    Returns True when a row changed.
+    """
+    values = dict(values)
+    values.setdefault('updated_at', utcnow())
+    query = table.update().where(table.c.id == resource_id)
+    if 'deleted' in table.c:
+        query = query.where(table.c.deleted == sa.false())
+    if expected_status is not None:
+        if isinstance(expected_status, (list, tuple, set, frozenset)):
+            query = query.where(table.c.status.in_(list(expected_status)))
+        else:
+            query = query.where(table.c.status == expected_status)
+    with get_engine().begin() as conn:
+        return conn.execute(query.values(**values)).rowcount > 0
+
+
+def _list(table, filters=None, marker=None, limit=None, read_deleted=False,
+          sort_key='created_at'):
+    query = sa.select(table)
+    if not read_deleted and 'deleted' in table.c:
+        query = query.where(table.c.deleted == sa.false())
+    for key, value in (filters or {}).items():
+        if key == 'backend':
+            query = query.where(_host_clause(table, value))
+            continue
+        if key not in table.c:
+            raise exception.InvalidInput(reason='unknown filter %r' % key)
+        column = table.c[key]
+        if isinstance(value, (list, tuple, set, frozenset)):
+            query = query.where(column.in_(list(value)))
+        else:
+            query = query.where(column == value)
+    order = [table.c[sort_key], table.c.id]
+    if marker is not None:
+        marker_row = _get(table, marker, read_deleted=True)
+        if marker_row is None:
+            raise exception.InvalidInput(reason='marker %s not found' % marker)
+        mk = marker_row[sort_key]
+        query = query.where(sa.or_(
+            table.c[sort_key] > mk,
+            sa.and_(table.c[sort_key] == mk, table.c.id > marker)))
+    query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit)
+    with get_engine().connect() as conn:
+        return [_row_to_dict(r) for r in conn.execute(query)]
+
+
+def _soft_delete(table, resource_id, status):
+    now = utcnow()
+    return _update(table, resource_id, {
+        'deleted': True, 'deleted_at': now, 'status': status,
+        'updated_at': now})
+
+
+# -- volumes -------------------------------------------------------------------
+
+def volume_get(volume_id, read_deleted=False):
+    row = _get(models.volumes, volume_id, read_deleted=read_deleted)
+    if row is None:
+        raise exception.VolumeNotFound(volume_id=volume_id)
+    return row
+
+
+def volume_create(values):
+    try:
+        return _create(models.volumes, values)
+    except sa.exc.IntegrityError:
+        raise exception.VolumeExists(volume_id=values.get('id'))
+
+
+def volume_update(volume_id, values, expected_status=None):
+    return _update(models.volumes, volume_id, values, expected_status)
+
+
+def volume_destroy(volume_id, status):
+    return _soft_delete(models.volumes, volume_id, status)
+
+
+def volume_get_all(filters=None, marker=None, limit=None):
+    return _list(models.volumes, filters, marker, limit)
+
+
+def volume_count_by_status(host, statuses):
+    t = models.volumes
+    query = sa.select(sa.func.count()).select_from(t).where(
+        t.c.deleted == sa.false(), t.c.status.in_(list(statuses)),
+        _host_clause(t, host))
+    with get_engine().connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def _host_clause(table, host):
+    """Rows of backend ``host`` (host@backend), whatever their pool."""
+    return sa.or_(table.c.host == host, table.c.host.like(host + '#%'))
+
+
+def volume_allocated_capacity_by_pool(host):
+    """{pool_name: allocated GiB} of the live volumes of one backend.
+
+    A grouped aggregate, so a report costs the same with 100 or 100,000
+    volumes as far as Python is concerned.
+    """
+    t = models.volumes
+    query = (sa.select(t.c.host, sa.func.sum(t.c.size))
+             .where(t.c.deleted == sa.false(), _host_clause(t, host))
+             .group_by(t.c.host))
+    out = {}
+    with get_engine().connect() as conn:
+        for vol_host, total in conn.execute(query):
+            pool = vol_host.partition('#')[2] or None
+            out[pool] = out.get(pool, 0) + int(total or 0)
+    return out
+
+
+# -- snapshots -----------------------------------------------------------------
+
+def snapshot_get(snapshot_id, read_deleted=False):
+    row = _get(models.snapshots, snapshot_id, read_deleted=read_deleted)
+    if row is None:
+        raise exception.SnapshotNotFound(snapshot_id=snapshot_id)
+    return row
+
+
+def snapshot_create(values):
+    return _create(models.snapshots, values)
+
+
+def snapshot_update(snapshot_id, values, expected_status=None):
+    return _update(models.snapshots, snapshot_id, values, expected_status)
+
+
+def snapshot_destroy(snapshot_id, status):
+    return _soft_delete(models.snapshots, snapshot_id, status)
+
+
+def snapshot_get_all(filters=None, marker=None, limit=None):
+    return _list(models.snapshots, filters, marker, limit)
+
+
+# -- volume types ----------------------------------------------------------------
+
+def volume_type_get(type_id):
+    row = _get(models.volume_types, type_id)
+    if row is None:
+        raise exception.VolumeTypeNotFound(volume_type_id=type_id)
+    return row
+
+
+def volume_type_create(values):
+    return _create(models.volume_types, values)
+
+
+# -- services --------------------------------------------------------------------
+
+def service_get_by_host_binary(host, binary):
+    t = models.services
+    query = sa.select(t).where(t.c.host == host, t.c.binary == binary,
+                               t.c.deleted == sa.false())
+    with get_engine().connect() as conn:
+        row = _row_to_dict(conn.execute(query).first())
+    if row is None:
+        raise exception.ServiceNotFound(host=host, binary=binary)
+    return row
+
+
+def service_create(values):
+    return _create(models.services, values)
+
+
+def service_update(service_id, values, expected_status=None):
+    return _update(models.services, service_id, values)
+
+
+def service_get_all(filters=None):
+    return _list(models.services, filters, sort_key='id')
+
+
+# -- flow journal ----------------------------------------------------------------
+
+def journal_start(resource_type, resource_id, host, operation, store):
+    """Record that an operation on a resource began; returns the row id.
+
+    A row left by an earlier, interrupted run of the same resource is
+    replaced: its owner is whoever holds the resource's lock now.
+    """
+    t = models.flow_journal
+    now = utcnow()
+    with get_engine().begin() as conn:
+        conn.execute(t.delete().where(t.c.resource_type == resource_type,
+                                      t.c.resource_id == resource_id))
+        result = conn.execute(t.insert().values(
+            resource_type=resource_type, resource_id=resource_id, host=host,
+            operation=operation, state='running', store=store, progress={},
+            created_at=now, updated_at=now))
+        return result.inserted_primary_key[0]
+
+
+def journal_checkpoint(journal_id, progress, state='running'):
+    t = models.flow_journal
+    with get_engine().begin() as conn:
+        conn.execute(t.update().where(t.c.id == journal_id).values(
+            progress=progress, state=state, updated_at=utcnow()))
+
+
+def journal_finish(journal_id):
+    t = models.flow_journal
+    with get_engine().begin() as conn:
+        conn.execute(t.delete().where(t.c.id == journal_id))
+
+
+def journal_get_all(host):
+    t = models.flow_journal
+    query = sa.select(t).where(t.c.host == host).order_by(t.c.id)
+    with get_engine().connect() as conn:
+        return [_row_to_dict(r) for r in conn.execute(query)]
+
+
+def journal_get(resource_type, resource_id):
+    t = models.flow_journal
+    query = sa.select(t).where(t.c.resource_type == resource_type,
+                               t.c.resource_id == resource_id)
+    with get_engine().connect() as conn:
+        return _row_to_dict(conn.execute(query).first())

@@ -1,0 +1,102 @@
+"""Table definitions (SQLAlchemy Core: the hot path needs no ORM)."""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _timestamps():
+    return [
+        sa.Column('created_at', sa.DateTime, nullable=False),
+        sa.Column('updated_at', sa.DateTime),
+        sa.Column('deleted_at', sa.DateTime),
+        sa.Column('deleted', sa.Boolean, nullable=False, default=False),
+    ]
+
+
+volumes = sa.Table(
+    'volumes', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('size', sa.Integer, nullable=False),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('display_name', sa.String(255)),
+    sa.Column('display_description', sa.Text),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('cluster_name', sa.String(255)),
+    sa.Column('availability_zone', sa.String(255)),
+    sa.Column('volume_type_id', sa.String(36)),
+    sa.Column('provider_location', sa.Text),
+    sa.Column('provider_auth', sa.Text),
+    sa.Column('provider_id', sa.String(255)),
+    sa.Column('snapshot_id', sa.String(36)),
+    sa.Column('source_volid', sa.String(36)),
+    sa.Column('attach_status', sa.String(32)),
+    sa.Column('migration_status', sa.String(32)),
+    sa.Column('replication_status', sa.String(32)),
+    sa.Column('metadata', sa.JSON),
+    sa.Column('admin_metadata', sa.JSON),
+    *_timestamps(),
+)
+
+snapshots = sa.Table(
+    'snapshots', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('volume_id', sa.String(36), nullable=False, index=True),
+    sa.Column('volume_size', sa.Integer, nullable=False),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('display_name', sa.String(255)),
+    sa.Column('display_description', sa.Text),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('provider_location', sa.Text),
+    sa.Column('provider_auth', sa.Text),
+    sa.Column('progress', sa.String(255)),
+    sa.Column('metadata', sa.JSON),
+    *_timestamps(),
+)
+
+volume_types = sa.Table(
+    'volume_types', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('name', sa.String(255), nullable=False, unique=True),
+    sa.Column('description', sa.Text),
+    sa.Column('is_public', sa.Boolean, nullable=False, default=True),
+    sa.Column('extra_specs', sa.JSON),
+    *_timestamps(),
+)
+
+services = sa.Table(
+    'services', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('host', sa.String(255), nullable=False),
+    sa.Column('binary', sa.String(64), nullable=False),
+    sa.Column('topic', sa.String(255), nullable=False),
+    sa.Column('cluster_name', sa.String(255)),
+    sa.Column('disabled', sa.Boolean, nullable=False, default=False),
+    sa.Column('disabled_reason', sa.String(255)),
+    sa.Column('frozen', sa.Boolean, nullable=False, default=False),
+    sa.Column('active_backend_id', sa.String(255)),
+    sa.Column('replication_status', sa.String(32)),
+    sa.Column('recovered_at', sa.DateTime),
+    sa.Column('rpc_version', sa.String(16)),
+    *_timestamps(),
+    sa.UniqueConstraint('host', 'binary', name='uniq_services0host0binary'),
+)
+
+# One row per unfinished operation: written when a flow starts, checkpointed
+# after each task with side effects outside the database, removed when the
+# flow ends. Start-up resumes or reverts whatever is left.
+flow_journal = sa.Table(
+    'flow_journal', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('resource_type', sa.String(32), nullable=False),
+    sa.Column('resource_id', sa.String(36), nullable=False),
+    sa.Column('host', sa.String(255), nullable=False, index=True),
+    sa.Column('operation', sa.String(64), nullable=False),
+    sa.Column('state', sa.String(16), nullable=False),
+    sa.Column('store', sa.JSON, nullable=False),
+    sa.Column('progress', sa.JSON, nullable=False),
+    sa.Column('created_at', sa.DateTime, nullable=False),
+    sa.Column('updated_at', sa.DateTime),
+    sa.UniqueConstraint('resource_type', 'resource_id',
+                        name='uniq_flow_journal0resource'),
+)

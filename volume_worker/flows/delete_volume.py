@@ -1,0 +1,90 @@
+"""Delete a volume: mark it deleting, remove its export and backend object, drop the row.
+
+Resume rule: an interrupted delete resumes (deleting on the backend is
+idempotent: an absent volume is already deleted).
+"""
+
+from oslo_log import log as logging
+from taskflow.patterns import linear_flow
+
+from volume_worker import exception
+from volume_worker.flows import common
+from volume_worker.flows import runner
+from volume_worker import objects
+from volume_worker.objects import VolumeStatus
+
+LOG = logging.getLogger(__name__)
+
+EVENT = 'volume.delete'
+
+DELETABLE = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR,
+             VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING,
+             VolumeStatus.DELETING, VolumeStatus.CREATING)
+
+
+class MarkDeleting(common.VolumeTask):
+    """Move the volume to ``deleting``; revert leaves it ``error_deleting``."""
+
+    def execute(self, volume):
+        if volume.status not in DELETABLE:
+            raise exception.InvalidStatus(
+                resource='Volume', resource_id=volume.id,
+                status=volume.status, operation='delete',
+                expected=', '.join(DELETABLE))
+        volume.status = VolumeStatus.DELETING
+        if not volume.save(expected_status=DELETABLE):
+            raise exception.InvalidStatus(
+                resource='Volume', resource_id=volume.id, status='changed',
+                operation='delete', expected=', '.join(DELETABLE))
+
+    def revert(self, volume, result=None, **kwargs):
+        if volume.status != VolumeStatus.DELETING:
+            return  # never moved: the failure was that it could not be
+        volume.status = VolumeStatus.ERROR_DELETING
+        volume.save()
+
+
+class RemoveExport(common.VolumeTask):
+    """Tear the volume's export down. Cannot be undone: no revert."""
+
+    def execute(self, context, driver, volume):
+        common.call_driver(driver, 'remove_export', context, volume)
+
+
+class DeleteOnBackend(common.VolumeTask):
+    """Delete the backend object. Cannot be undone: no revert."""
+
+    checkpoint = True
+
+    def execute(self, driver, volume):
+        common.call_driver(driver, 'delete_volume', volume)
+
+
+class DestroyRecord(common.VolumeTask):
+    """Remove the volume from every reader's view (soft delete)."""
+
+    def execute(self, volume):
+        volume.destroy()
+
+
+def build(store):
+    return linear_flow.Flow('delete_volume').add(
+        common.Notify(EVENT),
+        MarkDeleting(),
+        RemoveExport(),
+        DeleteOnBackend(),
+        DestroyRecord(),
+        common.NotifyEnd(EVENT),
+    )
+
+
+def make_store(volume):
+    return {'volume_id': volume.id}
+
+
+def load(store, deps):
+    return {'volume': objects.Volume.get_by_id(store['volume_id'])}
+
+
+FAMILY = runner.FlowFamily('delete_volume', 'volume', build, load,
+                           on_resume=runner.RESUME)

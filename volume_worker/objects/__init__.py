@@ -1,0 +1,10 @@
+"""Versioned objects: the only things besides plain JSON that cross the wire."""
+
+from volume_worker.objects.base import VolumeWorkerObjectSerializer  # noqa
+from volume_worker.objects.fields import ReplicationStatus  # noqa
+from volume_worker.objects.fields import SnapshotStatus  # noqa
+from volume_worker.objects.fields import VolumeStatus  # noqa
+from volume_worker.objects.service import Service  # noqa
+from volume_worker.objects.volume import Snapshot  # noqa
+from volume_worker.objects.volume import Volume  # noqa
+from volume_worker.objects.volume import VolumeType  # noqa

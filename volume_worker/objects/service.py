@@ -1,0 +1,52 @@
+"""Service: one row per backend a worker serves; its heartbeat and recovery state."""
+
+from oslo_versionedobjects import fields
+
+from volume_worker.db import api as db
+from volume_worker import exception
+from volume_worker.objects import base
+from volume_worker.objects.volume import _PersistentObject
+
+BINARY = 'volume-worker'
+
+
+@base.register
+class Service(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.IntegerField(),
+        'host': fields.StringField(),
+        'binary': fields.StringField(),
+        'topic': fields.StringField(),
+        'cluster_name': fields.StringField(nullable=True),
+        'disabled': fields.BooleanField(default=False),
+        'disabled_reason': fields.StringField(nullable=True),
+        'frozen': fields.BooleanField(default=False),
+        'active_backend_id': fields.StringField(nullable=True),
+        'replication_status': fields.StringField(nullable=True),
+        'recovered_at': fields.DateTimeField(nullable=True),
+        'rpc_version': fields.StringField(nullable=True),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_update = staticmethod(db.service_update)
+
+    @classmethod
+    def get_all(cls, filters=None, marker=None, limit=None):
+        return [cls._from_db(r) for r in db.service_get_all(filters)]
+
+    @classmethod
+    def get_or_create(cls, host, topic, cluster_name=None):
+        try:
+            return cls._from_db(db.service_get_by_host_binary(host, BINARY))
+        except exception.ServiceNotFound:
+            row = db.service_create({'host': host, 'binary': BINARY,
+                                     'topic': topic,
+                                     'cluster_name': cluster_name,
+                                     'updated_at': db.utcnow()})
+            return cls._from_db(db.service_get_by_host_binary(row['host'],
+                                                              BINARY))

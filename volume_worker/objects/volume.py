@@ -1,0 +1,199 @@
+"""Volume, Snapshot and VolumeType: the resources a worker manages."""
+
+from oslo_versionedobjects import fields
+
+from volume_worker.db import api as db
+from volume_worker.objects import base
+from volume_worker.objects import fields as vw_fields
+
+
+class _PersistentObject(base.VolumeWorkerObject):
+    """Load, create, save and delete through one table's db functions."""
+
+    _db_get = None
+    _db_create = None
+    _db_update = None
+    _db_destroy = None
+    _db_get_all = None
+
+    @classmethod
+    def _from_db(cls, row):
+        obj = cls()
+        for name in cls.fields:
+            if name in row:
+                setattr(obj, name, row[name])
+        obj.obj_reset_changes()
+        return obj
+
+    @classmethod
+    def get_by_id(cls, resource_id, read_deleted=False):
+        return cls._from_db(cls._db_get(resource_id, read_deleted=read_deleted))
+
+    @classmethod
+    def get_all(cls, filters=None, marker=None, limit=None):
+        rows = cls._db_get_all(filters=filters, marker=marker, limit=limit)
+        return [cls._from_db(r) for r in rows]
+
+    def create(self):
+        values = self.obj_get_changes()
+        row = self._db_create(values)
+        for key in ('created_at', 'deleted'):
+            if key in self.fields and key in row:
+                setattr(self, key, row[key])
+        self.obj_reset_changes()
+
+    def save(self, expected_status=None):
+        """Write changed fields; False when ``expected_status`` did not hold."""
+        changes = self.obj_get_changes()
+        for name in self.READ_ONLY_FIELDS:
+            changes.pop(name, None)
+        if not changes:
+            return True
+        changes['updated_at'] = db.utcnow()
+        ok = self._db_update(self.id, changes, expected_status=expected_status)
+        if ok:
+            self.updated_at = changes['updated_at']
+            self.obj_reset_changes()
+        return ok
+
+    def refresh(self):
+        fresh = self.get_by_id(self.id, read_deleted=True)
+        for name in self.fields:
+            if fresh.obj_attr_is_set(name):
+                setattr(self, name, getattr(fresh, name))
+        self.obj_reset_changes()
+
+
+@base.register
+class VolumeType(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'name': fields.StringField(),
+        'description': fields.StringField(nullable=True),
+        'is_public': fields.BooleanField(default=True),
+        'extra_specs': fields.DictOfNullableStringsField(default={}),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(lambda i, read_deleted=False: db.volume_type_get(i))
+    _db_create = staticmethod(db.volume_type_create)
+
+
+@base.register
+class Volume(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'size': fields.IntegerField(),
+        'status': vw_fields.VolumeStatusField(),
+        'display_name': fields.StringField(nullable=True),
+        'display_description': fields.StringField(nullable=True),
+        'host': fields.StringField(nullable=True),
+        'cluster_name': fields.StringField(nullable=True),
+        'availability_zone': fields.StringField(nullable=True),
+        'volume_type_id': fields.UUIDField(nullable=True),
+        'provider_location': fields.StringField(nullable=True),
+        'provider_auth': fields.SensitiveStringField(nullable=True),
+        'provider_id': fields.StringField(nullable=True),
+        'snapshot_id': fields.UUIDField(nullable=True),
+        'source_volid': fields.UUIDField(nullable=True),
+        'attach_status': fields.StringField(nullable=True),
+        'migration_status': fields.StringField(nullable=True),
+        'replication_status': fields.StringField(nullable=True),
+        'metadata': fields.DictOfNullableStringsField(default={}),
+        'admin_metadata': fields.DictOfNullableStringsField(default={}),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(db.volume_get)
+    _db_create = staticmethod(db.volume_create)
+    _db_update = staticmethod(db.volume_update)
+    _db_destroy = staticmethod(db.volume_destroy)
+    _db_get_all = staticmethod(db.volume_get_all)
+
+    @property
+    def name(self):
+        return 'volume-%s' % self.id
+
+    @property
+    def name_id(self):
+        return self.id
+
+    def destroy(self):
+        """Soft-delete the row: the volume is gone for every reader."""
+        db.volume_destroy(self.id, vw_fields.VolumeStatus.DELETED)
+        self.status = vw_fields.VolumeStatus.DELETED
+        self.deleted = True
+        self.obj_reset_changes()
+
+    PAYLOAD_FIELDS = ('size', 'status', 'host', 'display_name',
+                      'volume_type_id', 'availability_zone')
+
+    def notification_payload(self):
+        """What notifications say of a volume: never its provider_auth."""
+        payload = {'volume_id': self.id}
+        for name in self.PAYLOAD_FIELDS:
+            payload[name] = (getattr(self, name)
+                             if self.obj_attr_is_set(name) else None)
+        for name in ('created_at', 'updated_at'):
+            payload[name] = (_iso(getattr(self, name))
+                             if self.obj_attr_is_set(name) else None)
+        return payload
+
+
+@base.register
+class Snapshot(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'volume_id': fields.UUIDField(),
+        'volume_size': fields.IntegerField(),
+        'status': vw_fields.SnapshotStatusField(),
+        'display_name': fields.StringField(nullable=True),
+        'display_description': fields.StringField(nullable=True),
+        'host': fields.StringField(nullable=True),
+        'provider_location': fields.StringField(nullable=True),
+        'provider_auth': fields.SensitiveStringField(nullable=True),
+        'progress': fields.StringField(nullable=True),
+        'metadata': fields.DictOfNullableStringsField(default={}),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(db.snapshot_get)
+    _db_create = staticmethod(db.snapshot_create)
+    _db_update = staticmethod(db.snapshot_update)
+    _db_destroy = staticmethod(db.snapshot_destroy)
+    _db_get_all = staticmethod(db.snapshot_get_all)
+
+    @property
+    def name(self):
+        return 'snapshot-%s' % self.id
+
+    @property
+    def volume(self):
+        return Volume.get_by_id(self.volume_id)
+
+    def destroy(self):
+        db.snapshot_destroy(self.id, vw_fields.SnapshotStatus.DELETED)
+        self.status = vw_fields.SnapshotStatus.DELETED
+        self.deleted = True
+        self.obj_reset_changes()
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None

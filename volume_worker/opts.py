@@ -1,0 +1,124 @@
+"""Every configuration option of the worker, grouped by section.
+
+``list_opts()`` feeds ``oslo-config-generator``; ``set_defaults()`` gives the
+library options (transport, database) the defaults this project wants.
+"""
+
+import socket
+
+from oslo_config import cfg
+
+DEFAULT_TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+DEFAULT_DB_CONNECTION = 'sqlite:///$state_path/volume-worker.sqlite'
+
+service_opts = [
+    cfg.StrOpt('host', default=socket.gethostname(), sample_default='<hostname>',
+               help='Name of this worker host. Each backend is addressed on '
+                    'the bus as host@backend.'),
+    cfg.StrOpt('cluster',
+               help='Name of the cluster this worker belongs to. Workers '
+                    'of one cluster share its queue (cluster@backend), its '
+                    'database and a shared coordination backend.'),
+    cfg.ListOpt('enabled_backends', default=['backend1'],
+                help='Names of the config sections of the backends this '
+                     'worker serves. Each section names a volume_driver.'),
+    cfg.StrOpt('state_path', default='/var/lib/volume-worker',
+               help='Top directory for the worker\'s own state: the default '
+                    'SQLite database, lock files, file-backed volumes.'),
+    cfg.StrOpt('volume_topic', default='volume-worker',
+               help='RPC topic the worker listens on.'),
+    cfg.StrOpt('scheduler_topic', default='volume-scheduler',
+               help='RPC topic capability reports are fanned out to.'),
+    cfg.IntOpt('report_interval', default=10, min=1,
+               help='Seconds between heartbeats (service row updated_at).'),
+    cfg.IntOpt('backend_stats_polling_interval', default=60, min=1,
+               help='Seconds between capability reports to the scheduler.'),
+    cfg.StrOpt('executor', default='eventlet',
+               choices=[('eventlet', 'green threads (monkey-patched)'),
+                        ('threading', 'native threads')],
+               help='Concurrency model of the worker process.'),
+    cfg.IntOpt('driver_thread_pool_size', default=64, min=1,
+               help='Native threads that run blocking driver calls, so the '
+                    'heartbeat and reports never wait behind a slow backend.'),
+    cfg.IntOpt('graceful_shutdown_timeout', default=60, min=0,
+               help='Seconds to let in-flight operations finish after '
+                    'SIGTERM before the worker journals them and exits.'),
+    cfg.IntOpt('driver_setup_retries', default=5, min=0,
+               help='Times driver set-up is retried at start-up, with '
+                    'exponential back-off, before the backend is disabled.'),
+    cfg.IntOpt('max_volume_size_gb', default=16384, min=1,
+               help='Largest volume size, in GiB, the worker accepts.'),
+    cfg.IntOpt('max_metadata_bytes', default=65536, min=0,
+               help='Largest JSON size of a volume\'s metadata.'),
+]
+
+backend_opts = [
+    cfg.StrOpt('volume_driver', default='drivers.fake.FakeDriver',
+               help='Import path of the driver class of this backend.'),
+]
+
+coordination_opts = [
+    cfg.StrOpt('backend_url', default='file://$state_path/locks',
+               help='tooz URL of the lock backend: file:// on one host, '
+                    'redis:// (or etcd3+http://, zookeeper://) for a cluster.'),
+]
+
+client_opts = [
+    cfg.IntOpt('cast_retry_deadline', default=30, min=0,
+               help='Seconds the client keeps retrying a request while the '
+                    'broker is unreachable before failing loudly.'),
+    cfg.IntOpt('wait_timeout', default=300, min=1,
+               help='Seconds "--wait" waits for a volume to settle.'),
+]
+
+CONF = cfg.CONF
+
+
+def register_opts(conf=CONF):
+    conf.register_opts(service_opts)
+    conf.register_opts(coordination_opts, group='coordination')
+    conf.register_opts(client_opts, group='client')
+
+
+def register_backend_opts(conf, backend):
+    conf.register_opts(backend_opts, group=backend)
+
+
+def set_defaults(conf=CONF):
+    """Give library options this project's defaults."""
+    import oslo_messaging
+    from oslo_db import options as db_options
+    from oslo_messaging import transport as messaging_transport
+
+    oslo_messaging.set_transport_defaults('volume-worker')
+    # oslo.messaging offers no public setter for the transport URL's
+    # default; its option objects are the ones every copy is made from.
+    cfg.set_defaults(messaging_transport._transport_opts,
+                     transport_url=DEFAULT_TRANSPORT_URL)
+    conf.register_opts(messaging_transport._transport_opts)
+    from oslo_messaging.notify import notifier as messaging_notifier
+    cfg.set_defaults(messaging_notifier._notifier_opts, driver=['messagingv2'])
+    db_options.set_defaults(conf, connection=DEFAULT_DB_CONNECTION)
+
+
+def list_opts():
+    from drivers import base as driver_base
+    return [
+        ('DEFAULT', service_opts),
+        ('coordination', coordination_opts),
+        ('client', client_opts),
+        ('backend', backend_opts + list(driver_base.volume_opts)
+         + _driver_opts()),
+    ]
+
+
+def _driver_opts():
+    opts = []
+    for module in ('drivers.fake', 'drivers.file'):
+        try:
+            mod = __import__(module, fromlist=['list_opts'])
+        except ImportError:
+            continue
+        for _group, group_opts in mod.list_opts():
+            opts.extend(group_opts)
+    return opts

@@ -1,0 +1,225 @@
+"""Start-up, RPC servers, periodic tasks and graceful drain of a worker process.
+
+One ``BackendService`` per enabled backend: its driver (set up with retry and
+back-off), manager, RPC server(s), heartbeat and capability reports.
+"""
+
+import time
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import importutils
+
+from drivers import configuration as driver_configuration
+from volume_worker import concurrency
+from volume_worker import coordination
+from volume_worker.db import api as db
+from volume_worker.db import migration
+from volume_worker.flows import runner as flow_runner
+from volume_worker import manager as volume_manager
+from volume_worker import objects
+from volume_worker import opts
+from volume_worker import reporting
+from volume_worker import rpc
+from volume_worker import rpcapi
+
+LOG = logging.getLogger(__name__)
+
+TICK = 0.5  # seconds between looks at the periodic tasks
+REPORT_DEBOUNCE = 1.0  # least seconds between two reports after changes
+
+
+def load_driver(conf, backend_name, host, active_backend_id=None):
+    opts.register_backend_opts(conf, backend_name)
+    driver_path = conf[backend_name].volume_driver
+    configuration = driver_configuration.Configuration(
+        [], config_group=backend_name, conf=conf)
+    driver_cls = importutils.import_class(driver_path)
+    return driver_cls(configuration=configuration, host=host,
+                      active_backend_id=active_backend_id)
+
+
+class BackendService:
+    def __init__(self, conf, backend_name, transport, notification_transport,
+                 coordinator):
+        self.conf = conf
+        self.backend_name = backend_name
+        self.host = '%s@%s' % (conf.host, backend_name)
+        self.transport = transport
+        self.coordinator = coordinator
+        self.service = objects.Service.get_or_create(
+            self.host, conf.volume_topic,
+            cluster_name=('%s@%s' % (conf.cluster, backend_name)
+                          if conf.cluster else None))
+        self.driver = load_driver(conf, backend_name, self.host,
+                                  self.service.active_backend_id)
+        self.notifier = rpc.Notifier(notification_transport,
+                                     'volume-worker.%s' % self.host)
+        self.reporter = reporting.CapabilityReporter(
+            self.host, self.driver,
+            rpcapi.SchedulerReportAPI(conf, transport))
+        self.manager = volume_manager.VolumeManager(
+            conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
+            coordinator, self.notifier, self.reporter)
+        self.servers = []
+        self._next_heartbeat = 0.0
+        self._next_report = 0.0
+
+    # -- start-up ------------------------------------------------------------
+
+    def init_host(self):
+        """Set the driver up, recover unfinished work, take a first report."""
+        self._setup_driver()
+        if not self.driver.initialized:
+            return
+        started = time.monotonic()
+        summary = self.manager.recover(rpc.admin_context())
+        self.service.recovered_at = db.utcnow()
+        self.service.save()
+        LOG.info('Backend %s recovered in %.2fs: %s', self.host,
+                 time.monotonic() - started, summary)
+        try:
+            report = self.reporter.build()
+            pools = report.get('pools') or []
+            if pools:
+                self.manager.default_pool = pools[0].get('pool_name')
+            else:
+                self.manager.default_pool = report.get(
+                    'volume_backend_name') or self.backend_name
+        except Exception:
+            LOG.exception('First capability report of %s failed', self.host)
+
+    def _setup_driver(self):
+        delay = 1.0
+        for attempt in range(self.conf.driver_setup_retries + 1):
+            try:
+                ctxt = rpc.admin_context()
+                concurrency.run_blocking(self.driver.do_setup, ctxt)
+                concurrency.run_blocking(self.driver.check_for_setup_error)
+                self.driver.set_initialized()
+                LOG.info('Driver %s of backend %s is ready',
+                         type(self.driver).__name__, self.host)
+                return
+            except Exception as exc:
+                if attempt == self.conf.driver_setup_retries:
+                    LOG.error('Driver of backend %s failed to set up after '
+                              '%d attempts: %s; the backend stays disabled',
+                              self.host, attempt + 1, exc)
+                    return
+                LOG.warning('Driver of backend %s failed to set up (%s); '
+                            'retrying in %.0fs', self.host, exc, delay)
+                concurrency.sleep(delay)
+                delay = min(delay * 2, 60)
+
+    def start_rpc(self):
+        targets = [self.host]
+        if self.conf.cluster:
+            targets.append('%s@%s' % (self.conf.cluster, self.backend_name))
+        for server_name in targets:
+            target = messaging.Target(topic=self.conf.volume_topic,
+                                      server=server_name)
+            server = messaging.get_rpc_server(
+                self.transport, target, [self.manager],
+                serializer=rpc.get_serializer())
+            server.start()
+            self.servers.append(server)
+        LOG.info('Backend %s listening on %s as %s', self.host,
+                 self.conf.volume_topic, ', '.join(targets))
+
+    # -- periodic tasks -------------------------------------------------------
+
+    def tick(self, now):
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.conf.report_interval
+            self._heartbeat()
+        report_due = now >= self._next_report
+        changed = (self.reporter.dirty and
+                   now - self.reporter.last_published >= REPORT_DEBOUNCE)
+        if self.driver.initialized and (report_due or changed):
+            if report_due:
+                self._next_report = now + self.conf.backend_stats_polling_interval
+            try:
+                self.reporter.publish()
+            except Exception:
+                LOG.exception('Capability report of %s failed', self.host)
+
+    def _heartbeat(self):
+        try:
+            self.service.updated_at = db.utcnow()
+            self.service.save()
+        except Exception:
+            LOG.exception('Heartbeat of %s failed', self.host)
+
+    # -- shutdown ------------------------------------------------------------
+
+    def stop_consuming(self):
+        self.manager.accepting = False
+        for server in self.servers:
+            server.stop()
+
+    def wait(self):
+        for server in self.servers:
+            server.wait()
+        self.servers = []
+
+
+class WorkerService:
+    """The whole process: database, locks, every backend, the periodic loop."""
+
+    def __init__(self, conf=None):
+        self.conf = conf or cfg.CONF
+        self.backends = []
+        self._stopping = False
+        self._loop = None
+
+    def start(self):
+        conf = self.conf
+        db.configure(conf.database.connection)
+        if migration.db_sync():
+            LOG.info('Database schema migrated to %s',
+                     migration.head_revision())
+        self.coordinator = coordination.Coordinator(
+            conf.coordination.backend_url, member_id=conf.host)
+        self.coordinator.start()
+        transport = rpc.get_transport(conf)
+        notification_transport = rpc.get_notification_transport(conf)
+        for name in conf.enabled_backends:
+            backend = BackendService(conf, name, transport,
+                                     notification_transport, self.coordinator)
+            backend.init_host()
+            self.backends.append(backend)
+        for backend in self.backends:
+            backend.start_rpc()
+        self._loop = concurrency.spawn(self._periodic_loop)
+        LOG.info('volume-worker started on %s (%s executor): %s',
+                 conf.host, concurrency.mode(),
+                 ', '.join(b.host for b in self.backends))
+
+    def _periodic_loop(self):
+        while not self._stopping:
+            now = time.monotonic()
+            for backend in self.backends:
+                backend.tick(now)
+            concurrency.sleep(TICK)
+
+    def stop(self, graceful=True):
+        """Stop taking messages, drain in-flight work, leave the rest journaled."""
+        for backend in self.backends:
+            backend.stop_consuming()
+        timeout = self.conf.graceful_shutdown_timeout if graceful else 0
+        deadline = time.monotonic() + timeout
+        drained = True
+        for backend in self.backends:
+            left = max(0.0, deadline - time.monotonic())
+            if not backend.manager.wait_idle(left):
+                drained = False
+                LOG.warning('Backend %s still has operations in flight after '
+                            '%ss; they stay journaled and resume at the next '
+                            'start', backend.host, timeout)
+        if drained:
+            for backend in self.backends:
+                backend.wait()
+        self._stopping = True
+        self.coordinator.stop()
+        return drained

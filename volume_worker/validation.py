@@ -1,0 +1,98 @@
+"""Checks every RPC endpoint runs on its arguments before anything changes."""
+
+import functools
+import inspect
+import json
+import uuid
+
+import oslo_messaging as messaging
+from oslo_log import log as logging
+
+from volume_worker import exception
+
+LOG = logging.getLogger(__name__)
+
+
+def endpoint(fn=None, read_only=False):
+    """Make an RPC method reject bad requests with one clear error.
+
+    Arguments that do not fit the method's signature, and any of our own
+    exceptions, become an ``ExpectedException``: a caller of ``call`` gets
+    the error itself, a ``cast`` leaves one log line and nothing changed.
+    Anything else is a bug: logged with its traceback, still returned.
+    """
+    if fn is None:
+        return functools.partial(endpoint, read_only=read_only)
+    signature = inspect.signature(fn)
+    log = LOG.debug if read_only else LOG.warning
+
+    @functools.wraps(fn)
+    def wrapper(self, context, **kwargs):
+        try:
+            try:
+                signature.bind(self, context, **kwargs)
+            except TypeError as exc:
+                raise exception.InvalidInput(
+                    reason='%s(): %s' % (fn.__name__, exc))
+            return fn(self, context, **kwargs)
+        except exception.VolumeDriverException as exc:
+            error = exc
+            expected = messaging.ExpectedException()  # captures exc_info
+        log('%s rejected: %s', fn.__name__, error)
+        raise expected
+    return wrapper
+
+
+def check_uuid(value, what):
+    if not isinstance(value, str):
+        raise exception.InvalidInput(reason='%s must be a UUID string, not %s'
+                                     % (what, type(value).__name__))
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise exception.InvalidInput(reason='%s %r is not a UUID'
+                                     % (what, value[:64]))
+    if str(parsed) != value.lower():
+        raise exception.InvalidInput(reason='%s %r is not in canonical UUID '
+                                     'form' % (what, value[:64]))
+    return value
+
+
+def check_size(size, max_size):
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise exception.InvalidInput(reason='size must be a whole number of '
+                                     'GiB, not %r' % (size,))
+    if size < 1:
+        raise exception.InvalidInput(reason='size must be at least 1 GiB, '
+                                     'not %d' % size)
+    if size > max_size:
+        raise exception.InvalidInput(reason='size %d GiB exceeds the limit '
+                                     'of %d GiB' % (size, max_size))
+    return size
+
+
+def check_metadata(metadata, max_bytes):
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise exception.InvalidInput(reason='metadata must be a dict')
+    if len(json.dumps(metadata)) > max_bytes:
+        raise exception.InvalidInput(reason='metadata exceeds %d bytes'
+                                     % max_bytes)
+    return metadata
+
+
+def check_object(obj, cls, what):
+    if not isinstance(obj, cls):
+        raise exception.InvalidInput(reason='%s must be a %s object, not %s'
+                                     % (what, cls.obj_name(),
+                                        type(obj).__name__))
+    return obj
+
+
+def check_limit(limit, maximum=1000):
+    if limit is None:
+        return maximum
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise exception.InvalidInput(reason='limit must be a positive integer')
+    return min(limit, maximum)
