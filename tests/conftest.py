@@ -54,3 +54,15 @@ def make_postgres_database():
 @pytest.fixture
 def unique():
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope='session', autouse=True)
+def expire_test_queues():
+    """Queues of short-lived test workers (host node-*) expire when unused."""
+    import shutil
+    import subprocess
+    if shutil.which('rabbitmqctl'):
+        subprocess.run(['rabbitmqctl', '-q', 'set_policy', '--apply-to',
+                        'queues', 'volume-worker-test-queues',
+                        r'^volume-worker\.node-', '{"expires": 120000}'],
+                       capture_output=True, timeout=60)

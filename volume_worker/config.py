@@ -1,6 +1,7 @@
 """Loads the configuration of a worker or client process."""
 
 import configparser
+import logging as std_logging
 import warnings
 
 from oslo_config import cfg
@@ -29,6 +30,28 @@ def setup_logging(conf, name=PROJECT):
         'taskflow=WARNING', 'tooz=WARNING', 'alembic=WARNING',
         'os_brick=INFO'])
     logging.setup(conf, name)
+    std_logging.getLogger('oslo_messaging.rpc.server').addFilter(
+        _RejectedRequestFilter())
+
+
+class _RejectedRequestFilter(std_logging.Filter):
+    """One line, not a traceback, for requests the dispatcher refuses.
+
+    An unknown method or an unsupported version is the caller's mistake,
+    already returned to it when it waits for a reply.
+    """
+
+    REFUSALS = ('NoSuchMethod', 'UnsupportedVersion')
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in self.REFUSALS:
+            record.msg = 'Request refused: %s'
+            record.args = (exc,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = std_logging.WARNING, 'WARNING'
+        return True
 
 
 def early_option(argv, name, default):

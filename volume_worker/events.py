@@ -99,3 +99,17 @@ class EventStream:
             self.connection.release()
         except Exception:  # closing a dead connection must not mask anything
             pass
+
+
+def declare_fanout_exchange(transport_url, topic):
+    """Declare ``<topic>_fanout`` as oslo.messaging's consumers would.
+
+    oslo.messaging publishes a fanout cast to an exchange that only its
+    consumers declare; with no scheduler up yet, every report would fail and
+    log an error. Declaring it ourselves makes such a report a quiet no-op.
+    """
+    url = transport_url.replace('rabbit://', 'amqp://', 1)
+    with kombu.Connection(url, connect_timeout=5) as connection:
+        exchange = kombu.Exchange('%s_fanout' % topic, type='fanout',
+                                  durable=False, auto_delete=True)
+        exchange(connection.channel()).declare()

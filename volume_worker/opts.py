@@ -69,6 +69,10 @@ client_opts = [
                     'broker is unreachable before failing loudly.'),
     cfg.IntOpt('wait_timeout', default=300, min=1,
                help='Seconds "--wait" waits for a volume to settle.'),
+    cfg.IntOpt('appear_timeout', default=15, min=1,
+               help='Seconds "create --wait" waits for the worker to record '
+                    'a new volume before it concludes the request was '
+                    'rejected.'),
 ]
 
 CONF = cfg.CONF
@@ -98,27 +102,31 @@ def set_defaults(conf=CONF):
     conf.register_opts(messaging_transport._transport_opts)
     from oslo_messaging.notify import notifier as messaging_notifier
     cfg.set_defaults(messaging_notifier._notifier_opts, driver=['messagingv2'])
+    cfg.set_defaults(db_options.database_opts,
+                     connection=DEFAULT_DB_CONNECTION)
     db_options.set_defaults(conf, connection=DEFAULT_DB_CONNECTION)
 
 
 def list_opts():
-    from drivers import base as driver_base
     return [
         ('DEFAULT', service_opts),
         ('coordination', coordination_opts),
         ('client', client_opts),
-        ('backend', backend_opts + list(driver_base.volume_opts)
-         + _driver_opts()),
+        ('backend', backend_opts + _driver_opts()),
     ]
 
 
+BUNDLED_DRIVER_MODULES = ('drivers.base', 'drivers.fake', 'drivers.file')
+
+
 def _driver_opts():
-    opts = []
-    for module in ('drivers.fake', 'drivers.file'):
-        try:
-            mod = __import__(module, fromlist=['list_opts'])
-        except ImportError:
-            continue
-        for _group, group_opts in mod.list_opts():
-            opts.extend(group_opts)
+    """Options of the bundled drivers, for the sample's [backend] section."""
+    import importlib
+    opts, seen = [], set()
+    for module in BUNDLED_DRIVER_MODULES:
+        for _group, group_opts in importlib.import_module(module).list_opts():
+            for opt in group_opts:
+                if opt.dest not in seen:
+                    seen.add(opt.dest)
+                    opts.append(opt)
     return opts

@@ -23,8 +23,11 @@ SERVICE_NAME = 'volume'
 
 
 class CapabilityReporter:
-    def __init__(self, backend, driver, scheduler_api, extra=None):
+    def __init__(self, backend, driver, scheduler_api, extra=None,
+                 declare_exchange=None):
         self.backend = backend
+        self._declare_exchange = declare_exchange
+        self._exchange_declared = False
         self.driver = driver
         self.scheduler_api = scheduler_api
         self.extra = extra or {}
@@ -62,14 +65,31 @@ class CapabilityReporter:
         self._dirty.clear()
         report = self.build()
         self.last_published = time.monotonic()
-        try:
-            self.scheduler_api.update_service_capabilities(
-                rpc.admin_context(), SERVICE_NAME, self.backend, report,
-                report['timestamp'])
-        except messaging.MessageDeliveryFailure as exc:
-            if 'NOT_FOUND' in str(exc):
-                LOG.debug('No scheduler listens on the report fanout yet')
-            else:
+        if not self._exchange_declared:
+            self.ensure_exchange()
+        for attempt in (1, 2):
+            try:
+                self.scheduler_api.update_service_capabilities(
+                    rpc.admin_context(), SERVICE_NAME, self.backend, report,
+                    report['timestamp'])
+                break
+            except messaging.MessageDeliveryFailure as exc:
+                if ('NOT_FOUND' in str(exc) and attempt == 1 and
+                        self._declare_exchange is not None):
+                    self.ensure_exchange()
+                    continue
                 LOG.warning('Capability report of %s not delivered: %s',
                             self.backend, exc)
+                break
         return report
+
+    def ensure_exchange(self):
+        """Make sure the scheduler's fanout exchange exists (see events)."""
+        if self._declare_exchange is None:
+            return
+        try:
+            self._declare_exchange()
+            self._exchange_declared = True
+        except Exception as exc:
+            LOG.warning('Could not declare the scheduler fanout exchange: %s',
+                        exc)

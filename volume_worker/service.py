@@ -4,6 +4,8 @@ One ``BackendService`` per enabled backend: its driver (set up with retry and
 back-off), manager, RPC server(s), heartbeat and capability reports.
 """
 
+import functools
+import os
 import time
 
 import oslo_messaging as messaging
@@ -15,6 +17,7 @@ from drivers import configuration as driver_configuration
 from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker.db import api as db
+from volume_worker import events
 from volume_worker.db import migration
 from volume_worker.flows import runner as flow_runner
 from volume_worker import manager as volume_manager
@@ -58,7 +61,10 @@ class BackendService:
                                      'volume-worker.%s' % self.host)
         self.reporter = reporting.CapabilityReporter(
             self.host, self.driver,
-            rpcapi.SchedulerReportAPI(conf, transport))
+            rpcapi.SchedulerReportAPI(conf, transport),
+            declare_exchange=functools.partial(
+                events.declare_fanout_exchange, conf.transport_url,
+                conf.scheduler_topic))
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
@@ -79,6 +85,7 @@ class BackendService:
         self.service.save()
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
                  time.monotonic() - started, summary)
+        self._ensure_exports()
         try:
             report = self.reporter.build()
             pools = report.get('pools') or []
@@ -89,6 +96,37 @@ class BackendService:
                     'volume_backend_name') or self.backend_name
         except Exception:
             LOG.exception('First capability report of %s failed', self.host)
+
+    def _ensure_exports(self):
+        """Recreate the exports of this backend's settled volumes.
+
+        A target (tgtd, ...) may not have outlived the worker or the host.
+        One volume failing is logged and does not hold the others back.
+        """
+        ctxt = rpc.admin_context()
+        volumes = objects.Volume.get_all(filters={
+            'backend': self.host,
+            'status': [objects.VolumeStatus.AVAILABLE,
+                       objects.VolumeStatus.IN_USE]})
+        ensured = failed = 0
+        for volume in volumes:
+            if not volume.provider_location:
+                continue
+            try:
+                update = concurrency.run_blocking(self.driver.ensure_export,
+                                                  ctxt, volume)
+                if update:
+                    for key, value in update.items():
+                        setattr(volume, key, value)
+                    volume.save()
+                ensured += 1
+            except Exception as exc:
+                failed += 1
+                LOG.error('Could not ensure the export of volume %s on %s: '
+                          '%s', volume.id, self.host, exc)
+        if ensured or failed:
+            LOG.info('Backend %s: %d exports ensured, %d failed', self.host,
+                     ensured, failed)
 
     def _setup_driver(self):
         delay = 1.0
@@ -154,14 +192,22 @@ class BackendService:
     # -- shutdown ------------------------------------------------------------
 
     def stop_consuming(self):
-        self.manager.accepting = False
+        """Stop taking messages from the broker.
+
+        Messages already taken (polled before the stop) still run: they
+        may be acknowledged already, so refusing them would lose them.
+        Messages the broker sends from now on are never acknowledged and
+        go back to the queue when the connection closes.
+        """
         for server in self.servers:
             server.stop()
 
     def wait(self):
+        """Wait for every message taken to be processed, then disconnect."""
         for server in self.servers:
             server.wait()
         self.servers = []
+        self.manager.accepting = False
 
 
 class WorkerService:
@@ -182,6 +228,7 @@ class WorkerService:
         self.coordinator = coordination.Coordinator(
             conf.coordination.backend_url, member_id=conf.host)
         self.coordinator.start()
+        _init_os_brick(conf)
         transport = rpc.get_transport(conf)
         notification_transport = rpc.get_notification_transport(conf)
         for name in conf.enabled_backends:
@@ -205,21 +252,64 @@ class WorkerService:
 
     def stop(self, graceful=True):
         """Stop taking messages, drain in-flight work, leave the rest journaled."""
-        for backend in self.backends:
-            backend.stop_consuming()
         timeout = self.conf.graceful_shutdown_timeout if graceful else 0
         deadline = time.monotonic() + timeout
-        drained = True
+        # Neither server.stop() (it may sit in a reconnect loop while the
+        # broker is away) nor server.wait() has a timeout: run them in the
+        # background and give up at the deadline; what still runs then
+        # stays journaled and resumes at the next start.
+        finished = []
+
+        def drain(backend):
+            try:
+                backend.stop_consuming()
+                backend.wait()
+            except Exception:
+                LOG.exception('Draining backend %s failed', backend.host)
+            finished.append(backend)
+
         for backend in self.backends:
-            left = max(0.0, deadline - time.monotonic())
-            if not backend.manager.wait_idle(left):
-                drained = False
+            concurrency.spawn(drain, backend)
+        while (len(finished) < len(self.backends)
+               and time.monotonic() < deadline):
+            concurrency.sleep(0.05)
+        drained = len(finished) == len(self.backends)
+        for backend in self.backends:
+            if backend not in finished:
                 LOG.warning('Backend %s still has operations in flight after '
                             '%ss; they stay journaled and resume at the next '
                             'start', backend.host, timeout)
-        if drained:
-            for backend in self.backends:
-                backend.wait()
         self._stopping = True
-        self.coordinator.stop()
+        if drained:
+            self.coordinator.stop()
         return drained
+
+
+_os_brick_ready = False
+
+
+def _init_os_brick(conf):
+    """Prepare os-brick once per process (drivers attach volumes through it).
+
+    Its locks go to [oslo_concurrency] lock_path, or $state_path/locks.
+    Running as root with no privsep daemon, its privileged calls run in
+    this process.
+    """
+    global _os_brick_ready
+    if _os_brick_ready:
+        return
+    import oslo_concurrency.lockutils  # noqa: F401 (registers its options)
+
+    from drivers import datapath
+    section = getattr(conf, 'oslo_concurrency', None)
+    lock_path = (getattr(section, 'lock_path', None)
+                 or os.path.join(conf.state_path, 'locks'))
+    try:
+        os.makedirs(lock_path, exist_ok=True)
+        datapath.init_os_brick(conf, lock_path=lock_path,
+                               in_process_privsep=os.geteuid() == 0)
+    except Exception:
+        LOG.exception('os-brick set-up failed; attaching volumes will not '
+                      'work')
+        return
+    _os_brick_ready = True

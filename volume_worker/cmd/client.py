@@ -57,10 +57,15 @@ class Client:
                                      '%ss: %s' % (self.deadline, exc))
                 time.sleep(1)
 
-    def wait_for(self, backend, volume_id, done, timeout):
-        """Poll until ``done(volume)`` (or NotFound counts as done when None)."""
+    def wait_for(self, backend, volume_id, done, timeout, appear_within=None):
+        """Poll until ``done(volume)``; ``volume`` is None while not found.
+
+        With ``appear_within``, a volume still unknown after that many
+        seconds means the worker rejected the request: fail, do not wait on.
+        """
         from volume_worker import exception
-        stop = time.monotonic() + timeout
+        start = time.monotonic()
+        stop = start + timeout
         delay = 0.01
         while time.monotonic() < stop:
             try:
@@ -71,6 +76,11 @@ class Client:
                 volume = None
             if done(volume):
                 return volume
+            if (volume is None and appear_within is not None and
+                    time.monotonic() - start > appear_within):
+                raise SystemExit('error: volume %s never appeared on %s: the '
+                                 'worker rejected the request (see its log)'
+                                 % (volume_id, backend))
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         raise SystemExit('error: volume %s did not settle within %ss'
@@ -83,6 +93,8 @@ def _is_not_found(exc, exception):
 
 def cmd_create(client, args):
     from volume_worker import objects
+    if args.size < 1:
+        raise SystemExit('error: --size must be a whole number of GiB >= 1')
     backend = args.backend or client.default_backend()
     volume = objects.Volume(id=args.id or str(uuid.uuid4()), size=args.size,
                             display_name=args.name, metadata={},
@@ -95,7 +107,8 @@ def cmd_create(client, args):
     settled = (objects.VolumeStatus.AVAILABLE, objects.VolumeStatus.ERROR)
     got = client.wait_for(backend, volume.id,
                           lambda v: v is not None and v.status in settled,
-                          client.conf.client.wait_timeout)
+                          client.conf.client.wait_timeout,
+                          appear_within=client.conf.client.appear_timeout)
     _print(_volume_json(got))
     return 0 if got.status == objects.VolumeStatus.AVAILABLE else EXIT_ERROR
 

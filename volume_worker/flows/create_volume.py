@@ -90,9 +90,14 @@ class MarkAvailable(common.VolumeTask):
         common.merge_model_update(volume, create_update, export_update)
         volume.status = VolumeStatus.AVAILABLE
         if not volume.save(expected_status=VolumeStatus.CREATING):
+            status = db.volume_get(volume.id, read_deleted=True)['status']
+            if status == VolumeStatus.AVAILABLE:
+                # A run killed after this save, before its journal row went:
+                # already done; failing here would revert a good volume.
+                volume.obj_reset_changes()
+                return
             raise exception.InvalidStatus(
-                resource='Volume', resource_id=volume.id,
-                status=db.volume_get(volume.id, read_deleted=True)['status'],
+                resource='Volume', resource_id=volume.id, status=status,
                 operation='create', expected=VolumeStatus.CREATING)
 
 

@@ -115,9 +115,15 @@ class FlowRunner:
             _mark_done(engine, tasks, progress, all_done)
         try:
             engine.run()
-        finally:
+        except Exception:
+            # Ended: done, or failed and reverted. Anything else (the
+            # thread killed, the process exiting) leaves the row for the
+            # next start, as a crash would.
             if journal_id is not None:
                 db.journal_finish(journal_id)
+            raise
+        if journal_id is not None:
+            db.journal_finish(journal_id)
         return engine.storage.fetch_all()
 
 

@@ -1,0 +1,82 @@
+"""Drivers for crash tests: real drivers that can be told, while running, to hang.
+
+``fault_control_file`` names a JSON file read at every backend call::
+
+    {"<volume id>": {"create_export": 30}, "*": {"delete_volume": 0.5}}
+
+A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
+test knows the worker is inside that call and can kill it there), then
+sleeps that many seconds, then runs for real. No file, no fault.
+"""
+
+import json
+import os
+import time
+
+from oslo_config import cfg
+
+from drivers import file as file_driver
+
+fault_opts = [
+    cfg.StrOpt('fault_control_file',
+               help='JSON file of per-volume delays for backend calls '
+                    '(tests only).'),
+]
+
+FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
+                  'remove_export', 'ensure_export')
+
+
+def control(path, faults):
+    """Write the control file atomically (the worker may be reading it)."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(faults, f)
+    os.replace(tmp, path)
+
+
+def marker(path, method, volume_id):
+    return os.path.join(path + '.inside', '%s-%s' % (method, volume_id))
+
+
+def _volume_of(args):
+    for arg in args:
+        if hasattr(arg, 'id') and hasattr(arg, 'size'):
+            return arg.id
+    return None
+
+
+def _with_fault(method):
+    def wrapper(self, *args, **kwargs):
+        self._maybe_hang(method, _volume_of(args))
+        return getattr(super(FaultyFileDriver, self), method)(*args, **kwargs)
+    wrapper.__name__ = method
+    return wrapper
+
+
+class FaultyFileDriver(file_driver.FileVolumeDriver):
+    """The file driver, with delays a test switches on and off at run time."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.configuration.append_config_values(fault_opts)
+
+    def _maybe_hang(self, method, volume_id):
+        path = self.configuration.safe_get('fault_control_file')
+        if not path or not os.path.exists(path):
+            return
+        with open(path) as f:
+            faults = json.load(f)
+        seconds = (faults.get(volume_id) or {}).get(method)
+        if seconds is None:
+            seconds = (faults.get('*') or {}).get(method)
+        if not seconds:
+            return
+        os.makedirs(path + '.inside', exist_ok=True)
+        with open(marker(path, method, volume_id), 'w'):
+            pass
+        time.sleep(float(seconds))
+
+
+for _method in FAULTY_METHODS:
+    setattr(FaultyFileDriver, _method, _with_fault(_method))
