@@ -17,6 +17,7 @@ import pytest
 
 from drivers import file_layout
 from drivers import fileops
+from tests.conftest import make_postgres_database
 from volume_worker.objects import VolumeStatus
 from volume_worker.testing import drivers as faulty
 from volume_worker.testing import process
@@ -150,12 +151,35 @@ class CrashRig:
         return float(found[-1])
 
 
+@pytest.fixture(params=[
+    ('eventlet', 'sqlite'),
+    ('threading', 'sqlite'),
+    pytest.param(('eventlet', 'postgresql'), marks=pytest.mark.postgres),
+], ids=lambda p: '-'.join(p))
+def rig(request, tmp_path):
+    executor, database = request.param
+    drop = None
+    url = None
+    if database == 'postgresql':
+        url, drop = make_postgres_database()
+    r = CrashRig(tmp_path, executor=executor, database=url)
+    r.clear_faults()
+    try:
+        yield r
+    finally:
+        r.close()
+        if drop is not None:
+            drop()
+
+
 @pytest.fixture
-def rig(tmp_path):
+def eventlet_rig(tmp_path):
     r = CrashRig(tmp_path)
     r.clear_faults()
-    yield r
-    r.close()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 def _kill_inside_every_step(rig, deletable):
@@ -213,7 +237,8 @@ def test_kill_inside_each_step_of_create_and_delete(rig):
     assert max(recovery) < 5, recovery
 
 
-def test_kill_during_recovery_then_restart(rig):
+def test_kill_during_recovery_then_restart(eventlet_rig):
+    rig = eventlet_rig
     rig.start()
     deletable = rig.create_available(2)
     created_in_export, created_in_backend = _kill_inside_every_step(
@@ -240,6 +265,7 @@ def test_kill_during_recovery_then_restart(rig):
     volume_id = rig.cast_create()
     rig.wait_status(volume_id, VolumeStatus.AVAILABLE)
     rig.cast_delete(volume_id)
-    state.wait_until(lambda: rig.db.volume(volume_id)['deleted'], 30,
+    state.wait_until(lambda: rig.db.volume(volume_id)['deleted']
+                     and not rig.db.journal(), 30,
                      'delete of %s' % volume_id)
     rig.assert_consistent()
