@@ -1,4 +1,4 @@
-"""Tasks shared by every flow family: the task base, notifications, driver calls."""
+"""What every flow family shares: the task base, driver calls, notifications."""
 
 from oslo_log import log as logging
 from taskflow import task
@@ -15,6 +15,9 @@ class VolumeTask(task.Task):
     database (on the backend): the flow journal records its result when it
     finishes, so a resumed flow does not redo it. Tasks without a checkpoint
     are re-run on resume and must be idempotent.
+
+    Tasks keep no per-run state: one flow object serves every run of its
+    family (building tasks costs more than running them).
     """
 
     checkpoint = False
@@ -40,40 +43,8 @@ def merge_model_update(resource, *updates):
                             'ignored', key, resource.id)
 
 
-class Notify(VolumeTask):
-    """Emit ``<event>.start``; on revert emit ``<event>.error``.
-
-    Placed first in a flow so its revert runs last, after every other step
-    has been undone: the error notification then carries the final status.
-    """
-
-    def __init__(self, event, **kwargs):
-        self.event = event
-        kwargs.setdefault('name', 'Notify[%s.start]' % event)
-        super().__init__(**kwargs)
-
-    def execute(self, notifier, volume):
-        notifier.info(self.event + '.start', volume)
-
-    def revert(self, notifier, volume, result=None, flow_failures=None,
-               **kwargs):
-        reason = _first_failure(flow_failures)
-        notifier.error(self.event + '.error', volume, reason=reason)
-
-
-class NotifyEnd(VolumeTask):
-    """Emit ``<event>.end`` once the operation's final state is saved."""
-
-    def __init__(self, event, **kwargs):
-        self.event = event
-        kwargs.setdefault('name', 'Notify[%s.end]' % event)
-        super().__init__(**kwargs)
-
-    def execute(self, notifier, volume):
-        notifier.info(self.event + '.end', volume)
-
-
-def _first_failure(flow_failures):
+def first_failure(flow_failures):
+    """The message of the failure that made a flow revert."""
     for failure in (flow_failures or {}).values():
         return failure.exception_str
     return None

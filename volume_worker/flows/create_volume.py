@@ -20,31 +20,35 @@ LOG = logging.getLogger(__name__)
 EVENT = 'volume.create'
 
 
-class PersistCreating(common.VolumeTask):
-    """Save the new volume as ``creating`` (create if absent).
+class MarkCreating(common.VolumeTask):
+    """Save the new volume as ``creating`` (create if absent); announce it.
 
-    Revert leaves the row in ``error``: the caller asked for this volume and
-    must be able to see that it failed.
+    Revert leaves the row in ``error`` and sends ``volume.create.error``: the
+    caller asked for this volume and must be able to see that it failed.
     """
 
-    def execute(self, volume):
-        try:
-            current = objects.Volume.get_by_id(volume.id)
-        except exception.VolumeNotFound:
-            volume.status = VolumeStatus.CREATING
-            volume.create()
-            return
-        if current.status != VolumeStatus.CREATING:
-            current.status = VolumeStatus.CREATING
-            current.save()
+    @staticmethod
+    def _persist(volume):
         volume.status = VolumeStatus.CREATING
-        volume.obj_reset_changes()
+        try:
+            volume.create()
+        except exception.VolumeExists:
+            # A retried or resumed create: the row is ours (we hold the lock).
+            db.volume_update(volume.id, {'status': VolumeStatus.CREATING})
+            volume.obj_reset_changes()
 
-    def revert(self, volume, result=None, **kwargs):
+    def execute(self, notifier, volume):
+        self._persist(volume)
+        notifier.info(EVENT + '.start', volume)
+
+    def revert(self, notifier, volume, result=None, flow_failures=None,
+               **kwargs):
         volume.status = VolumeStatus.ERROR
         if not volume.save():
             LOG.warning('Volume %s vanished while its create reverted',
                         volume.id)
+        notifier.error(EVENT + '.error', volume,
+                       reason=common.first_failure(flow_failures))
 
 
 class CreateOnBackend(common.VolumeTask):
@@ -84,9 +88,9 @@ class CreateExport(common.VolumeTask):
 
 
 class MarkAvailable(common.VolumeTask):
-    """Save the driver's model updates and the ``available`` status at once."""
+    """Save the driver's model updates and ``available`` at once; announce it."""
 
-    def execute(self, volume, create_update, export_update):
+    def execute(self, notifier, volume, create_update, export_update):
         common.merge_model_update(volume, create_update, export_update)
         volume.status = VolumeStatus.AVAILABLE
         if not volume.save(expected_status=VolumeStatus.CREATING):
@@ -99,16 +103,15 @@ class MarkAvailable(common.VolumeTask):
             raise exception.InvalidStatus(
                 resource='Volume', resource_id=volume.id, status=status,
                 operation='create', expected=VolumeStatus.CREATING)
+        notifier.info(EVENT + '.end', volume)
 
 
-def build(store):
+def build():
     return linear_flow.Flow('create_volume').add(
-        common.Notify(EVENT),
-        PersistCreating(),
+        MarkCreating(),
         CreateOnBackend(),
         CreateExport(),
         MarkAvailable(),
-        common.NotifyEnd(EVENT),
     )
 
 

@@ -23,9 +23,12 @@ DELETABLE = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR,
 
 
 class MarkDeleting(common.VolumeTask):
-    """Move the volume to ``deleting``; revert leaves it ``error_deleting``."""
+    """Move the volume to ``deleting`` and announce it.
 
-    def execute(self, volume):
+    Revert leaves it ``error_deleting`` and sends ``volume.delete.error``.
+    """
+
+    def execute(self, notifier, volume):
         if volume.status not in DELETABLE:
             raise exception.InvalidStatus(
                 resource='Volume', resource_id=volume.id,
@@ -36,12 +39,16 @@ class MarkDeleting(common.VolumeTask):
             raise exception.InvalidStatus(
                 resource='Volume', resource_id=volume.id, status='changed',
                 operation='delete', expected=', '.join(DELETABLE))
+        notifier.info(EVENT + '.start', volume)
 
-    def revert(self, volume, result=None, **kwargs):
-        if volume.status != VolumeStatus.DELETING:
-            return  # never moved: the failure was that it could not be
-        volume.status = VolumeStatus.ERROR_DELETING
-        volume.save()
+    def revert(self, notifier, volume, result=None, flow_failures=None,
+               **kwargs):
+        if volume.status == VolumeStatus.DELETING:
+            volume.status = VolumeStatus.ERROR_DELETING
+            volume.save()
+        # else it never moved: the failure was that it could not be deleted
+        notifier.error(EVENT + '.error', volume,
+                       reason=common.first_failure(flow_failures))
 
 
 class RemoveExport(common.VolumeTask):
@@ -61,20 +68,19 @@ class DeleteOnBackend(common.VolumeTask):
 
 
 class DestroyRecord(common.VolumeTask):
-    """Remove the volume from every reader's view (soft delete)."""
+    """Remove the volume from every reader's view (soft delete); announce it."""
 
-    def execute(self, volume):
+    def execute(self, notifier, volume):
         volume.destroy()
+        notifier.info(EVENT + '.end', volume)
 
 
-def build(store):
+def build():
     return linear_flow.Flow('delete_volume').add(
-        common.Notify(EVENT),
         MarkDeleting(),
         RemoveExport(),
         DeleteOnBackend(),
         DestroyRecord(),
-        common.NotifyEnd(EVENT),
     )
 
 

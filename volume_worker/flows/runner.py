@@ -12,6 +12,8 @@ import taskflow.engines
 from oslo_log import log as logging
 from taskflow import exceptions as tf_exceptions
 from taskflow.patterns import linear_flow
+from taskflow.persistence.backends import impl_memory
+from taskflow.persistence import models
 from taskflow import task as tf_task
 
 from volume_worker.db import api as db
@@ -28,9 +30,10 @@ REVERT = 'revert'
 class FlowFamily:
     """What the runner needs to know about one operation family.
 
-    ``build(store)`` returns the flow; ``load(store, deps)`` rebuilds the
-    live objects (volume, snapshot) from the journaled, JSON-only store;
-    ``on_resume`` says whether an interrupted run resumes or reverts.
+    ``build()`` returns the flow (built once, then shared by every run);
+    ``load(store, deps)`` rebuilds the live objects (volume, snapshot) from
+    the journaled, JSON-only store; ``on_resume`` says whether an
+    interrupted run resumes or reverts.
     """
 
     def __init__(self, operation, resource_type, build, load, on_resume=RESUME):
@@ -39,6 +42,37 @@ class FlowFamily:
         self.build = build
         self.load = load
         self.on_resume = on_resume
+        self._flow = None
+        self._tasks = None
+
+    @property
+    def flow(self):
+        if self._flow is None:
+            self._flow = self.build()
+            self._tasks = list(_iter_tasks(self._flow))
+        return self._flow
+
+    @property
+    def tasks(self):
+        return self.flow and self._tasks
+
+
+class _EngineBackend(impl_memory.MemoryBackend):
+    """TaskFlow's in-memory storage, one per engine, minus its per-call costs.
+
+    The stock backend opens a new connection (and re-runs its upgrade) on
+    every storage access and deep-copies every result; an engine's storage
+    is private to one run, so one connection and no copies are safe.
+    """
+
+    def __init__(self):
+        super().__init__({'deep_copy': False})
+        self._connection = None
+
+    def get_connection(self):
+        if self._connection is None:
+            self._connection = super().get_connection()
+        return self._connection
 
 
 class _JournalListener:
@@ -75,18 +109,18 @@ class FlowRunner:
 
     def run(self, family, resource_id, store, deps):
         """Run a new operation to its end; raises the original error on failure."""
-        flow = family.build(store)
         journal_id = None
         if self.journal:
             journal_id = db.journal_start(family.resource_type, resource_id,
                                           self.host, family.operation, store)
-        return self._run_engine(flow, store, deps, journal_id, progress={})
+        return self._run_engine(family.flow, family.tasks, store, deps,
+                                journal_id, progress={})
 
     def resume(self, family, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
         store = row['store']
         deps = dict(deps, **family.load(store, deps))
-        flow = family.build(store)
+        flow = family.build()
         progress = dict(row['progress'] or {})
         revert = family.on_resume == REVERT or row['state'] == REVERTING
         if revert:
@@ -96,14 +130,16 @@ class FlowRunner:
                  'Reverting' if revert else 'Resuming', family.operation,
                  family.resource_type, row['resource_id'],
                  ', '.join(progress) or 'none')
-        return self._run_engine(flow, store, deps, row['id'], progress,
-                                mark_done=True, all_done=revert)
+        return self._run_engine(flow, list(_iter_tasks(flow)), store, deps,
+                                row['id'], progress, mark_done=True,
+                                all_done=revert)
 
-    def _run_engine(self, flow, store, deps, journal_id, progress,
+    def _run_engine(self, flow, tasks, store, deps, journal_id, progress,
                     mark_done=False, all_done=False):
         engine = taskflow.engines.load(flow, store=dict(store, **deps),
-                                       engine='serial')
-        tasks = list(_iter_tasks(flow))
+                                       engine='serial',
+                                       backend=_EngineBackend(),
+                                       book=models.LogBook(flow.name))
         if journal_id is not None:
             checkpointed = {t.name for t in tasks
                             if getattr(t, 'checkpoint', False)}
