@@ -100,7 +100,7 @@ class VolumeManager:
             validation.check_metadata(volume.metadata,
                                       self.conf.max_metadata_bytes)
         volume.host = self._place(volume)
-        volume.obj_set_defaults('metadata', 'admin_metadata')
+        volume.obj_fill_unset()
         volume.status = VolumeStatus.CREATING
         with self._operation('create_volume', volume.id):
             if self._already_created(volume):

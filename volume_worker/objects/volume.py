@@ -34,6 +34,20 @@ class _PersistentObject(base.VolumeWorkerObject):
         rows = cls._db_get_all(filters=filters, marker=marker, limit=limit)
         return [cls._from_db(r) for r in rows]
 
+    def obj_fill_unset(self):
+        """Give every unset field its default, or None where it may be None.
+
+        An object from the wire carries only what its sender set; drivers
+        read fields such as ``provider_auth`` and must find them.
+        """
+        for name, field in self.fields.items():
+            if self.obj_attr_is_set(name) or name in self.READ_ONLY_FIELDS:
+                continue
+            if field.default != fields.UnspecifiedDefault:
+                self.obj_set_defaults(name)
+            elif field.nullable:
+                setattr(self, name, None)
+
     def create(self):
         values = self.obj_get_changes()
         row = self._db_create(values)
