@@ -1,0 +1,40 @@
+"""volume-worker-manage against a real SQLite database."""
+
+import json
+import os
+import subprocess
+import sys
+
+BIN = os.path.join(os.path.dirname(sys.executable), 'volume-worker-manage')
+
+
+def _run(conf, *args):
+    return subprocess.run([BIN, '--config-file', str(conf), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_db_sync_then_service_and_journal_lists(tmp_path):
+    conf = tmp_path / 'w.conf'
+    conf.write_text('[DEFAULT]\nstate_path = %s\n' % tmp_path)
+    out = _run(conf, 'db', 'version')
+    assert out.stdout.strip() == 'empty'
+    out = _run(conf, 'db', 'sync')
+    assert out.returncode == 0 and 'migrated' in out.stdout
+    assert 'unchanged' in _run(conf, 'db', 'sync').stdout
+    assert _run(conf, 'db', 'version').stdout.strip() == '0001'
+
+    from volume_worker.db import api as db
+    db.configure('sqlite:///%s/volume-worker.sqlite' % tmp_path)
+    try:
+        db.service_create({'host': 'n@b', 'binary': 'volume-worker',
+                           'topic': 't', 'updated_at': db.utcnow()})
+        db.journal_start('volume', 'v1', 'n@b', 'create_volume', {})
+    finally:
+        db.dispose()
+    services = json.loads(_run(conf, 'service', 'list').stdout)
+    assert [(s['host'], s['state']) for s in services] == [('n@b', 'up')]
+    journal = json.loads(_run(conf, 'journal', 'list').stdout)
+    assert [(j['operation'], j['resource_id']) for j in journal] == [
+        ('create_volume', 'v1')]
+    bad = _run(conf, 'db', 'explode')
+    assert bad.returncode != 0 and 'unknown command' in bad.stderr

@@ -1,0 +1,98 @@
+"""``volume-worker-manage``: operator commands against the worker's database.
+
+    volume-worker-manage --config-file FILE db sync|version
+    volume-worker-manage --config-file FILE service list
+    volume-worker-manage --config-file FILE journal list
+"""
+
+import argparse
+import datetime
+import json
+import sys
+
+from volume_worker import config
+
+
+def _db(conf):
+    from volume_worker.db import api as db
+    db.configure(conf.database.connection)
+    return db
+
+
+def cmd_db_sync(conf, args):
+    from volume_worker.db import migration
+    _db(conf)
+    changed = migration.db_sync()
+    print('database at %s (%s)' % (migration.head_revision(),
+                                   'migrated' if changed else 'unchanged'))
+    return 0
+
+
+def cmd_db_version(conf, args):
+    from volume_worker.db import migration
+    _db(conf)
+    print(migration.current_revision() or 'empty')
+    return 0
+
+
+def cmd_service_list(conf, args):
+    from volume_worker import objects
+    db = _db(conf)
+    now = db.utcnow()
+    grace = datetime.timedelta(seconds=conf.report_interval * 3)
+    rows = []
+    for svc in objects.Service.get_all():
+        seen = svc.updated_at.replace(tzinfo=None) if svc.updated_at else None
+        rows.append({
+            'host': svc.host, 'binary': svc.binary,
+            'cluster': svc.cluster_name,
+            'state': 'up' if seen and now - seen <= grace else 'down',
+            'disabled': svc.disabled, 'frozen': svc.frozen,
+            'updated_at': seen.isoformat() if seen else None,
+            'recovered_at': (svc.recovered_at.isoformat()
+                             if svc.recovered_at else None)})
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+def cmd_journal_list(conf, args):
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    db = _db(conf)
+    t = models.flow_journal
+    with db.get_engine().connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            sa.select(t.c.host, t.c.operation, t.c.resource_type,
+                      t.c.resource_id, t.c.state, t.c.created_at)
+            .order_by(t.c.id))]
+    print(json.dumps(rows, indent=2, default=str))
+    return 0
+
+
+COMMANDS = {
+    ('db', 'sync'): cmd_db_sync,
+    ('db', 'version'): cmd_db_version,
+    ('service', 'list'): cmd_service_list,
+    ('journal', 'list'): cmd_journal_list,
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog='volume-worker-manage')
+    parser.add_argument('category', choices=sorted({c for c, _ in COMMANDS}))
+    parser.add_argument('action')
+    from volume_worker.cmd.client import _split_config_args
+    oslo_args, rest = _split_config_args(argv)
+    args, extra = parser.parse_known_args(rest)
+    command = COMMANDS.get((args.category, args.action))
+    if command is None:
+        parser.error('unknown command: %s %s (known: %s)' % (
+            args.category, args.action,
+            ', '.join(' '.join(k) for k in sorted(COMMANDS))))
+    conf = config.parse_args(oslo_args + extra)
+    return command(conf, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
