@@ -9,6 +9,7 @@ import threading
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
+from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker import exception
 from volume_worker import flows
@@ -80,7 +81,8 @@ class VolumeManager:
         deps = self._deps(context)
         deps.update(resources)
         try:
-            self.runner.run(family, resource_id, store, deps)
+            concurrency.run_isolated(self.runner.run, family, resource_id,
+                                     store, deps)
         except exception.VolumeDriverException:
             raise
         except Exception as exc:

@@ -8,15 +8,13 @@ crash, start-up finds the rows left behind and, by the flow family's rule,
 resumes the flow from its last checkpoint or reverts what it had done.
 """
 
-import taskflow.engines
 from oslo_log import log as logging
 from taskflow import exceptions as tf_exceptions
 from taskflow.patterns import linear_flow
-from taskflow.persistence.backends import impl_memory
-from taskflow.persistence import models
 from taskflow import task as tf_task
 
 from volume_worker.db import api as db
+from volume_worker.flows import engines
 
 LOG = logging.getLogger(__name__)
 
@@ -55,24 +53,6 @@ class FlowFamily:
     @property
     def tasks(self):
         return self.flow and self._tasks
-
-
-class _EngineBackend(impl_memory.MemoryBackend):
-    """TaskFlow's in-memory storage, one per engine, minus its per-call costs.
-
-    The stock backend opens a new connection (and re-runs its upgrade) on
-    every storage access and deep-copies every result; an engine's storage
-    is private to one run, so one connection and no copies are safe.
-    """
-
-    def __init__(self):
-        super().__init__({'deep_copy': False})
-        self._connection = None
-
-    def get_connection(self):
-        if self._connection is None:
-            self._connection = super().get_connection()
-        return self._connection
 
 
 class _JournalListener:
@@ -136,10 +116,7 @@ class FlowRunner:
 
     def _run_engine(self, flow, tasks, store, deps, journal_id, progress,
                     mark_done=False, all_done=False):
-        engine = taskflow.engines.load(flow, store=dict(store, **deps),
-                                       engine='serial',
-                                       backend=_EngineBackend(),
-                                       book=models.LogBook(flow.name))
+        engine = engines.load(flow, dict(store, **deps))
         if journal_id is not None:
             checkpointed = {t.name for t in tasks
                             if getattr(t, 'checkpoint', False)}
