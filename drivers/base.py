@@ -92,6 +92,25 @@ def list_opts():
     return [(SAMPLE_SECTION, list(volume_opts))]
 
 
+def native_lock(reentrant=False):
+    """A lock for state shared by driver calls.
+
+    The worker runs driver calls in a pool of native threads. Under eventlet
+    the ``threading`` module's locks are green, and one native thread waking
+    another through them fails ("Cannot switch to a different thread"), so
+    drivers take their locks from here.
+    """
+    import threading
+    module = threading
+    try:
+        from eventlet import patcher
+    except ImportError:
+        patcher = None
+    if patcher is not None and patcher.is_monkey_patched('thread'):
+        module = patcher.original('threading')
+    return module.RLock() if reentrant else module.Lock()
+
+
 def extract_pool(host):
     """Return the pool part of ``host@backend#pool``, or None."""
     if not host or '#' not in host:

@@ -94,7 +94,7 @@ class FakeDriver(base.ISCSIDriver):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(fake_opts)
-        self._lock = threading.RLock()
+        self._lock = base.native_lock(reentrant=True)
         self._frozen = False
         for key in _STATE_KEYS:
             setattr(self, '_' + key, {})

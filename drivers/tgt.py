@@ -7,11 +7,11 @@ it converges after a restart of tgtd or of the worker.
 
 import dataclasses
 import re
-import threading
 
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from drivers import base
 from drivers import exception
 
 LOG = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class TgtAdm:
         self._execute = execute or processutils.execute
         # tgtd itself is the arbiter between processes (a clashing tid is
         # refused and retried); this lock only spares our own threads that.
-        self._lock = threading.Lock()
+        self._lock = base.native_lock()
 
     def _tgtadm(self, *args, check_exit_code=(0,)):
         cmd = [self.tgtadm_path]

@@ -213,6 +213,9 @@ COMPONENTS = (
 
 
 def component(filename):
+    # py-spy names frames "func (eventlet/patcher.py:39)": paths relative to
+    # site-packages; make every path start with a slash before matching.
+    filename = filename.replace('(', '(/')
     for name, needles in COMPONENTS:
         if any(n in filename for n in needles):
             return name

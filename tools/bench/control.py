@@ -169,7 +169,6 @@ def measure_control(conf, collector, worker, backend, results, n, clients=32,
     ops += 2 * n
 
     burst = _ids(n)
-    cpu0 = cpu_seconds(pid)
     with Profiler(pid, profile_path, profile_path is not None):
         cpu_p = cpu_seconds(pid)
         burst_rate, lat, _ = drv.burst('create', burst)
@@ -179,7 +178,6 @@ def measure_control(conf, collector, worker, backend, results, n, clients=32,
         cpu2 = cpu_seconds(pid)
     _record(results, 'delete burst %d%s' % (n, tag), rate, lat, 'vol/s')
     ops += 2 * n
-    del cpu0
     results.add(SECTION, 'worker CPU per create' + tag, (cpu1 - cpu_p) / n * 1e3,
                 'ms')
     results.add(SECTION, 'worker CPU per delete' + tag, (cpu2 - cpu1) / n * 1e3,

@@ -30,15 +30,15 @@ import common  # noqa: E402
 
 PROFILE_SECTION = '9 worker profile (py-spy, create+delete burst)'
 
-# name: (control ops, raw calls, raw concurrent calls, raw casts,
-#        scale small, scale large, datapath GiB, datapath data MiB, journal n)
+# Counts per mode: volumes per control-path phase, raw calls and casts,
+# volumes in the database for the scale section, data-path sizes.
 SIZES = {
     'smoke': dict(control=10, calls=100, concurrent_calls=320, casts=300,
                   scale_small=10, scale_large=200, volume_gb=1, data_mib=32,
                   journal=10, caps_repeat=5, rounds=1),
-    'quick': dict(control=100, calls=500, concurrent_calls=1600, casts=2000,
+    'quick': dict(control=50, calls=300, concurrent_calls=960, casts=1000,
                   scale_small=100, scale_large=10000, volume_gb=2,
-                  data_mib=256, journal=50, caps_repeat=10, rounds=1),
+                  data_mib=128, journal=30, caps_repeat=10, rounds=1),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
                  volume_gb=10, data_mib=1024, journal=300, caps_repeat=30,
@@ -68,6 +68,18 @@ def machine():
                              text=True, timeout=10).stdout.strip()
         if out:
             info['rabbitmq'] = out
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--',
+                                'volume_worker', 'drivers'], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+        if rev.returncode == 0:
+            info['commit'] = rev.stdout.strip() + (
+                ' (+ uncommitted changes in volume_worker/drivers)'
+                if dirty.stdout.strip() else '')
     except (OSError, subprocess.SubprocessError):
         pass
     return info
