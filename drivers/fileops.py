@@ -134,10 +134,14 @@ def data_extents(fd, length):
         offset = end
 
 
-def _copy_range(src_fd, dst_fd, offset, size, block_size):
-    """Copy ``size`` bytes at ``offset``; in-kernel when possible."""
+def _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy=True):
+    """Copy ``size`` bytes at ``offset``; in-kernel when allowed and possible.
+
+    ``copy_file_range`` on btrfs or XFS may share extents instead of copying
+    them: callers that need independent blocks pass ``kernel_copy=False``.
+    """
     done = 0
-    use_cfr = hasattr(os, 'copy_file_range')
+    use_cfr = kernel_copy and hasattr(os, 'copy_file_range')
     while done < size:
         chunk = min(block_size, size - done)
         pos = offset + done
@@ -163,7 +167,8 @@ def _copy_range(src_fd, dst_fd, offset, size, block_size):
         done += n
 
 
-def sparse_copy_fd(src_fd, dst_fd, length, block_size=4 << 20):
+def sparse_copy_fd(src_fd, dst_fd, length, block_size=4 << 20,
+                   kernel_copy=True):
     """Copy the first ``length`` bytes, leaving the source's holes as holes.
 
     ``dst_fd`` must be a new, empty (or all-hole) regular file: ranges that
@@ -171,7 +176,17 @@ def sparse_copy_fd(src_fd, dst_fd, length, block_size=4 << 20):
     """
     os.ftruncate(dst_fd, length)
     for offset, size in data_extents(src_fd, length):
-        _copy_range(src_fd, dst_fd, offset, size, block_size)
+        _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy)
+
+
+_SHARING_DIRS = {}
+
+
+def _may_share_extents(directory):
+    """Whether an in-kernel copy into ``directory`` could share extents."""
+    if directory not in _SHARING_DIRS:
+        _SHARING_DIRS[directory] = probe_reflink(directory)
+    return _SHARING_DIRS[directory]
 
 
 def build_file(final_path, fill, size, mode=0o600):
@@ -223,7 +238,10 @@ def clone_file(src_path, dst_path, size, method, block_size=4 << 20,
             if method == CLONE_REFLINK:
                 reflink_fd(src_fd, dst_fd)
             else:
-                sparse_copy_fd(src_fd, dst_fd, src_size, block_size)
+                # A copy means blocks of its own, even where reflinks exist.
+                sparse_copy_fd(src_fd, dst_fd, src_size, block_size,
+                               kernel_copy=not _may_share_extents(
+                                   os.path.dirname(dst_path)))
 
         build_file(dst_path, fill, size, mode=mode)
     finally:

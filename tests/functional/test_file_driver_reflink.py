@@ -184,6 +184,7 @@ def test_forced_copy_does_not_share_extents(reflink_mount):
     fill(drv.local_path(src), 0, PATTERN, 8)
     clone = new_volume(size=1)
     drv.create_cloned_volume(clone, src)
+    assert shared_extents(drv.local_path(clone)) == 0
     fill(drv.local_path(src), 0, b'\0' * MiB, 8)
     assert read_at(drv.local_path(clone), 0, len(PATTERN)) == PATTERN
 

@@ -223,7 +223,7 @@ def test_failed_copy_leaves_no_partial_volume(driver, voldir, monkeypatch):
     driver.create_volume(src)
     write_at(driver.local_path(src), 0, PATTERN)
 
-    def broken(src_fd, dst_fd, length, block_size=0):
+    def broken(src_fd, dst_fd, length, block_size=0, **kwargs):
         os.pwrite(dst_fd, b'partial', 0)
         raise OSError(errno.EIO, 'simulated I/O error')
 
