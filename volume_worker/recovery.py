@@ -44,7 +44,7 @@ def recover(manager, context):
                 summary['resumed'] += 1
             except exception.NotFound:
                 # The resource is gone: the operation had finished.
-                db.journal_finish(row['id'])
+                db.journal_finish(row['resource_type'], row['resource_id'])
                 summary['resumed'] += 1
             except Exception as exc:
                 LOG.warning('%s of %s %s ended in failure after restart: %s',

@@ -28,7 +28,8 @@ def test_db_sync_then_service_and_journal_lists(tmp_path):
     try:
         db.service_create({'host': 'n@b', 'binary': 'volume-worker',
                            'topic': 't', 'updated_at': db.utcnow()})
-        db.journal_start('volume', 'v1', 'n@b', 'create_volume', {})
+        db.journal_defer_start('volume', 'v1', 'n@b', 'create_volume', {})
+        db.flush_deferred()
     finally:
         db.dispose()
     services = json.loads(_run(conf, 'service', 'list').stdout)

@@ -17,7 +17,7 @@ from oslo_config import cfg
 from drivers import configuration
 from drivers import fake
 from volume_worker.db import api as db
-from volume_worker.flows import common
+from volume_worker import exception
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import runner as flow_runner
@@ -130,12 +130,13 @@ def crash_in(monkeypatch, task_cls, when='execute'):
         raise _Crash(task_cls.__name__)
     monkeypatch.setattr(task_cls, when, crash)
     # A dead process runs no ``finally``: the journal row must stay.
-    monkeypatch.setattr(db, 'journal_finish', lambda journal_id: None)
+    monkeypatch.setattr(db, 'journal_finish', lambda *key: None)
 
 
 def resume_all(runner, driver, notifier):
     """What start-up does: each journal row resumed (or reverted) once."""
     from volume_worker import flows
+    db.discard_deferred()  # a new process starts with no pending writes
     outcomes = []
     for row in journal_rows():
         family = flows.FAMILIES[row['operation']]
@@ -179,18 +180,35 @@ def test_journal_row_lifecycle_of_a_create(runner, driver, notifier,
     assert notifier.types() == ['volume.create.start', 'volume.create.end']
 
 
-def test_journal_is_written_at_start_before_any_task(runner, driver, notifier,
-                                                      monkeypatch):
+def test_journal_rides_with_the_first_write(runner, driver, notifier,
+                                            monkeypatch):
+    # Killed before its first write, an operation has done nothing: no row,
+    # no volume, nothing to recover.
+    def crash(task, *args, **kwargs):
+        raise _Crash('stop')
+    monkeypatch.setattr(db, 'journal_finish', lambda *key: None)
+    with monkeypatch.context() as m:
+        m.setattr(create_volume.MarkCreating, 'execute', crash)
+        first = new_volume()
+        with pytest.raises(_Crash):
+            run_create(runner, driver, notifier, first)
+    db.discard_deferred()  # the dead "process" takes its pending writes along
+    assert journal_rows() == []
+    with pytest.raises(exception.VolumeNotFound):
+        db.volume_get(first.id)
+
+    # Killed after it: the row was committed with the volume itself.
     seen = []
 
-    def spy(task, volume):
+    def spy(task, *args, **kwargs):
         seen.append([(r['state'], r['progress']) for r in journal_rows()])
         raise _Crash('stop')
-    monkeypatch.setattr(create_volume.PersistCreating, 'execute', spy)
-    monkeypatch.setattr(db, 'journal_finish', lambda journal_id: None)
+    monkeypatch.setattr(create_volume.CreateOnBackend, 'execute', spy)
+    second = new_volume()
     with pytest.raises(_Crash):
-        run_create(runner, driver, notifier, new_volume())
+        run_create(runner, driver, notifier, second)
     assert seen == [[('running', {})]]
+    assert status_of(second.id) == VolumeStatus.CREATING
 
 
 def test_db_writes_per_create_and_delete(runner, driver, notifier, writes):
@@ -201,16 +219,16 @@ def test_db_writes_per_create_and_delete(runner, driver, notifier, writes):
     run_delete(runner, driver, notifier, volume.id)
     delete_writes = dict(writes)
 
-    # Journal: start (delete of a stale row + insert), one update per
-    # checkpointed task, one delete at the end.
+    # Journal: start (delete of a stale row + insert) riding with the first
+    # status write, one update for the checkpointed backend create, the
+    # delete riding with the last status write.
     assert create_writes == {
         ('DELETE', 'flow_journal'): 2, ('INSERT', 'flow_journal'): 1,
-        ('UPDATE', 'flow_journal'): 2,
+        ('UPDATE', 'flow_journal'): 1,
         ('INSERT', 'volumes'): 1, ('UPDATE', 'volumes'): 1}
-    assert sum(create_writes.values()) <= 7
     assert delete_writes == {
         ('DELETE', 'flow_journal'): 2, ('INSERT', 'flow_journal'): 1,
-        ('UPDATE', 'flow_journal'): 1, ('UPDATE', 'volumes'): 2}
+        ('UPDATE', 'volumes'): 2}
 
 
 # -- failures revert ------------------------------------------------------------
@@ -222,7 +240,7 @@ def _fail(task_cls):
 
 
 @pytest.mark.parametrize('task_cls', [
-    create_volume.PersistCreating, create_volume.CreateOnBackend,
+    create_volume.MarkCreating, create_volume.CreateOnBackend,
     create_volume.CreateExport, create_volume.MarkAvailable,
 ])
 def test_create_failing_at_each_task_reverts(runner, driver, notifier,
@@ -234,7 +252,7 @@ def test_create_failing_at_each_task_reverts(runner, driver, notifier,
 
     assert journal_rows() == []
     assert volume.id not in driver._volumes
-    if task_cls is create_volume.PersistCreating:
+    if task_cls is create_volume.MarkCreating:
         # Failed before the row existed: nothing to mark.
         with pytest.raises(Exception):
             db.volume_get(volume.id)
@@ -278,8 +296,9 @@ def test_delete_failing_on_the_backend_leaves_error_deleting(
     (create_volume.CreateOnBackend, {'create_volume': 1, 'create_export': 1}),
     # Crashed inside the export: the backend create is not redone.
     (create_volume.CreateExport, {'create_volume': 0, 'create_export': 1}),
-    # Crashed after both backend steps: neither is redone.
-    (create_volume.MarkAvailable, {'create_volume': 0, 'create_export': 0}),
+    # Crashed after both backend steps: the export (idempotent, not
+    # checkpointed) runs again.
+    (create_volume.MarkAvailable, {'create_volume': 0, 'create_export': 1}),
 ])
 def test_resumed_create_skips_checkpointed_steps(runner, driver, notifier,
                                                  monkeypatch, crash_task,
@@ -306,13 +325,21 @@ def test_resumed_create_skips_checkpointed_steps(runner, driver, notifier,
 
 def test_resume_after_the_status_was_saved_keeps_the_volume(
         runner, driver, notifier, monkeypatch):
-    """Killed after MarkAvailable committed but before the journal row went."""
+    """Killed after MarkAvailable committed: its commit took the row along."""
     volume = new_volume()
+
+    class DyingNotifier(RecordingNotifier):
+        def info(self, event_type, volume, **extra):
+            if event_type == 'volume.create.end':  # sent after the save
+                raise _Crash(event_type)
+            super().info(event_type, volume, **extra)
+
     with monkeypatch.context() as m:
-        crash_in(m, common.NotifyEnd)
+        m.setattr(db, 'journal_finish', lambda *key: None)
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, volume)
+            run_create(runner, driver, DyingNotifier(), volume)
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    assert journal_rows() == []  # nothing left to recover
 
     resume_all(flow_runner.FlowRunner(HOST), driver, notifier)
 
@@ -324,7 +351,7 @@ def test_resume_after_the_status_was_saved_keeps_the_volume(
 @pytest.mark.parametrize('crash_task, redone_delete', [
     (delete_volume.RemoveExport, 1),
     (delete_volume.DeleteOnBackend, 1),
-    (delete_volume.DestroyRecord, 0),
+    (delete_volume.DestroyRecord, 1),  # not checkpointed: idempotent
 ])
 def test_resumed_delete_finishes(runner, driver, notifier, monkeypatch,
                                  crash_task, redone_delete):

@@ -5,6 +5,7 @@ transaction; compare-and-swap updates (``expected_status``) make status
 changes safe across workers of one cluster.
 """
 
+import contextlib
 import datetime
 import threading
 
@@ -63,6 +64,52 @@ def dispose():
         _ENGINE = None
 
 
+# -- write transactions and the statements that ride along ------------------
+
+_riders = threading.local()  # green-local under eventlet: one per operation
+
+
+def _pending_riders():
+    try:
+        return _riders.statements
+    except AttributeError:
+        _riders.statements = []
+        return _riders.statements
+
+
+@contextlib.contextmanager
+def _writing():
+    """A write transaction that also carries this thread's deferred statements.
+
+    The flow journal defers its own writes (start, finish) to the next write
+    the operation makes anyway, so they commit atomically with a status
+    change instead of costing transactions of their own. Deferred statements
+    are dropped from the queue only once their transaction has committed.
+    """
+    riders = _pending_riders()
+    carried = len(riders)
+    with get_engine().begin() as conn:
+        for statement in riders[:carried]:
+            conn.execute(statement)
+        yield conn
+    del riders[:carried]
+
+
+def defer_to_next_write(*statements):
+    _pending_riders().extend(statements)
+
+
+def discard_deferred():
+    del _pending_riders()[:]
+
+
+def flush_deferred():
+    """Commit deferred statements now if no write has carried them yet."""
+    if _pending_riders():
+        with _writing():
+            pass
+
+
 # -- generic helpers ---------------------------------------------------------
 
 def _row_to_dict(row):
@@ -82,7 +129,7 @@ def _create(table, values):
     values.setdefault('created_at', utcnow())
     if 'deleted' in table.c:
         values.setdefault('deleted', False)
-    with get_engine().begin() as conn:
+    with _writing() as conn:
         result = conn.execute(table.insert().values(**values))
         if 'id' not in values and result.inserted_primary_key:
             values['id'] = result.inserted_primary_key[0]
@@ -104,7 +151,7 @@ def _update(table, resource_id, values, expected_status=None):
             query = query.where(table.c.status.in_(list(expected_status)))
         else:
             query = query.where(table.c.status == expected_status)
-    with get_engine().begin() as conn:
+    with _writing() as conn:
         return conn.execute(query.values(**values)).rowcount > 0
 
 
@@ -271,36 +318,54 @@ def service_get_all(filters=None):
 
 
 # -- flow journal ----------------------------------------------------------------
+#
+# One row per unfinished operation, keyed by its resource. The start and the
+# finish ride along with the operation's own first and last writes (see
+# _writing); checkpoints and the switch to "reverting" are written at once.
 
-def journal_start(resource_type, resource_id, host, operation, store):
-    """Record that an operation on a resource began; returns the row id.
+def _journal_where(t, resource_type, resource_id):
+    return sa.and_(t.c.resource_type == resource_type,
+                   t.c.resource_id == resource_id)
+
+
+def journal_defer_start(resource_type, resource_id, host, operation, store):
+    """Record, with the operation's first write, that it began.
 
     A row left by an earlier, interrupted run of the same resource is
     replaced: its owner is whoever holds the resource's lock now.
     """
     t = models.flow_journal
     now = utcnow()
-    with get_engine().begin() as conn:
-        conn.execute(t.delete().where(t.c.resource_type == resource_type,
-                                      t.c.resource_id == resource_id))
-        result = conn.execute(t.insert().values(
-            resource_type=resource_type, resource_id=resource_id, host=host,
-            operation=operation, state='running', store=store, progress={},
-            created_at=now, updated_at=now))
-        return result.inserted_primary_key[0]
+    defer_to_next_write(
+        t.delete().where(_journal_where(t, resource_type, resource_id)),
+        t.insert().values(resource_type=resource_type,
+                          resource_id=resource_id, host=host,
+                          operation=operation, state='running', store=store,
+                          progress={}, created_at=now, updated_at=now))
 
 
-def journal_checkpoint(journal_id, progress, state='running'):
+def journal_defer_finish(resource_type, resource_id):
+    """Drop the row with the operation's last write."""
     t = models.flow_journal
-    with get_engine().begin() as conn:
-        conn.execute(t.update().where(t.c.id == journal_id).values(
-            progress=progress, state=state, updated_at=utcnow()))
+    defer_to_next_write(
+        t.delete().where(_journal_where(t, resource_type, resource_id)))
 
 
-def journal_finish(journal_id):
+def journal_checkpoint(resource_type, resource_id, progress, state='running'):
     t = models.flow_journal
+    with _writing() as conn:
+        conn.execute(t.update().where(
+            _journal_where(t, resource_type, resource_id)).values(
+                progress=progress, state=state, updated_at=utcnow()))
+
+
+def journal_finish(resource_type, resource_id):
+    """Drop the row now (and anything of it still waiting to be written)."""
+    t = models.flow_journal
+    discard_deferred()
     with get_engine().begin() as conn:
-        conn.execute(t.delete().where(t.c.id == journal_id))
+        conn.execute(t.delete().where(
+            _journal_where(t, resource_type, resource_id)))
 
 
 def journal_get_all(host):
@@ -312,7 +377,6 @@ def journal_get_all(host):
 
 def journal_get(resource_type, resource_id):
     t = models.flow_journal
-    query = sa.select(t).where(t.c.resource_type == resource_type,
-                               t.c.resource_id == resource_id)
+    query = sa.select(t).where(_journal_where(t, resource_type, resource_id))
     with get_engine().connect() as conn:
         return _row_to_dict(conn.execute(query).first())

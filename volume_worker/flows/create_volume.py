@@ -71,7 +71,6 @@ class CreateOnBackend(common.VolumeTask):
 class CreateExport(common.VolumeTask):
     """Export the new volume (target, CHAP secrets); revert removes the export."""
 
-    checkpoint = True
     default_provides = 'export_update'
 
     def execute(self, context, driver, volume, create_update):

@@ -59,9 +59,11 @@ class RemoveExport(common.VolumeTask):
 
 
 class DeleteOnBackend(common.VolumeTask):
-    """Delete the backend object. Cannot be undone: no revert."""
+    """Delete the backend object. Cannot be undone: no revert.
 
-    checkpoint = True
+    No checkpoint: deleting an absent volume succeeds, so a resumed delete
+    simply runs this again.
+    """
 
     def execute(self, driver, volume):
         common.call_driver(driver, 'delete_volume', volume)

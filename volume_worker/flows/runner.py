@@ -1,11 +1,14 @@
 """Runs flows with a crash journal, and resumes or reverts unfinished ones.
 
 The journal is one row per operation in the worker's own database, not
-TaskFlow's persistence backend (130-200 ms a flow here). A flow costs:
-one insert when it starts, one update after each task whose effect lives on
-the backend (``checkpoint = True``), and one delete when it ends. After a
-crash, start-up finds the rows left behind and, by the flow family's rule,
-resumes the flow from its last checkpoint or reverts what it had done.
+TaskFlow's persistence backend (130-200 ms a flow here). Its insert rides in
+the transaction of the operation's first write and its delete in that of the
+last (the status changes the operation makes anyway), so a flow pays no
+commit of its own for it; only a task marked ``checkpoint = True`` (an
+effect on the backend too costly to redo) adds an update. After a crash,
+start-up finds the rows left behind and, by the flow family's rule, resumes
+the flow (re-running its idempotent steps after the last checkpoint) or
+reverts what it had done.
 """
 
 from oslo_log import log as logging
@@ -40,38 +43,55 @@ class FlowFamily:
         self.build = build
         self.load = load
         self.on_resume = on_resume
-        self._flow = None
-        self._tasks = None
+        self._template = None
 
-    @property
-    def flow(self):
-        if self._flow is None:
-            self._flow = self.build()
-            self._tasks = list(_iter_tasks(self._flow))
-        return self._flow
+    def new_flow(self):
+        """A flow for one run.
 
-    @property
-    def tasks(self):
-        return self.flow and self._tasks
+        Engines running at the same time must not share task objects: a
+        task's progress notifier would carry one engine's listeners into
+        another's storage locks. Copies of a template are cheap (building a
+        task inspects its signatures); the flow is rebuilt from them.
+        """
+        if self._template is None:
+            flow = self.build()
+            tasks = list(flow)
+            if not (type(flow) is linear_flow.Flow and
+                    all(isinstance(t, tf_task.Task) for t in tasks)):
+                return flow  # not a plain list of tasks: build every time
+            self._template = (flow.name, tasks)
+        name, tasks = self._template
+        return linear_flow.Flow(name).add(
+            *(t.copy(retain_listeners=False) for t in tasks))
 
 
 class _JournalListener:
-    """Writes checkpoints of a running flow into its journal row."""
+    """Keeps a running flow's journal row in step with its progress.
 
-    def __init__(self, journal_id, checkpointed, progress):
-        self.journal_id = journal_id
-        self.checkpointed = checkpointed
+    The finish rides along with the last task's own write; a checkpointed
+    task's result and the switch to reverting are written at once.
+    """
+
+    def __init__(self, key, tasks, progress):
+        self.key = key
+        self.checkpointed = {t.name for t in tasks
+                             if getattr(t, 'checkpoint', False)}
+        self.last_task = tasks[-1].name if tasks else None
         self.progress = progress
         self.reverting = False
 
     def __call__(self, state, details):
         name = details.get('task_name')
-        if state == 'SUCCESS' and name in self.checkpointed:
+        if state == 'RUNNING' and name == self.last_task:
+            db.journal_defer_finish(*self.key)
+        elif state == 'SUCCESS' and name in self.checkpointed:
             self.progress[name] = details.get('result')
-            db.journal_checkpoint(self.journal_id, self.progress)
+            db.journal_checkpoint(*self.key, progress=self.progress)
         elif state in ('FAILURE', 'REVERTING') and not self.reverting:
             self.reverting = True
-            db.journal_checkpoint(self.journal_id, self.progress, REVERTING)
+            db.discard_deferred()  # not the finish: the row must stay
+            db.journal_checkpoint(*self.key, progress=self.progress,
+                                  state=REVERTING)
 
 
 class _AbortResumedFlow(tf_task.Task):
@@ -89,12 +109,14 @@ class FlowRunner:
 
     def run(self, family, resource_id, store, deps):
         """Run a new operation to its end; raises the original error on failure."""
-        journal_id = None
+        key = None
         if self.journal:
-            journal_id = db.journal_start(family.resource_type, resource_id,
-                                          self.host, family.operation, store)
-        return self._run_engine(family.flow, family.tasks, store, deps,
-                                journal_id, progress={})
+            key = (family.resource_type, resource_id)
+            db.journal_defer_start(family.resource_type, resource_id,
+                                   self.host, family.operation, store)
+        flow = family.new_flow()
+        return self._run_engine(flow, list(_iter_tasks(flow)), store, deps,
+                                key, progress={})
 
     def resume(self, family, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
@@ -111,17 +133,15 @@ class FlowRunner:
                  family.resource_type, row['resource_id'],
                  ', '.join(progress) or 'none')
         return self._run_engine(flow, list(_iter_tasks(flow)), store, deps,
-                                row['id'], progress, mark_done=True,
-                                all_done=revert)
+                                (row['resource_type'], row['resource_id']),
+                                progress, mark_done=True, all_done=revert)
 
-    def _run_engine(self, flow, tasks, store, deps, journal_id, progress,
+    def _run_engine(self, flow, tasks, store, deps, key, progress,
                     mark_done=False, all_done=False):
         engine = engines.load(flow, dict(store, **deps))
-        if journal_id is not None:
-            checkpointed = {t.name for t in tasks
-                            if getattr(t, 'checkpoint', False)}
-            listener = _JournalListener(journal_id, checkpointed, progress)
-            engine.atom_notifier.register('*', listener)
+        if key is not None:
+            engine.atom_notifier.register(
+                '*', _JournalListener(key, tasks, progress))
         if mark_done:
             engine.compile()
             engine.prepare()
@@ -129,14 +149,14 @@ class FlowRunner:
         try:
             engine.run()
         except Exception:
-            # Ended: done, or failed and reverted. Anything else (the
-            # thread killed, the process exiting) leaves the row for the
-            # next start, as a crash would.
-            if journal_id is not None:
-                db.journal_finish(journal_id)
+            # Failed and reverted: the operation has ended. Anything else
+            # (the thread killed, the process exiting) leaves the row for
+            # the next start, as a crash would.
+            if key is not None:
+                db.journal_finish(*key)
             raise
-        if journal_id is not None:
-            db.journal_finish(journal_id)
+        if key is not None:
+            db.flush_deferred()  # the finish, if the last task wrote nothing
         return engine.storage.fetch_all()
 
 
