@@ -49,6 +49,26 @@ class Coordinator:
             self.start()
         return self._coordinator.get_lock(name.encode())
 
+    def remove_lock_file(self, name):
+        """Delete a file lock's file once its resource is gone for good.
+
+        A file backend leaves one file per lock name; without this, every
+        volume ever deleted would leave one behind. Call it while holding
+        the lock, for a resource no operation can act on any more (a
+        late waiter then locks a file no one else will take). Other
+        backends keep nothing per name.
+        """
+        if not self.backend_url.startswith('file://'):
+            return
+        import os
+        directory = self.backend_url[len('file://'):].split('?')[0]
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            LOG.warning('Could not remove lock file of %s: %s', name, exc)
+
     @contextlib.contextmanager
     def lock(self, name):
         """Hold the named lock for the block; waits while another holds it."""

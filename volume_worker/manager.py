@@ -153,6 +153,9 @@ class VolumeManager:
             self._check_owned(volume)
             self._run(delete_volume.FAMILY, volume_id,
                       delete_volume.make_store(volume), context, volume=volume)
+            # Deleted for good (ids are never reused): its lock is done too.
+            self.coordinator.remove_lock_file(
+                coordination.volume_lock_name(volume_id))
 
     def _was_deleted(self, volume_id):
         try:

@@ -200,6 +200,7 @@ class BackendService:
         go back to the queue when the connection closes.
         """
         for server in self.servers:
+            _cancel_consumers(server, self.host)
             server.stop()
 
     def wait(self):
@@ -208,6 +209,31 @@ class BackendService:
             server.wait()
         self.servers = []
         self.manager.accepting = False
+
+
+def _cancel_consumers(server, name):
+    """Tell the broker to stop delivering to this server, before stopping it.
+
+    oslo.messaging's ``stop()`` only stops polling: the consumer stays
+    subscribed, the connection's heartbeat keeps reading, and the RPC
+    listener acknowledges each request as it is read, into a buffer nobody
+    polls any more; a request sent during the drain would be lost. Cancelling
+    the consumers first (as the driver's own ``reset()`` does, under the
+    connection lock) leaves such requests in the queue for the next start.
+    Requests read before the cancel are processed by ``stop()`` as usual.
+    """
+    try:
+        connection = server.listener._poll_style_listener.conn.connection
+        with connection._connection_lock:
+            for consumer, tag in list(connection._consumers.items()):
+                # No wait for the broker's reply: the poll loop reads it.
+                consumer.queue.channel.basic_cancel(str(tag), nowait=True)
+            # Nor subscribe again if the connection is re-established.
+            connection._consumers.clear()
+            connection._new_tags.clear()
+    except Exception as exc:  # another driver, or the broker is away
+        LOG.warning('Could not cancel the consumers of %s before stopping: '
+                    '%s', name, exc)
 
 
 class WorkerService:
@@ -263,6 +289,8 @@ class WorkerService:
         def drain(backend):
             try:
                 backend.stop_consuming()
+                LOG.info('Backend %s takes no new requests; finishing those '
+                         'in flight', backend.host)
                 backend.wait()
             except Exception:
                 LOG.exception('Draining backend %s failed', backend.host)

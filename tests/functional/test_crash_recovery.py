@@ -11,6 +11,7 @@ hold exactly the files of the volumes the database says are there.
 import os
 import re
 import shutil
+import time
 import uuid
 
 import pytest
@@ -269,3 +270,71 @@ def test_kill_during_recovery_then_restart(eventlet_rig):
                      and not rig.db.journal(), 30,
                      'delete of %s' % volume_id)
     rig.assert_consistent()
+
+
+# -- per-volume locks --------------------------------------------------------------
+
+# A dead worker's Redis lock lasts until it expires (tooz's lock_timeout,
+# 30 s by default; live holders keep theirs refreshed by the heartbeat).
+REDIS_LOCK_TIMEOUT = 3
+REDIS_URL = 'redis://127.0.0.1:6379?lock_timeout=%d' % REDIS_LOCK_TIMEOUT
+
+
+def _redis_up():
+    import socket
+    try:
+        with socket.create_connection(('127.0.0.1', 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=['file', 'redis'])
+def locking_rig(request, tmp_path):
+    url = None
+    if request.param == 'redis':
+        if not _redis_up():
+            pytest.skip('Redis is not running on 127.0.0.1:6379')
+        url = REDIS_URL
+    r = CrashRig(tmp_path, coordination_url=url)
+    r.clear_faults()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_delete_waits_for_the_running_create_of_the_same_volume(locking_rig):
+    rig = locking_rig
+    rig.start()
+    volume_id = str(uuid.uuid4())
+    faulty.control(rig.control, {volume_id: {'create_volume': 1.5}})
+    rig.cast_create(volume_id)
+    rig.wait_inside({volume_id: 'create_volume'})
+    rig.cast_delete(volume_id)
+    # The delete is in the worker, blocked on the volume's lock: it has
+    # neither journaled anything nor touched the volume.
+    for _ in range(5):
+        assert rig.db.status(volume_id) == VolumeStatus.CREATING
+        assert rig.db.journal()[volume_id]['operation'] == 'create_volume'
+        time.sleep(0.1)
+    state.wait_until(lambda: (rig.db.volume(volume_id) or {}).get('deleted')
+                     and not rig.db.journal(), 30, 'create then delete')
+    rig.assert_consistent()
+    log = rig.worker.log_text()
+    assert 'Traceback' not in log
+
+
+def test_a_crashed_workers_lock_does_not_block_recovery(locking_rig):
+    rig = locking_rig
+    rig.start()
+    volume_id = rig.cast_create(str(uuid.uuid4()))
+    rig.hang({volume_id: 'create_export'})
+    rig.wait_inside({volume_id: 'create_export'})
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
+    rig.assert_consistent()
+    # File locks die with the process; a Redis lock expires.
+    assert rig.recovery_seconds() < REDIS_LOCK_TIMEOUT + 2

@@ -83,7 +83,7 @@ def test_sigterm_finishes_the_running_create_and_takes_nothing_new(rig):
                      'create journaled')
     signalled = time.monotonic()
     rig.worker.proc.send_signal(15)
-    rig.worker.wait_for_log('received: draining', 10)
+    rig.worker.wait_for_log('takes no new requests', 10)
     late = rig.cast_create()
 
     assert rig.worker.proc.wait(30) == 0
@@ -96,10 +96,14 @@ def test_sigterm_finishes_the_running_create_and_takes_nothing_new(rig):
     assert 'drained' in rig.worker.log_text()
     # The create sent after SIGTERM was never taken: it waits on the broker.
     assert rig.db.volume(late) is None
-    assert rig.queued() == 1
+    # (Delivered to the stopped consumer unacknowledged, it is back in the
+    # queue once the broker has seen the connection close.)
+    state.wait_until(lambda: rig.queued() == 1, 10, 'late create queued')
 
-    # The next start takes it.
+    # The next start re-exports the volume it finished, then takes the
+    # create that waited.
     rig.start()
+    assert '1 exports ensured, 0 failed' in rig.worker.log_text()
     state.wait_until(lambda: rig.db.status(late) == VolumeStatus.AVAILABLE,
                      30, 'late create done after restart')
     assert rig.queued() == 0

@@ -56,6 +56,9 @@ def test_create_and_delete(harness):
         h.api.get_volume(h.ctx, h.backend(), volume.id)
     assert 'VolumeNotFound' in type(err.value).__name__
     assert volume.id not in fake_backend_volumes(h.state_dir, 'fake1')
+    # Its lock file went with it (ids are never reused).
+    locks = os.listdir(os.path.join(h.state_dir, 'locks'))
+    assert not [n for n in locks if volume.id in n]
 
 
 def test_repeated_create_cast_is_harmless(harness):

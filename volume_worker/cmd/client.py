@@ -38,6 +38,10 @@ class Client:
         self.conf = conf
         self.ctx = rpc.admin_context()
         self.api = rpcapi.VolumeAPI(conf)
+        # One connection attempt per try, so that retrying() bounds the
+        # whole by the deadline: oslo.messaging's default (retry=None)
+        # blocks forever while the broker is away.
+        self.api.client = self.api.client.prepare(retry=0)
         self.deadline = conf.client.cast_retry_deadline
 
     def default_backend(self):
@@ -45,13 +49,15 @@ class Client:
 
     def retrying(self, fn, *args, **kwargs):
         """Retry while the broker is unreachable, up to the deadline, then fail loudly."""
+        import kombu.exceptions
         import oslo_messaging as messaging
         stop = time.monotonic() + self.deadline
         while True:
             try:
                 return fn(*args, **kwargs)
             except (messaging.MessageDeliveryFailure,
-                    messaging.MessagingTimeout, OSError) as exc:
+                    messaging.MessagingTimeout, OSError,
+                    kombu.exceptions.OperationalError) as exc:
                 if time.monotonic() >= stop:
                     raise SystemExit('error: request not delivered within '
                                      '%ss: %s' % (self.deadline, exc))
