@@ -142,3 +142,24 @@ def test_raw_malformed_bodies_are_dropped(harness, body, content_type):
         time.sleep(0.1)
     assert _queue_depth(h) == 0
     _alive_and_serving(h)
+
+
+def test_oversized_metadata_and_path_like_names(harness):
+    h = harness
+    huge = h.new_volume(metadata={'k%d' % i: 'v' * 100 for i in range(1000)})
+    h.api.create_volume(h.ctx, h.backend(), huge)
+    # A path-like display name is only a label: never used in a path.
+    odd = h.new_volume(display_name='../../etc/passwd')
+    h.api.create_volume(h.ctx, h.backend(), odd)
+    assert h.wait_status(odd.id, ['available']).display_name == \
+        '../../etc/passwd'
+    with pytest.raises(Exception) as err:
+        h.api.get_volume(h.ctx, h.backend(), huge.id)
+    assert 'NotFound' in type(err.value).__name__
+    assert 'metadata exceeds 65536 bytes' in h.worker.log_text()
+    for bad_host in ('other@fake1', '../x@y'):
+        stray = h.new_volume(backend=bad_host)
+        with pytest.raises(Exception) as err:
+            h.api._prepare(h.backend(), timeout=10).call(
+                h.ctx, 'create_volume', volume=stray)
+        assert 'is not this backend' in str(err.value)

@@ -89,14 +89,14 @@ def _writing():
     riders = _pending_riders()
     carried = len(riders)
     with get_engine().begin() as conn:
-        for statement in riders[:carried]:
-            conn.execute(statement)
+        for statement, params in riders[:carried]:
+            conn.execute(statement, params)
         yield conn
     del riders[:carried]
 
 
-def defer_to_next_write(*statements):
-    _pending_riders().extend(statements)
+def defer_to_next_write(statement, params):
+    _pending_riders().append((statement, params))
 
 
 def discard_deferred():
@@ -116,12 +116,32 @@ def _row_to_dict(row):
     return dict(row._mapping) if row is not None else None
 
 
+_STATEMENTS = {}
+
+
+def _statement(key, build):
+    """A statement built once and reused with bound parameters.
+
+    Building a SQLAlchemy statement (and its cache key) costs more than
+    executing it; the hot path runs the same few shapes over and over.
+    """
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
 def _get(table, resource_id, read_deleted=False):
-    query = sa.select(table).where(table.c.id == resource_id)
-    if not read_deleted and 'deleted' in table.c:
-        query = query.where(table.c.deleted == sa.false())
+    live = not read_deleted and 'deleted' in table.c
+
+    def build():
+        query = sa.select(table).where(table.c.id == sa.bindparam('_id'))
+        if live:
+            query = query.where(table.c.deleted == sa.false())
+        return query
+    query = _statement(('get', table.name, live), build)
     with get_engine().connect() as conn:
-        return _row_to_dict(conn.execute(query).first())
+        return _row_to_dict(conn.execute(query, {'_id': resource_id}).first())
 
 
 def _create(table, values):
@@ -129,8 +149,9 @@ def _create(table, values):
     values.setdefault('created_at', utcnow())
     if 'deleted' in table.c:
         values.setdefault('deleted', False)
+    insert = _statement(('insert', table.name), table.insert)
     with _writing() as conn:
-        result = conn.execute(table.insert().values(**values))
+        result = conn.execute(insert, values)
         if 'id' not in values and result.inserted_primary_key:
             values['id'] = result.inserted_primary_key[0]
     return values
@@ -141,18 +162,28 @@ def _update(table, resource_id, values, expected_status=None):
 
     Returns True when a row changed.
     """
-    values = dict(values)
-    values.setdefault('updated_at', utcnow())
-    query = table.update().where(table.c.id == resource_id)
-    if 'deleted' in table.c:
-        query = query.where(table.c.deleted == sa.false())
-    if expected_status is not None:
-        if isinstance(expected_status, (list, tuple, set, frozenset)):
-            query = query.where(table.c.status.in_(list(expected_status)))
-        else:
-            query = query.where(table.c.status == expected_status)
+    params = dict(values)
+    params.setdefault('updated_at', utcnow())
+    many = isinstance(expected_status, (list, tuple, set, frozenset))
+    kind = None if expected_status is None else ('many' if many else 'one')
+
+    def build():
+        query = table.update().where(table.c.id == sa.bindparam('_id'))
+        if 'deleted' in table.c:
+            query = query.where(table.c.deleted == sa.false())
+        if kind == 'many':
+            query = query.where(table.c.status.in_(
+                sa.bindparam('_expected', expanding=True)))
+        elif kind == 'one':
+            query = query.where(table.c.status == sa.bindparam('_expected'))
+        return query
+    query = _statement(('update', table.name, kind), build)
+    params['_id'] = resource_id
+    if kind is not None:
+        params['_expected'] = (list(expected_status) if many
+                               else expected_status)
     with _writing() as conn:
-        return conn.execute(query.values(**values)).rowcount > 0
+        return conn.execute(query, params).rowcount > 0
 
 
 def _list(table, filters=None, marker=None, limit=None, read_deleted=False,
@@ -323,9 +354,22 @@ def service_get_all(filters=None):
 # finish ride along with the operation's own first and last writes (see
 # _writing); checkpoints and the switch to "reverting" are written at once.
 
-def _journal_where(t, resource_type, resource_id):
-    return sa.and_(t.c.resource_type == resource_type,
-                   t.c.resource_id == resource_id)
+def _journal_statements():
+    """Built once: building SQLAlchemy statements costs more than running them."""
+    t = models.flow_journal
+    where = sa.and_(t.c.resource_type == sa.bindparam('rt'),
+                    t.c.resource_id == sa.bindparam('rid'))
+    return {
+        'delete': t.delete().where(where),
+        'insert': t.insert(),
+        'update': t.update().where(where).values(
+            progress=sa.bindparam('progress'), state=sa.bindparam('state'),
+            updated_at=sa.bindparam('now')),
+        'select': sa.select(t).where(where),
+    }
+
+
+_JOURNAL = _journal_statements()
 
 
 def journal_defer_start(resource_type, resource_id, host, operation, store):
@@ -334,38 +378,35 @@ def journal_defer_start(resource_type, resource_id, host, operation, store):
     A row left by an earlier, interrupted run of the same resource is
     replaced: its owner is whoever holds the resource's lock now.
     """
-    t = models.flow_journal
     now = utcnow()
-    defer_to_next_write(
-        t.delete().where(_journal_where(t, resource_type, resource_id)),
-        t.insert().values(resource_type=resource_type,
-                          resource_id=resource_id, host=host,
-                          operation=operation, state='running', store=store,
-                          progress={}, created_at=now, updated_at=now))
+    key = {'rt': resource_type, 'rid': resource_id}
+    defer_to_next_write(_JOURNAL['delete'], key)
+    defer_to_next_write(_JOURNAL['insert'], {
+        'resource_type': resource_type, 'resource_id': resource_id,
+        'host': host, 'operation': operation, 'state': 'running',
+        'store': store, 'progress': {}, 'created_at': now,
+        'updated_at': now})
 
 
 def journal_defer_finish(resource_type, resource_id):
     """Drop the row with the operation's last write."""
-    t = models.flow_journal
-    defer_to_next_write(
-        t.delete().where(_journal_where(t, resource_type, resource_id)))
+    defer_to_next_write(_JOURNAL['delete'],
+                        {'rt': resource_type, 'rid': resource_id})
 
 
 def journal_checkpoint(resource_type, resource_id, progress, state='running'):
-    t = models.flow_journal
     with _writing() as conn:
-        conn.execute(t.update().where(
-            _journal_where(t, resource_type, resource_id)).values(
-                progress=progress, state=state, updated_at=utcnow()))
+        conn.execute(_JOURNAL['update'], {
+            'rt': resource_type, 'rid': resource_id, 'progress': progress,
+            'state': state, 'now': utcnow()})
 
 
 def journal_finish(resource_type, resource_id):
     """Drop the row now (and anything of it still waiting to be written)."""
-    t = models.flow_journal
     discard_deferred()
     with get_engine().begin() as conn:
-        conn.execute(t.delete().where(
-            _journal_where(t, resource_type, resource_id)))
+        conn.execute(_JOURNAL['delete'],
+                     {'rt': resource_type, 'rid': resource_id})
 
 
 def journal_get_all(host):
@@ -376,7 +417,7 @@ def journal_get_all(host):
 
 
 def journal_get(resource_type, resource_id):
-    t = models.flow_journal
-    query = sa.select(t).where(_journal_where(t, resource_type, resource_id))
     with get_engine().connect() as conn:
-        return _row_to_dict(conn.execute(query).first())
+        return _row_to_dict(conn.execute(
+            _JOURNAL['select'], {'rt': resource_type, 'rid': resource_id}
+        ).first())
