@@ -83,6 +83,8 @@ def test_persistence_and_compare_and_swap(database):
 def test_allocated_capacity_grouped_by_pool(database):
     from volume_worker.db import api as db
     for size, host in ((1, 'h@b#p1'), (2, 'h@b#p1'), (5, 'h@b#p2'),
-                       (7, 'other@b#p1')):
+                       (7, 'other@b#p1'), (11, 'h@b2#p1'), (13, 'h@b'),
+                       (17, 'h@bb#p1')):
         _volume(size=size, host=host).create()
-    assert db.volume_allocated_capacity_by_pool('h@b') == {'p1': 3, 'p2': 5}
+    assert db.volume_allocated_capacity_by_pool('h@b') == {
+        'p1': 3, 'p2': 5, None: 13}

@@ -263,8 +263,13 @@ def volume_count_by_status(host, statuses):
 
 
 def _host_clause(table, host):
-    """Rows of backend ``host`` (host@backend), whatever their pool."""
-    return sa.or_(table.c.host == host, table.c.host.like(host + '#%'))
+    """Rows of backend ``host`` (host@backend), whatever their pool.
+
+    ``host#pool`` values sort between ``host#`` and ``host$`` ('$' follows
+    '#'): a range the host index serves, where ``LIKE 'host#%'`` cannot.
+    """
+    return sa.or_(table.c.host == host,
+                  sa.and_(table.c.host >= host + '#', table.c.host < host + '$'))
 
 
 def volume_allocated_capacity_by_pool(host):
