@@ -12,7 +12,6 @@ from oslo_log import log as logging
 from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker import exception
-from volume_worker import flows
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker import objects

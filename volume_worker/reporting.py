@@ -57,10 +57,6 @@ class CapabilityReporter:
         self.last_report = report
         return report
 
-    def pool_names(self):
-        report = self.last_report or {}
-        return [p.get('pool_name') for p in report.get('pools') or []]
-
     def publish(self):
         self._dirty.clear()
         report = self.build()

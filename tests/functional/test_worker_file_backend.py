@@ -8,7 +8,6 @@ each volume is exported through a private tgtd and a real initiator
 import os
 import subprocess
 
-import pytest
 
 from tests.functional.conftest import start_harness
 from tests.functional.test_file_driver_iscsi import PREFIX

@@ -253,15 +253,6 @@ def volume_get_all(filters=None, marker=None, limit=None):
     return _list(models.volumes, filters, marker, limit)
 
 
-def volume_count_by_status(host, statuses):
-    t = models.volumes
-    query = sa.select(sa.func.count()).select_from(t).where(
-        t.c.deleted == sa.false(), t.c.status.in_(list(statuses)),
-        _host_clause(t, host))
-    with get_engine().connect() as conn:
-        return conn.execute(query).scalar()
-
-
 def _host_clause(table, host):
     """Rows of backend ``host`` (host@backend), whatever their pool.
 

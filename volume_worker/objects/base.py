@@ -1,7 +1,6 @@
 """Base class, registry and RPC serializer of the worker's versioned objects."""
 
 from oslo_versionedobjects import base as ovo_base
-from oslo_versionedobjects import fields
 
 
 class VolumeWorkerObjectRegistry(ovo_base.VersionedObjectRegistry):
@@ -16,22 +15,6 @@ class VolumeWorkerObject(ovo_base.VersionedObject):
 
     # Columns the database owns and save() never writes.
     READ_ONLY_FIELDS = ('id', 'created_at')
-
-    def obj_as_dict(self):
-        """The set fields as plain values (JSON-friendly), for payloads."""
-        out = {}
-        for name, field in self.fields.items():
-            if not self.obj_attr_is_set(name):
-                continue
-            out[name] = field.to_primitive(self, name, getattr(self, name))
-        return out
-
-
-class TimestampedObject:
-    fields = {
-        'created_at': fields.DateTimeField(nullable=True),
-        'updated_at': fields.DateTimeField(nullable=True),
-    }
 
 
 class VolumeWorkerObjectSerializer(ovo_base.VersionedObjectSerializer):
