@@ -142,25 +142,17 @@ class VolumeManager:
     def delete_volume(self, context, volume_id):
         validation.check_uuid(volume_id, 'volume_id')
         with self._operation('delete_volume', volume_id):
-            try:
-                volume = objects.Volume.get_by_id(volume_id)
-            except exception.VolumeNotFound:
-                if self._was_deleted(volume_id):
-                    LOG.info('Volume %s is already deleted', volume_id)
-                    return
-                raise
-            self._check_owned(volume)
-            self._run(delete_volume.FAMILY, volume_id,
-                      delete_volume.make_store(volume), context, volume=volume)
+            volume = objects.Volume.get_by_id(volume_id, read_deleted=True)
+            if volume.deleted:
+                LOG.info('Volume %s is already deleted', volume_id)
+            else:
+                self._check_owned(volume)
+                self._run(delete_volume.FAMILY, volume_id,
+                          delete_volume.make_store(volume), context,
+                          volume=volume)
             # Deleted for good (ids are never reused): its lock is done too.
             self.coordinator.remove_lock_file(
                 coordination.volume_lock_name(volume_id))
-
-    def _was_deleted(self, volume_id):
-        try:
-            return objects.Volume.get_by_id(volume_id, read_deleted=True).deleted
-        except exception.VolumeNotFound:
-            return False
 
     def _check_owned(self, volume):
         if (volume.host or '').partition('#')[0] != self.backend:

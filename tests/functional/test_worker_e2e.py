@@ -56,6 +56,9 @@ def test_create_and_delete(harness):
         h.api.get_volume(h.ctx, h.backend(), volume.id)
     assert 'VolumeNotFound' in type(err.value).__name__
     assert volume.id not in fake_backend_volumes(h.state_dir, 'fake1')
+    # Deleting again is a harmless no-op.
+    h.api.delete_volume(h.ctx, h.backend(), volume.id)
+    h.worker.wait_for_log('Volume %s is already deleted' % volume.id, 20)
     # Its lock file went with it (ids are never reused).
     locks = os.listdir(os.path.join(h.state_dir, 'locks'))
     assert not [n for n in locks if volume.id in n]

@@ -222,6 +222,26 @@ def component(filename):
     return None
 
 
+def _spy_samples(raw_path):
+    """(frames, sample count) for each stack of a py-spy ``--format raw`` file."""
+    with open(raw_path) as f:
+        for line in f:
+            stack, _, n = line.rstrip('\n').rpartition(' ')
+            if stack and n.isdigit():
+                yield stack.split(';'), int(n)
+
+
+def run_threads(target, count):
+    """Run ``target`` in ``count`` threads at once; returns the wall time."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started
+
+
 def spy_breakdown(raw_path):
     """{component: share of samples} from a py-spy ``--format raw`` file.
 
@@ -231,20 +251,15 @@ def spy_breakdown(raw_path):
     """
     totals = {}
     count = 0
-    with open(raw_path) as f:
-        for line in f:
-            stack, _, n = line.rstrip('\n').rpartition(' ')
-            if not stack or not n.isdigit():
-                continue
-            n = int(n)
-            count += n
-            owner = 'stdlib/other'
-            for frame in reversed(stack.split(';')):
-                found = component(frame)
-                if found:
-                    owner = found
-                    break
-            totals[owner] = totals.get(owner, 0) + n
+    for frames, n in _spy_samples(raw_path):
+        count += n
+        owner = 'stdlib/other'
+        for frame in reversed(frames):
+            found = component(frame)
+            if found:
+                owner = found
+                break
+        totals[owner] = totals.get(owner, 0) + n
     return {k: v / count for k, v in sorted(totals.items(),
                                             key=lambda kv: -kv[1])}, count
 
@@ -253,20 +268,14 @@ def spy_top_frames(raw_path, limit=12):
     """The innermost non-stdlib frames with the most samples (self time)."""
     totals = {}
     count = 0
-    with open(raw_path) as f:
-        for line in f:
-            stack, _, n = line.rstrip('\n').rpartition(' ')
-            if not stack or not n.isdigit():
-                continue
-            n = int(n)
-            count += n
-            frames = stack.split(';')
-            leaf = frames[-1]
-            for frame in reversed(frames):
-                if component(frame):
-                    leaf = frame
-                    break
-            totals[leaf] = totals.get(leaf, 0) + n
+    for frames, n in _spy_samples(raw_path):
+        count += n
+        leaf = frames[-1]
+        for frame in reversed(frames):
+            if component(frame):
+                leaf = frame
+                break
+        totals[leaf] = totals.get(leaf, 0) + n
     top = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
     return [(frame, n / count) for frame, n in top]
 

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 
-from common import cpu_seconds, percentile, rss_kib
+from common import cpu_seconds, percentile, rss_kib, run_threads
 
 SECTION = '2 control path'
 CONC_SECTION = '3 concurrency'
@@ -65,13 +65,7 @@ class Driver:
                 failures.append(exc)
             with lock:
                 latencies.extend(mine)
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - started
+        wall = run_threads(client, clients)
         if failures:
             raise failures[0]
         return len(latencies) / wall, latencies, wall

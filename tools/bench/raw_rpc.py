@@ -96,7 +96,7 @@ def measure(conf, conf_path, state_dir, results, calls, concurrent_calls,
             casts, concurrency=32):
     """Sequential and concurrent no-op calls, casts consumed per second."""
     import oslo_messaging as messaging
-    from common import percentile
+    from common import percentile, run_threads
 
     server = RawServer(conf_path, state_dir).start()
     transport = messaging.get_rpc_transport(conf)
@@ -133,13 +133,7 @@ def measure(conf, conf_path, state_dir, results, calls, concurrent_calls,
                 mine.append(time.monotonic() - t0)
             with lock:
                 conc_lat.extend(mine)
-        threads = [threading.Thread(target=caller) for _ in range(concurrency)]
-        started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - started
+        wall = run_threads(caller, concurrency)
         results.add(SECTION, 'call %d concurrent rate' % concurrency,
                     len(conc_lat) / wall, 'calls/s')
         results.add(SECTION, 'call %d concurrent p50' % concurrency,

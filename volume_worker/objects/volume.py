@@ -13,7 +13,6 @@ class _PersistentObject(base.VolumeWorkerObject):
     _db_get = None
     _db_create = None
     _db_update = None
-    _db_destroy = None
     _db_get_all = None
 
     @classmethod
@@ -132,7 +131,6 @@ class Volume(_PersistentObject):
     _db_get = staticmethod(db.volume_get)
     _db_create = staticmethod(db.volume_create)
     _db_update = staticmethod(db.volume_update)
-    _db_destroy = staticmethod(db.volume_destroy)
     _db_get_all = staticmethod(db.volume_get_all)
 
     @property
@@ -191,7 +189,6 @@ class Snapshot(_PersistentObject):
     _db_get = staticmethod(db.snapshot_get)
     _db_create = staticmethod(db.snapshot_create)
     _db_update = staticmethod(db.snapshot_update)
-    _db_destroy = staticmethod(db.snapshot_destroy)
     _db_get_all = staticmethod(db.snapshot_get_all)
 
     @property
