@@ -30,6 +30,20 @@ class Configuration:
         else:
             self.conf.register_opts(opts)
 
+    def append_global_config_values(self, opts):
+        """Register ``opts`` in [DEFAULT] too, for values backends share."""
+        opts = list(opts)
+        if opts and self.config_group:
+            self.conf.register_opts(opts)
+
+    def safe_get_global(self, name):
+        """An option's value in [DEFAULT]; None when not registered there."""
+        try:
+            value = getattr(self.conf, name)
+        except cfg.NoSuchOptError:
+            return None
+        return None if isinstance(value, cfg.ConfigOpts.GroupAttr) else value
+
     def _section(self):
         return self.conf[self.config_group] if self.config_group else self.conf
 

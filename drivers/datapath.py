@@ -1,7 +1,8 @@
-"""Moving a volume's bytes from one attachment to another through os-brick.
+"""Attaching volumes to this host through os-brick, and copying their bytes.
 
-Both ends are attached with the os-brick connector their connection info
-names, so the same copy serves every driver (local files, iSCSI, ...).
+A volume is attached with the os-brick connector its connection info names,
+so the same code serves every driver (local files, iSCSI, ...).  The generic
+implementations of the driver contract (``drivers.generic``) build on this.
 """
 
 import errno
@@ -47,10 +48,27 @@ def _connector_for(conn_info, root_helper, use_multipath):
         protocol, root_helper, use_multipath=use_multipath)
 
 
-class _Attachment:
-    """One end of a copy: connects on enter, disconnects on exit."""
+def local_connector(root_helper=None, my_ip=None, multipath=False,
+                    enforce_multipath=False):
+    """os-brick's description of this host as an initiator (a connector dict).
 
-    def __init__(self, conn_info, root_helper, use_multipath):
+    It is what ``initialize_connection`` receives when the worker itself
+    attaches a volume (generic copies, images, backups).
+    """
+    from os_brick.initiator import connector
+
+    return connector.get_connector_properties(
+        root_helper, my_ip or '127.0.0.1', multipath, enforce_multipath)
+
+
+class Attachment:
+    """A volume attached to this host: connects on enter, disconnects on exit.
+
+    ``with Attachment(conn_info) as path:`` gives the device path to read
+    or write; leaving the block detaches (forcibly when it raised).
+    """
+
+    def __init__(self, conn_info, root_helper=None, use_multipath=False):
         self.conn_info = conn_info
         self.connector = _connector_for(conn_info, root_helper, use_multipath)
         self.device_info = None
@@ -140,8 +158,8 @@ def copy_volume_data(src_conn_info, dst_conn_info, size_gb,
     """
     length = int(size_gb) * GiB
     try:
-        with _Attachment(src_conn_info, root_helper, use_multipath) as src, \
-                _Attachment(dst_conn_info, root_helper, use_multipath) as dst:
+        with Attachment(src_conn_info, root_helper, use_multipath) as src, \
+                Attachment(dst_conn_info, root_helper, use_multipath) as dst:
             LOG.debug('Copying %d GiB from %s to %s', size_gb, src, dst)
             copy_between_paths(src, dst, length, block_size_mb << 20,
                                dst_is_zeroed=dst_is_zeroed)

@@ -100,3 +100,7 @@ class SnapshotIsBusy(VolumeDriverException):
 
 class UnableToFailOver(VolumeDriverException):
     message = "Unable to fail over to a replication target: %(reason)s"
+
+
+class ImageUnacceptable(Invalid):
+    message = "Image %(image_id)s is unacceptable: %(reason)s"

@@ -536,14 +536,15 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
             self._volume_record(volume.id)
 
     def get_backup_device(self, context, backup):
-        """Return ``(id, is_snapshot)``; the worker loads the object."""
-        snapshot_id = getattr(backup, 'snapshot_id', None)
+        """The backup's snapshot or volume, loaded through ``db`` and checked
+        to exist on this backend: ``(object, is_snapshot)``."""
+        device, is_snapshot = super().get_backup_device(context, backup)
         with self._lock:
-            if snapshot_id:
-                self._snapshot_record(snapshot_id)
-                return snapshot_id, True
-            self._volume_record(backup.volume_id)
-            return backup.volume_id, False
+            if is_snapshot:
+                self._snapshot_record(base.field(device, 'id'))
+            else:
+                self._volume_record(base.field(device, 'id'))
+        return device, is_snapshot
 
     def backup_volume(self, context, backup, backup_service):
         with self._lock:

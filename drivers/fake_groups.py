@@ -10,6 +10,10 @@ from drivers import exception
 
 LOG = logging.getLogger(__name__)
 
+# After failover_host('x') replication to the old primary is on hold; after
+# a failback it runs again.
+_PER_VOLUME_STATUS = {'failed-over': 'inactive', 'enabled': 'active'}
+
 
 class GroupsAndReplication:
     """Group and replication operations over FakeDriver's in-memory state."""
@@ -192,8 +196,11 @@ class GroupsAndReplication:
                 'replication_driver_data': self._active_backend_id}
 
     def get_replication_status(self, context, volume):
+        """The status in the per-volume design's terms (see ReplicaVD)."""
         with self._lock:
             status = self._volume_record(volume.id)['replication_status']
+        # failover_host records the backend-wide design's statuses.
+        status = _PER_VOLUME_STATUS.get(status, status)
         if status is None:
             status = 'active' if self._replication_targets() else 'error'
         return {'replication_status': status,

@@ -1,13 +1,23 @@
-"""Tests of the driver contract: generic behaviour, iSCSI/FC conventions, errors."""
+"""Tests of the driver contract: defaults, generic implementations, iSCSI/FC
+conventions, errors."""
 
+import os
 import types
+import uuid
 
 import pytest
 from oslo_config import cfg
 
 from drivers import base
 from drivers import configuration
+from drivers import datapath
 from drivers import exception
+from drivers import fileops
+
+pytestmark = [
+    pytest.mark.filterwarnings(r'ignore:\s*Eventlet is deprecated'),
+    pytest.mark.filterwarnings('ignore::DeprecationWarning'),
+]
 
 GROUP = 'backend1'
 IQN = 'iqn.2010-10.org.openstack:volume-1'
@@ -110,17 +120,62 @@ class TestGenericBehaviour:
         lambda d: d.failover_host(None, []),
         lambda d: d.local_path(volume()),
         lambda d: d.revert_to_snapshot(None, volume(), None),
-        lambda d: d.accept_transfer(None, volume(), 'u', 'p'),
+        lambda d: d.initialize_connection(volume(), {}, extra=1),
+        lambda d: d.copy_image_to_encrypted_volume(None, volume(), None, 'i'),
+        lambda d: d.check_for_setup_error(),
     ])
     def test_abstract_operations_raise_not_implemented(self, call):
         with pytest.raises(NotImplementedError):
             call(make_driver(base.VolumeDriver))
 
+    @pytest.mark.parametrize('call', [
+        lambda d: d.unmanage(volume()),
+        lambda d: d.unmanage_snapshot(volume()),
+        lambda d: d.accept_transfer(None, volume(), 'u', 'p'),
+        lambda d: d.terminate_connection(volume(), {}, force=True),
+        lambda d: d.terminate_connection(volume(), None),
+        lambda d: d.terminate_connection_snapshot(volume(), {}),
+        lambda d: d.clear_download(None, volume()),
+    ])
+    def test_nothing_to_do_defaults_return_none(self, call):
+        assert call(make_driver(base.VolumeDriver)) is None
+
+    def test_base_alone_has_manage_stubs(self):
+        driver = base.BaseVD()
+        for call in (lambda: driver.manage_existing(volume(), {}),
+                     lambda: driver.unmanage(volume())):
+            with pytest.raises(NotImplementedError):
+                call()
+        assert driver.terminate_connection(volume(), {}) is None
+        assert driver.terminate_connection_snapshot(volume(), {}) is None
+        driver.check_for_setup_error()     # nothing to check by default
+
     def test_mixin_declares_capability_abstract(self):
         class CloningDriver(base.CloneableImageVD, base.BaseVD):
             pass
         with pytest.raises(NotImplementedError):
-            CloningDriver().clone_image(None, volume(), 'l', {}, None)
+            CloningDriver().clone_image(volume(), 'l', 'image-1', {}, None)
+
+    def test_clone_image_forms(self):
+        # The reference's VolumeDriver form and BaseVD's (later Cinder) form.
+        driver = make_driver(base.VolumeDriver)
+        assert driver.clone_image(volume(), 'loc', 'image-1', {}, None) == (
+            None, False)
+        assert base.BaseVD.clone_image(driver, None, volume(), 'loc', {},
+                                       None) == (None, False)
+
+    def test_volume_driver_resolves_names_like_the_reference(self):
+        names = [cls.__name__ for cls in base.VolumeDriver.__mro__]
+        assert names[-2:] == ['BaseVD', 'object']
+        assert names.index('ManageableVD') < names.index('BaseVD')
+        # check_for_setup_error is VolumeDriver's own: not BaseVD's no-op.
+        assert 'check_for_setup_error' in vars(base.VolumeDriver)
+
+    def test_supported_follows_declaration(self):
+        class Deprecated(base.VolumeDriver):
+            SUPPORTED = False
+        assert make_driver(base.VolumeDriver).supported is True
+        assert make_driver(Deprecated).supported is False
 
     def test_get_pool_reads_volume_host(self):
         driver = make_driver()
@@ -136,6 +191,24 @@ class TestGenericBehaviour:
         assert driver.get_filter_function() == 'size < 10'
         assert driver.get_goodness_function() == '50'
         assert make_driver().get_filter_function() is None
+
+    def test_scheduler_functions_fall_back_on_the_global_section(self):
+        class Opinionated(base.BaseVD):
+            def get_default_filter_function(self):
+                return 'default'
+
+            def get_default_goodness_function(self):
+                return '10'
+        driver = make_driver(Opinionated)
+        conf = driver.configuration.conf
+        assert driver.get_filter_function() == 'default'
+        conf.set_override('filter_function', 'size < 5')
+        conf.set_override('goodness_function', '70')
+        assert driver.get_filter_function() == 'size < 5'
+        assert driver.get_goodness_function() == '70'
+        conf.set_override('filter_function', 'size < 1', group=GROUP)
+        assert driver.get_filter_function() == 'size < 1'
+        assert driver.get_goodness_function() == '70'
 
     def test_stats_are_cached_until_refresh(self):
         driver = make_driver(volume_backend_name='gold')
@@ -158,7 +231,23 @@ class TestGenericBehaviour:
         assert caps is driver.capabilities
         assert caps['properties']['thin_provisioning']['type'] == 'boolean'
         assert caps['vendor_name'] == 'Open Source'
-        driver.capabilities['vendor_prefix'] = 'acme'
+        assert caps['total_capacity_gb'] == 'unknown'
+        assert 'vendor_prefix' not in caps
+        assert driver.get_prefixed_property('dedup') is None
+
+    def test_init_capabilities_registers_vendor_properties(self):
+        class Vendor(base.ISCSIDriver):
+            def _init_vendor_properties(self):
+                return {'acme:dedup': {'title': 'Dedup', 'type': 'boolean',
+                                       'description': 'Deduplicate.'},
+                        'other:thing': {'title': 'x', 'type': 'string',
+                                        'description': 'y'}}, 'acme'
+        driver = make_driver(Vendor)
+        caps = driver.init_capabilities()
+        assert caps['vendor_prefix'] == 'acme'
+        assert caps['properties']['acme:dedup']['title'] == 'Dedup'
+        assert 'other:thing' not in caps['properties']
+        assert 'thin_provisioning' in caps['properties']
         assert driver.get_prefixed_property('dedup') == 'acme:dedup'
 
     def test_update_migrated_volume_keeps_the_copy(self):
@@ -338,3 +427,349 @@ class TestExceptions:
         assert exception.SnapshotNotFound(snapshot_id='s').code == 404
         assert issubclass(exception.ManageExistingInvalidReference,
                           exception.VolumeDriverException)
+
+
+# -- generic implementations through os-brick ---------------------------------
+
+GiB = 1 << 30
+MiB = 1 << 20
+PATTERN = bytes(range(256)) * 4096          # 1 MiB
+
+
+@pytest.fixture(scope='module')
+def os_brick_ready(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip('os-brick without a privsep daemon needs root')
+    datapath.init_os_brick(cfg.CONF,
+                           lock_path=str(tmp_path_factory.mktemp('locks')),
+                           in_process_privsep=True)
+
+
+class FilesDriver(base.VolumeDriver):
+    """Only the calls a driver must write: sparse files, local connections.
+
+    Cloning, volumes from snapshots, images and backups are left to the
+    generic implementations.  Exports hand out a token that
+    ``initialize_connection`` insists on, as a real export would.
+    """
+
+    def __init__(self, directory, **kwargs):
+        super().__init__(**kwargs)
+        self.directory = directory
+        self.exports = set()
+        self.fail_connect = set()
+
+    def check_for_setup_error(self):
+        pass
+
+    def _path(self, obj, kind='volume'):
+        return os.path.join(self.directory, '%s-%s' % (kind, obj.id))
+
+    def create_volume(self, volume):
+        with open(self._path(volume), 'wb') as handle:
+            handle.truncate(volume.size * GiB)
+        return {'provider_location': self._path(volume)}
+
+    def delete_volume(self, volume):
+        if os.path.exists(self._path(volume)):
+            os.unlink(self._path(volume))
+
+    def create_snapshot(self, snapshot):
+        src = os.path.join(self.directory, 'volume-%s' % snapshot.volume_id)
+        fileops.clone_file(src, self._path(snapshot, 'snapshot'),
+                           snapshot.volume_size * GiB, fileops.CLONE_COPY)
+
+    def _export(self, obj):
+        self.exports.add(obj.id)
+        return {'provider_auth': 'token-%s' % obj.id}
+
+    def _connect(self, obj, kind):
+        if obj.id in self.fail_connect:
+            raise exception.VolumeBackendAPIException(data='cannot connect')
+        assert obj.provider_auth == 'token-%s' % obj.id
+        assert obj['provider_auth'] == obj.provider_auth
+        return {'driver_volume_type': 'local',
+                'data': {'device_path': self._path(obj, kind)}}
+
+    def create_export(self, context, volume, connector):
+        return self._export(volume)
+
+    def remove_export(self, context, volume):
+        self.exports.discard(volume.id)
+
+    def initialize_connection(self, volume, connector, **kwargs):
+        return self._connect(volume, 'volume')
+
+    def create_export_snapshot(self, context, snapshot, connector):
+        return self._export(snapshot)
+
+    def remove_export_snapshot(self, context, snapshot):
+        self.exports.discard(snapshot.id)
+
+    def initialize_connection_snapshot(self, snapshot, connector, **kwargs):
+        return self._connect(snapshot, 'snapshot')
+
+    def _local_connector(self):
+        # os-brick's real probe of this host would touch /etc (NVMe host NQN).
+        return {'host': 'test-host', 'initiator': None, 'multipath': False}
+
+
+class Lookup:
+    """The ``db`` collaborator: objects by id."""
+
+    def __init__(self, *objects):
+        self.objects = {obj.id: obj for obj in objects}
+
+    def volume_get(self, context, volume_id):
+        return self.objects[volume_id]
+
+    def snapshot_get(self, context, snapshot_id):
+        return self.objects[snapshot_id]
+
+
+def sparse_chunks(handle):
+    """({offset: non-zero 1 MiB chunk}, length) of a binary file object.
+
+    Holes are skipped (SEEK_DATA), so a 1 GiB volume with a few MiB of data
+    is read in a few milliseconds: the services below are sparse-aware.
+    """
+    length = handle.seek(0, os.SEEK_END)
+    chunks = {}
+    for start, size in fileops.data_extents(handle.fileno(), length):
+        first = start - start % MiB
+        for offset in range(first, start + size, MiB):
+            handle.seek(offset)
+            chunk = handle.read(MiB)
+            if chunk.count(0) != len(chunk):
+                chunks[offset] = chunk
+    return chunks, length
+
+
+def file_chunks(path):
+    with open(path, 'rb') as handle:
+        return sparse_chunks(handle)
+
+
+class ImageStore:
+    """An image service keeping raw images in memory."""
+
+    def __init__(self):
+        self.images = {}
+        self.meta = {}
+
+    def add(self, image_id, data, **meta):
+        self.images[image_id] = data
+        self.meta[image_id] = dict(meta, size=len(data))
+
+    def show(self, context, image_id):
+        return self.meta[image_id]
+
+    def download(self, context, image_id, data):
+        for offset in range(0, len(self.images[image_id]), MiB):
+            data.write(self.images[image_id][offset:offset + MiB])
+
+    def update(self, context, image_id, image_meta, data):
+        self.meta[image_id] = image_meta
+        self.images[image_id] = sparse_chunks(data)
+
+
+class ChunkBackups:
+    """A backup service keeping the non-zero 1 MiB chunks of each backup."""
+
+    def __init__(self):
+        self.backups = {}
+
+    def backup(self, backup, volume_file):
+        self.backups[backup.id] = sparse_chunks(volume_file)
+
+    def restore(self, backup, volume_id, volume_file):
+        chunks, length = self.backups[backup.id]
+        for offset in range(0, length, MiB):
+            volume_file.seek(offset)
+            if offset in chunks:
+                volume_file.write(chunks[offset])
+            else:
+                volume_file.flush()
+                fileops.punch_hole(volume_file.fileno(), offset, MiB)
+
+
+def new_volume(size=1):
+    return types.SimpleNamespace(id=str(uuid.uuid4()), size=size,
+                                 provider_location=None, provider_auth=None)
+
+
+def new_snapshot(vol):
+    return types.SimpleNamespace(id=str(uuid.uuid4()), volume_id=vol.id,
+                                 volume_size=vol.size, provider_auth=None)
+
+
+def write_at(path, offset, data):
+    with open(path, 'r+b') as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+def read_at(path, offset, length):
+    with open(path, 'rb') as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+@pytest.fixture
+def files(tmp_path, os_brick_ready):
+    section = configuration.Configuration(config_group=GROUP,
+                                          conf=cfg.ConfigOpts())
+    return FilesDriver(str(tmp_path), configuration=section)
+
+
+def source_with_data(files, size=1):
+    src = new_volume(size)
+    files.create_volume(src)
+    write_at(files._path(src), 5 * MiB, PATTERN)
+    write_at(files._path(src), size * GiB - MiB, PATTERN)
+    return src
+
+
+class TestGenericCopies:
+    def test_clone_copies_the_data_and_cleans_up_exports(self, files):
+        src = source_with_data(files)
+        clone = new_volume(2)
+        update = files.create_cloned_volume(clone, src)
+        assert update == {'provider_location': files._path(clone)}
+        assert read_at(files._path(clone), 5 * MiB, MiB) == PATTERN
+        assert read_at(files._path(clone), GiB - MiB, MiB) == PATTERN
+        assert os.path.getsize(files._path(clone)) == 2 * GiB
+        assert files.exports == set()
+
+    def test_failed_clone_deletes_the_new_volume(self, files):
+        src = source_with_data(files)
+        clone = new_volume(1)
+        files.fail_connect.add(clone.id)
+        with pytest.raises(exception.VolumeBackendAPIException):
+            files.create_cloned_volume(clone, src)
+        assert not os.path.exists(files._path(clone))
+        assert files.exports == set()
+
+    def test_clone_smaller_than_its_source_is_refused(self, files):
+        src = source_with_data(files, 2)
+        clone = new_volume(1)
+        with pytest.raises(exception.InvalidInput):
+            files.create_cloned_volume(clone, src)
+        assert not os.path.exists(files._path(clone))
+
+    def test_volume_from_snapshot_keeps_the_snapshot_data(self, files):
+        src = source_with_data(files)
+        snap = new_snapshot(src)
+        files.create_snapshot(snap)
+        write_at(files._path(src), 5 * MiB, bytes(MiB))
+        vol = new_volume(1)
+        files.create_volume_from_snapshot(vol, snap)
+        assert read_at(files._path(vol), 5 * MiB, MiB) == PATTERN
+        assert files.exports == set()
+
+
+class TestGenericImages:
+    def test_raw_image_round_trip(self, files):
+        images = ImageStore()
+        images.add('img', PATTERN * 3, disk_format='raw',
+                   container_format='bare')
+        vol = new_volume(1)
+        files.create_volume(vol)
+        files.copy_image_to_volume(None, vol, images, 'img')
+        assert read_at(files._path(vol), 0, 3 * MiB) == PATTERN * 3
+        files.copy_volume_to_image(None, vol, images, {'id': 'out'})
+        assert images.images['out'] == file_chunks(files._path(vol))
+        assert images.meta['out']['disk_format'] == 'raw'
+        assert files.exports == set()
+
+    @pytest.mark.parametrize('meta', [
+        {'disk_format': 'qcow2', 'container_format': 'bare'},
+        {'disk_format': 'raw', 'container_format': 'ova'},
+        {'disk_format': 'raw', 'virtual_size': GiB + 1},
+    ])
+    def test_unusable_images_are_refused_before_writing(self, files, meta):
+        images = ImageStore()
+        images.add('img', PATTERN, **meta)
+        vol = new_volume(1)
+        files.create_volume(vol)
+        with pytest.raises(exception.ImageUnacceptable):
+            files.copy_image_to_volume(None, vol, images, 'img')
+        assert files.exports == set()
+        assert read_at(files._path(vol), 0, MiB) == bytes(MiB)
+
+    def test_image_growing_past_the_volume_is_stopped(self, files):
+        class Growing(ImageStore):
+            def download(self, context, image_id, data):
+                data.seek(GiB - MiB // 2)       # as if 1 GiB had been written
+                data.write(PATTERN)
+        images = Growing()
+        images.add('img', PATTERN)
+        images.meta['img']['size'] = None       # size unknown beforehand
+        vol = new_volume(1)
+        files.create_volume(vol)
+        with pytest.raises(exception.ImageUnacceptable):
+            files.copy_image_to_volume(None, vol, images, 'img')
+        assert os.path.getsize(files._path(vol)) == GiB
+
+    def test_only_raw_uploads(self, files):
+        vol = new_volume(1)
+        files.create_volume(vol)
+        with pytest.raises(exception.ImageUnacceptable):
+            files.copy_volume_to_image(None, vol, ImageStore(),
+                                       {'id': 'x', 'disk_format': 'qcow2'})
+
+
+class TestGenericBackups:
+    def test_backup_device_needs_the_db_collaborator(self, files):
+        backup = types.SimpleNamespace(id='b', volume_id='v',
+                                       snapshot_id=None)
+        with pytest.raises(NotImplementedError):
+            files.get_backup_device(None, backup)
+
+    def test_backup_device_is_an_object(self, files):
+        vol = new_volume()
+        snap = new_snapshot(vol)
+        files.db = Lookup(vol, snap)
+        assert files.get_backup_device(None, types.SimpleNamespace(
+            id='b', volume_id=vol.id, snapshot_id=None)) == (vol, False)
+        assert files.get_backup_device(None, types.SimpleNamespace(
+            id='b', volume_id=vol.id, snapshot_id=snap.id)) == (snap, True)
+
+    def test_backup_and_restore_round_trip(self, files):
+        src = source_with_data(files)
+        snap = new_snapshot(src)
+        files.create_snapshot(snap)
+        write_at(files._path(src), 5 * MiB, b'\x01' * MiB)
+        files.db = Lookup(src, snap)
+        service = ChunkBackups()
+        of_volume = types.SimpleNamespace(id='b1', volume_id=src.id,
+                                          snapshot_id=None)
+        of_snapshot = types.SimpleNamespace(id='b2', volume_id=src.id,
+                                            snapshot_id=snap.id)
+        files.backup_volume(None, of_volume, service)
+        files.backup_volume(None, of_snapshot, service)
+        assert sorted(service.backups['b1'][0]) == [5 * MiB, GiB - MiB]
+        assert service.backups['b2'][0][5 * MiB] == PATTERN
+
+        target = new_volume(1)
+        files.create_volume(target)
+        files.restore_backup(None, of_snapshot, target, service)
+        assert file_chunks(files._path(target)) == file_chunks(
+            files._path(snap, 'snapshot'))
+        files.restore_backup(None, of_volume, target, service)
+        assert file_chunks(files._path(target)) == file_chunks(
+            files._path(src))
+        assert files.exports == set()
+
+    def test_restore_onto_a_smaller_volume_is_stopped(self, files):
+        src = source_with_data(files, 2)
+        files.db = Lookup(src)
+        service = ChunkBackups()
+        backup = types.SimpleNamespace(id='b', volume_id=src.id,
+                                       snapshot_id=None)
+        files.backup_volume(None, backup, service)
+        small = new_volume(1)
+        files.create_volume(small)
+        with pytest.raises(exception.InvalidVolume):
+            files.restore_backup(None, backup, small, service)
+        assert os.path.getsize(files._path(small)) == GiB

@@ -50,6 +50,19 @@ def snapshot(vol, **fields):
                                  **fields)
 
 
+class Lookup:
+    """The ``db`` collaborator drivers load objects through."""
+
+    def __init__(self, *objects):
+        self.objects = {obj.id: obj for obj in objects}
+
+    def volume_get(self, context, volume_id):
+        return self.objects[volume_id]
+
+    def snapshot_get(self, context, snapshot_id):
+        return self.objects[snapshot_id]
+
+
 def created(driver, size=1, **fields):
     vol = volume(size, **fields)
     driver.create_volume(vol)
@@ -476,7 +489,22 @@ class TestImagesBackupsTransfers:
         vol = created(driver, 2)
         backup = types.SimpleNamespace(id='b1', volume_id=vol.id,
                                        snapshot_id=None)
-        assert driver.get_backup_device(None, backup) == (vol.id, False)
+        snap = snapshot(vol)
+        driver.create_snapshot(snap)
+        of_snapshot = types.SimpleNamespace(id='b0', volume_id=vol.id,
+                                            snapshot_id=snap.id)
+        with pytest.raises(NotImplementedError):    # no db collaborator
+            driver.get_backup_device(None, backup)
+        stray_volume, stray_snapshot = volume(), snapshot(vol)
+        driver.db = Lookup(vol, snap, stray_volume, stray_snapshot)
+        assert driver.get_backup_device(None, backup) == (vol, False)
+        assert driver.get_backup_device(None, of_snapshot) == (snap, True)
+        with pytest.raises(exception.VolumeNotFound):   # not on the backend
+            driver.get_backup_device(None, types.SimpleNamespace(
+                id='b', volume_id=stray_volume.id, snapshot_id=None))
+        with pytest.raises(exception.SnapshotNotFound):
+            driver.get_backup_device(None, types.SimpleNamespace(
+                id='b', volume_id=vol.id, snapshot_id=stray_snapshot.id))
         driver.backup_volume(None, backup, None)
         driver.restore_backup(None, backup, created(driver, 2), None)
         with pytest.raises(exception.InvalidVolume):

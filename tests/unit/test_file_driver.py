@@ -575,6 +575,27 @@ def test_copy_volume_data_reports_failures(driver, os_brick_ready):
                                   missing, 1)
 
 
+def test_raw_image_copy_uses_the_generic_data_path(driver, os_brick_ready,
+                                                  monkeypatch):
+    class Images:
+        def show(self, context, image_id):
+            return {'disk_format': 'raw', 'container_format': 'bare',
+                    'size': 2 * MiB}
+
+        def download(self, context, image_id, data):
+            data.write(PATTERN)
+            data.write(PATTERN[::-1])
+
+    # os-brick's real probe of this host would touch /etc (NVMe host NQN).
+    monkeypatch.setattr(driver, '_local_connector', lambda: {'host': 'h'})
+    vol = new_volume(size=1)
+    driver.create_volume(vol)
+    driver.copy_image_to_volume(None, vol, Images(), 'image-1')
+    path = driver.local_path(vol)
+    assert read_at(path, 0, 2 * MiB) == PATTERN + PATTERN[::-1]
+    assert os.path.getsize(path) == GiB
+
+
 # -- tgtadm output parsing ----------------------------------------------------
 
 TGTADM_SHOW = """\

@@ -1,0 +1,257 @@
+"""Generic implementations of the driver contract's data-moving calls.
+
+The reference promises that a driver which does not offer its own cloning,
+image copy or backup "can fall back on a general solution" in the base
+class.  These functions are that solution; ``BaseVD`` and ``SnapshotVD``
+delegate to them.  They use nothing but the driver's own contract: export
+the volume or snapshot to this host (``create_export`` and
+``initialize_connection`` with the connector of ``BaseVD._local_connector``),
+attach it with os-brick (``drivers.datapath``), move the bytes, detach, and
+remove the export again.  os-brick must have been set up in the process
+(``datapath.init_os_brick``).  The export is removed afterwards, so a volume
+in use by a consumer must not be handed to these functions.
+
+The collaborators that live outside ``drivers/`` are duck-typed and narrow:
+
+``image_service``
+    ``show(context, image_id)`` returns a dict with ``disk_format``,
+    ``container_format`` and ``size`` (bytes; missing or None when
+    unknown); ``download(context, image_id, data)`` writes the image's
+    bytes into the binary file object ``data``; ``update(context, image_id,
+    image_meta, data)`` stores the bytes it reads from ``data`` as the image.
+``backup_service``
+    ``backup(backup, volume_file)`` reads the volume from ``volume_file``;
+    ``restore(backup, volume_id, volume_file)`` writes it into
+    ``volume_file``.
+``driver.db`` (the ``db`` constructor argument, as Cinder passes it)
+    ``volume_get(context, volume_id)`` and ``snapshot_get(context,
+    snapshot_id)`` return the objects drivers are handed.
+
+Only raw images are handled here: other formats need a converter
+(qemu-img), and encrypted volumes an encryptor and a key manager.
+"""
+
+import contextlib
+import os
+
+from oslo_log import log as logging
+
+from drivers import common
+from drivers import datapath
+from drivers import exception
+
+LOG = logging.getLogger(__name__)
+
+GiB = 1 << 30
+
+
+def _undo(failing, step, *args):
+    """Run a clean-up step; after a failure only log its own error."""
+    if not failing:
+        step(*args)
+        return
+    try:
+        step(*args)
+    except Exception:
+        LOG.exception('Clean-up step %s failed after an earlier error',
+                      getattr(step, '__name__', step))
+
+
+@contextlib.contextmanager
+def exported(driver, context, resource, connector, snapshot=False):
+    """Export ``resource`` to ``connector`` and yield its connection info.
+
+    On exit the connection is terminated and the export removed.
+    """
+    if snapshot:
+        create, connect = (driver.create_export_snapshot,
+                           driver.initialize_connection_snapshot)
+        disconnect, remove = (driver.terminate_connection_snapshot,
+                              driver.remove_export_snapshot)
+    else:
+        create, connect = driver.create_export, driver.initialize_connection
+        disconnect, remove = (driver.terminate_connection,
+                              driver.remove_export)
+    view = common.with_updates(resource, create(context, resource, connector))
+    failing = True
+    try:
+        info = connect(view, connector)
+        if not info or 'driver_volume_type' not in info:
+            raise exception.VolumeBackendAPIException(
+                data='%s returned no connection info for %s'
+                     % (connect.__name__, common.field(resource, 'id')))
+        try:
+            yield info
+            failing = False
+        finally:
+            _undo(failing, disconnect, view, connector)
+    finally:
+        _undo(failing, remove, context, view)
+
+
+@contextlib.contextmanager
+def attached(driver, context, resource, snapshot=False):
+    """Export and attach ``resource`` here; yield its device path."""
+    connector = driver._local_connector()
+    with exported(driver, context, resource, connector, snapshot) as info:
+        with datapath.Attachment(info) as path:
+            yield path
+
+
+def create_volume_by_copy(driver, volume, source, source_size_gb,
+                          snapshot=False, context=None):
+    """Create ``volume`` and copy into it the data of ``source``.
+
+    ``source`` is a volume, or a snapshot when ``snapshot`` is set.  Returns
+    the model update of ``create_volume``; on failure the new volume is
+    deleted again.
+    """
+    size_gb = int(common.field(volume, 'size'))
+    if size_gb < int(source_size_gb):
+        raise exception.InvalidInput(
+            reason='volume %s of %s GiB cannot hold the %s GiB of %s %s'
+                   % (common.field(volume, 'id'), size_gb, source_size_gb,
+                      'snapshot' if snapshot else 'volume',
+                      common.field(source, 'id')))
+    update = driver.create_volume(volume)
+    created = common.with_updates(volume, update)
+    try:
+        connector = driver._local_connector()
+        with exported(driver, context, source, connector, snapshot) as src, \
+                exported(driver, context, created, connector) as dst:
+            datapath.copy_volume_data(src, dst, source_size_gb)
+    except BaseException:
+        _undo(True, driver.delete_volume, created)
+        raise
+    return update
+
+
+class BoundedFile:
+    """A binary file object that ends after its first ``limit`` bytes.
+
+    Reads stop at the limit; a write crossing it raises ``overflow()``
+    instead (a device file would otherwise just grow, or fail late).
+    """
+
+    def __init__(self, handle, limit, overflow):
+        self._handle = handle
+        self._limit = limit
+        self._overflow = overflow
+
+    def read(self, size=-1):
+        left = self._limit - self._handle.tell()
+        if left <= 0:
+            return b''
+        if size is None or size < 0 or size > left:
+            size = left
+        return self._handle.read(size)
+
+    def write(self, data):
+        if self._handle.tell() + memoryview(data).nbytes > self._limit:
+            raise self._overflow()
+        return self._handle.write(data)
+
+    def tell(self):
+        return self._handle.tell()
+
+    def seek(self, offset, whence=os.SEEK_SET):
+        if whence == os.SEEK_END:
+            offset, whence = self._limit + offset, os.SEEK_SET
+        return self._handle.seek(offset, whence)
+
+    def flush(self):
+        self._handle.flush()
+
+    def fileno(self):
+        return self._handle.fileno()
+
+
+def _check_raw(image_id, meta):
+    disk_format = (meta.get('disk_format') or 'raw').lower()
+    container = (meta.get('container_format') or 'bare').lower()
+    if disk_format != 'raw' or container != 'bare':
+        raise exception.ImageUnacceptable(
+            image_id=image_id,
+            reason='the generic copy handles raw/bare images only, not '
+                   '%s/%s' % (disk_format, container))
+
+
+def copy_image_to_volume(driver, context, volume, image_service, image_id):
+    """Write raw image ``image_id`` onto ``volume`` from its first byte."""
+    meta = image_service.show(context, image_id) or {}
+    _check_raw(image_id, meta)
+    limit = int(common.field(volume, 'size')) * GiB
+
+    def too_big():
+        return exception.ImageUnacceptable(
+            image_id=image_id,
+            reason='it is larger than volume %s (%d bytes)'
+                   % (common.field(volume, 'id'), limit))
+
+    for key in ('size', 'virtual_size'):
+        if meta.get(key) and int(meta[key]) > limit:
+            raise too_big()
+    with attached(driver, context, volume) as path, \
+            open(path, 'r+b') as device:
+        image_service.download(context, image_id,
+                               BoundedFile(device, limit, too_big))
+        device.flush()
+        os.fsync(device.fileno())
+
+
+def copy_volume_to_image(driver, context, volume, image_service, image_meta):
+    """Upload the whole of ``volume`` as the raw image ``image_meta['id']``."""
+    image_id = image_meta['id']
+    _check_raw(image_id, image_meta)
+    size = int(common.field(volume, 'size')) * GiB
+    meta = dict(image_meta, disk_format='raw', container_format='bare')
+    with attached(driver, context, volume) as path, \
+            open(path, 'rb') as device:
+        image_service.update(context, image_id, meta,
+                             BoundedFile(device, size, None))
+
+
+def get_backup_device(driver, context, backup):
+    """``(snapshot, True)`` to back a snapshot up, else ``(volume, False)``.
+
+    The objects come from ``driver.db``.  Backing up an in-use volume through
+    a temporary clone or snapshot needs new database records; that is the
+    caller's to arrange.
+    """
+    db = getattr(driver, 'db', None)
+    if db is None:
+        raise NotImplementedError(
+            'the generic get_backup_device loads volumes and snapshots '
+            'through the driver\'s db collaborator; this driver has none')
+    snapshot_id = common.field(backup, 'snapshot_id')
+    if snapshot_id:
+        return db.snapshot_get(context, snapshot_id), True
+    return db.volume_get(context, common.field(backup, 'volume_id')), False
+
+
+def backup_volume(driver, context, backup, backup_service):
+    """Hand the bytes of the backup's device to ``backup_service.backup``."""
+    device, is_snapshot = driver.get_backup_device(context, backup)
+    size = common.field(device, 'volume_size' if is_snapshot else 'size')
+    limit = int(size) * GiB
+    with attached(driver, context, device, snapshot=is_snapshot) as path, \
+            open(path, 'rb') as source:
+        backup_service.backup(backup, BoundedFile(source, limit, None))
+
+
+def restore_backup(driver, context, backup, volume, backup_service):
+    """Let ``backup_service.restore`` write the backup onto ``volume``."""
+    volume_id = common.field(volume, 'id')
+    limit = int(common.field(volume, 'size')) * GiB
+
+    def too_big():
+        return exception.InvalidVolume(
+            reason='backup %s does not fit in volume %s of %d bytes'
+                   % (common.field(backup, 'id'), volume_id, limit))
+
+    with attached(driver, context, volume) as path, \
+            open(path, 'r+b') as target:
+        backup_service.restore(backup, volume_id,
+                               BoundedFile(target, limit, too_big))
+        target.flush()
+        os.fsync(target.fileno())
