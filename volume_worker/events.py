@@ -44,7 +44,7 @@ class EventStream:
 
     def __init__(self, transport_url, control_exchange='volume-worker',
                  notification_topic='notifications',
-                 scheduler_topic='volume-scheduler'):
+                 scheduler_topic='volume-scheduler', capabilities=True):
         self.url = transport_url.replace('rabbit://', 'amqp://', 1)
         self.connection = kombu.Connection(self.url)
         name = 'volume-worker-watch-%s' % uuid.uuid4().hex[:12]
@@ -54,7 +54,10 @@ class EventStream:
                                 durable=False, auto_delete=True)
         bindings = [kombu.binding(topic_exchange, routing_key='%s.%s' % (
             notification_topic, p)) for p in NOTIFICATION_PRIORITIES]
-        bindings.append(kombu.binding(fanout))
+        if capabilities:
+            # Binding to the auto-deleted fanout exchange means it goes
+            # when we do: watchers that need no reports leave it alone.
+            bindings.append(kombu.binding(fanout))
         self.queue = kombu.Queue(name, bindings=bindings, exclusive=True,
                                  auto_delete=True, durable=False)
         self._buffer = []

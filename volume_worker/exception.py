@@ -1,36 +1,100 @@
-"""Errors of the worker, each with a message template.
+"""Errors of the worker, each with a message template and an HTTP-like code.
 
-Driver errors (``drivers.exception``) share the same base class, so the RPC
-layer treats both alike: an expected error goes back to a caller as a clear
-message, never as a traceback in the worker's log.
+These are the worker's own: a request refused, a resource missing from the
+database, a status that does not allow an operation. Drivers raise theirs
+(``drivers.exception``); the RPC layer returns both kinds to a caller as a
+clear one-line error (``EXPECTED``). Anything else is a bug and keeps its
+traceback.
 """
 
-from drivers.exception import *  # noqa: F401,F403 - one vocabulary
-from drivers.exception import VolumeDriverException as _Base
+from drivers import exception as driver_exception
 
 
-class WorkerException(_Base):
+class WorkerException(Exception):
+    """Root of the worker's errors.
+
+    ``message`` is a %-format template filled from the keyword arguments;
+    an explicit message overrides it.
+    """
+
     message = 'An unknown error occurred in the volume worker.'
+    code = 500
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = dict(kwargs, code=self.code)
+        if message is None:
+            try:
+                message = self.message % kwargs
+            except (KeyError, TypeError, ValueError):
+                # A missing keyword must not hide the error being raised.
+                message = '%s (%s)' % (self.message, ', '.join(
+                    '%s=%r' % item for item in sorted(kwargs.items())))
+        self.msg = str(message)
+        super().__init__(self.msg)
+
+    def __str__(self):
+        return self.msg
 
 
-class VolumeExists(WorkerException):
-    message = 'Volume %(volume_id)s already exists.'
+# What an endpoint reports to its caller as a one-line refusal.
+EXPECTED = (WorkerException, driver_exception.VolumeDriverException)
+
+
+class NotFound(WorkerException):
+    message = 'Resource could not be found.'
+    code = 404
+
+
+class VolumeNotFound(NotFound):
+    message = 'Volume %(volume_id)s does not exist.'
+
+
+class SnapshotNotFound(NotFound):
+    message = 'Snapshot %(snapshot_id)s does not exist.'
+
+
+class VolumeTypeNotFound(NotFound):
+    message = 'Volume type %(volume_type_id)s does not exist.'
+
+
+class ServiceNotFound(NotFound):
+    message = 'Service %(binary)s on %(host)s does not exist.'
+
+
+class Invalid(WorkerException):
+    message = 'Unacceptable parameters.'
+    code = 400
+
+
+class InvalidInput(Invalid):
+    message = 'Invalid input received: %(reason)s'
+
+
+class InvalidVolume(Invalid):
+    message = 'Invalid volume: %(reason)s'
+
+
+class InvalidSnapshot(Invalid):
+    message = 'Invalid snapshot: %(reason)s'
+
+
+class NotOwned(Invalid):
+    message = '%(resource)s %(resource_id)s belongs to %(owner)s, not %(backend)s.'
+
+
+class ResourceExists(WorkerException):
+    message = '%(resource)s %(resource_id)s already exists: %(reason)s'
     code = 409
-
-
-class VolumeTypeNotFound(WorkerException):
-    message = 'Volume type %(volume_type_id)s could not be found.'
-    code = 404
-
-
-class ServiceNotFound(WorkerException):
-    message = 'Service %(binary)s on %(host)s could not be found.'
-    code = 404
 
 
 class InvalidStatus(WorkerException):
     message = ('%(resource)s %(resource_id)s is %(status)s; '
                '%(operation)s needs one of: %(expected)s.')
+    code = 409
+
+
+class ResourceInUse(WorkerException):
+    message = '%(resource)s %(resource_id)s is in use: %(reason)s'
     code = 409
 
 
@@ -40,18 +104,15 @@ class IncompatibleObjectVersion(WorkerException):
     code = 400
 
 
+class RPCVersionTooNew(WorkerException):
+    message = ('%(method)s needs RPC API %(version)s, but this client is '
+               'capped at %(cap)s ([upgrade_levels] volume).')
+    code = 400
+
+
 class DriverNotInitialized(WorkerException):
     message = 'Backend %(backend)s is not initialized: %(reason)s'
     code = 503
-
-
-class BackendFrozen(WorkerException):
-    message = 'Backend %(backend)s is frozen; %(operation)s is not allowed.'
-    code = 409
-
-
-class FlowFailed(WorkerException):
-    message = '%(operation)s of %(resource_id)s failed: %(reason)s'
 
 
 class ShuttingDown(WorkerException):

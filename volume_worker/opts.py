@@ -52,6 +52,23 @@ service_opts = [
                help='Largest JSON size of a volume\'s metadata.'),
 ]
 
+naming_opts = [
+    cfg.StrOpt('volume_name_template', default='volume-%s',
+               help='How backend objects of volumes are named (%s: the '
+                    'volume\'s name id).'),
+    cfg.StrOpt('snapshot_name_template', default='snapshot-%s',
+               help='How backend objects of snapshots are named (%s: the '
+                    'snapshot id).'),
+]
+
+upgrade_levels_opts = [
+    cfg.StrOpt('volume',
+               help='Highest RPC API version a client sends to volume '
+                    'workers (for example 1.0 while some workers are older '
+                    'during a rolling upgrade). A method newer than the cap '
+                    'is refused with a clear error. Unset: no cap.'),
+]
+
 backend_opts = [
     cfg.StrOpt('volume_driver', default='drivers.fake.FakeDriver',
                help='Import path of the driver class of this backend.'),
@@ -80,6 +97,8 @@ CONF = cfg.CONF
 
 def register_opts(conf=CONF):
     conf.register_opts(service_opts)
+    conf.register_opts(naming_opts)
+    conf.register_opts(upgrade_levels_opts, group='upgrade_levels')
     conf.register_opts(coordination_opts, group='coordination')
     conf.register_opts(client_opts, group='client')
 
@@ -109,7 +128,8 @@ def set_defaults(conf=CONF):
 
 def list_opts():
     return [
-        ('DEFAULT', service_opts),
+        ('DEFAULT', service_opts + naming_opts),
+        ('upgrade_levels', upgrade_levels_opts),
         ('coordination', coordination_opts),
         ('client', client_opts),
         ('backend', backend_opts + _driver_opts()),

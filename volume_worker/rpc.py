@@ -64,13 +64,26 @@ class Notifier:
     def error(self, event_type, volume, **extra):
         self._emit('error', event_type, volume, extra)
 
+    def refused(self, event_type, resource_type, resource_id, reason):
+        """``<event>.error`` for a request refused before it changed anything.
+
+        A cast has no reply: this is how its sender learns the reason.
+        """
+        self._send('error', event_type, {
+            '%s_id' % resource_type: resource_id, 'status': None,
+            'reason': reason, 'refused': True})
+
     def _emit(self, priority, event_type, volume, extra):
         payload = volume.notification_payload()
         payload.update(extra)
+        self._send(priority, event_type, payload)
+
+    def _send(self, priority, event_type, payload):
         try:
             getattr(self._notifier, priority)({}, event_type, payload)
         except Exception:
-            LOG.exception('Could not publish %s for volume %s', event_type,
-                          payload.get('volume_id'))
+            LOG.exception('Could not publish %s for %s', event_type,
+                          payload.get('volume_id') or
+                          payload.get('snapshot_id'))
 
 

@@ -9,14 +9,22 @@ Version history:
     1.0 - create_volume (cast), delete_volume (cast), get_capabilities
           (call), publish_service_capabilities (fanout cast), get_volume
           (call), list_volumes (call)
+    1.1 - create_snapshot (cast), delete_snapshot (cast), get_snapshot
+          (call), list_snapshots (call); Volume 1.1 objects
+
+Each method sends the version that introduced it, so an older worker
+still serves what it knows. ``[upgrade_levels] volume`` caps what this
+client sends during a rolling upgrade: a newer method is refused here with
+``RPCVersionTooNew`` instead of failing on the worker.
 """
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 
+from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.0'
+RPC_API_VERSION = '1.1'
 
 
 class VolumeAPI:
@@ -30,29 +38,40 @@ class VolumeAPI:
         self.transport = transport or rpc.get_transport(conf)
         target = messaging.Target(topic=conf.volume_topic,
                                   version=RPC_API_VERSION)
+        self.version_cap = _version_cap(conf)
         self.client = messaging.get_rpc_client(
             self.transport, target, serializer=rpc.get_serializer(),
-            version_cap=RPC_API_VERSION, timeout=timeout)
+            version_cap=self.version_cap, timeout=timeout)
 
-    def _prepare(self, backend, version='1.0', **kwargs):
+    def _prepare(self, backend, method, version, **kwargs):
         """A client bound to one backend (host@backend or cluster@backend)."""
+        if not self.client.can_send_version(version):
+            raise exception.RPCVersionTooNew(method=method, version=version,
+                                             cap=self.version_cap)
         return self.client.prepare(server=backend, version=version, **kwargs)
+
+    def _cast(self, backend, version, method, ctxt, **kwargs):
+        self._prepare(backend, method, version).cast(ctxt, method, **kwargs)
+
+    def _call(self, backend, version, method, ctxt, **kwargs):
+        return self._prepare(backend, method, version).call(ctxt, method,
+                                                            **kwargs)
 
     def can_send_version(self, version):
         return self.client.can_send_version(version)
 
     def create_volume(self, ctxt, backend, volume):
         """Cast: create ``volume`` (a Volume whose id the caller chose)."""
-        self._prepare(backend).cast(ctxt, 'create_volume', volume=volume)
+        self._cast(backend, '1.0', 'create_volume', ctxt, volume=volume)
 
     def delete_volume(self, ctxt, backend, volume_id):
         """Cast: delete the volume with this id."""
-        self._prepare(backend).cast(ctxt, 'delete_volume', volume_id=volume_id)
+        self._cast(backend, '1.0', 'delete_volume', ctxt, volume_id=volume_id)
 
     def get_capabilities(self, ctxt, backend, discover=False):
         """Call: the backend's last capability report (fresh if discover)."""
-        return self._prepare(backend).call(ctxt, 'get_capabilities',
-                                           discover=discover)
+        return self._call(backend, '1.0', 'get_capabilities', ctxt,
+                          discover=discover)
 
     def publish_service_capabilities(self, ctxt):
         """Fanout cast: every worker publishes a capability report now."""
@@ -61,15 +80,44 @@ class VolumeAPI:
 
     def get_volume(self, ctxt, backend, volume_id):
         """Call: the Volume with this id (raises VolumeNotFound)."""
-        return self._prepare(backend).call(ctxt, 'get_volume',
-                                           volume_id=volume_id)
+        return self._call(backend, '1.0', 'get_volume', ctxt,
+                          volume_id=volume_id)
 
     def list_volumes(self, ctxt, backend, filters=None, marker=None,
                      limit=None):
         """Call: a page of the backend's volumes, oldest first."""
-        return self._prepare(backend).call(ctxt, 'list_volumes',
-                                           filters=filters, marker=marker,
-                                           limit=limit)
+        return self._call(backend, '1.0', 'list_volumes', ctxt,
+                          filters=filters, marker=marker, limit=limit)
+
+    def create_snapshot(self, ctxt, backend, snapshot, force=False):
+        """Cast: snapshot ``snapshot.volume_id`` (``force``: even in-use)."""
+        self._cast(backend, '1.1', 'create_snapshot', ctxt,
+                   snapshot=snapshot, force=force)
+
+    def delete_snapshot(self, ctxt, backend, snapshot_id,
+                        unmanage_only=False):
+        """Cast: delete the snapshot (``unmanage_only``: forget it only)."""
+        self._cast(backend, '1.1', 'delete_snapshot', ctxt,
+                   snapshot_id=snapshot_id, unmanage_only=unmanage_only)
+
+    def get_snapshot(self, ctxt, backend, snapshot_id):
+        """Call: the Snapshot with this id (raises SnapshotNotFound)."""
+        return self._call(backend, '1.1', 'get_snapshot', ctxt,
+                          snapshot_id=snapshot_id)
+
+    def list_snapshots(self, ctxt, backend, filters=None, marker=None,
+                       limit=None):
+        """Call: a page of the backend's snapshots, oldest first."""
+        return self._call(backend, '1.1', 'list_snapshots', ctxt,
+                          filters=filters, marker=marker, limit=limit)
+
+
+def _version_cap(conf):
+    try:
+        cap = conf.upgrade_levels.volume
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
+        cap = None
+    return cap or RPC_API_VERSION
 
 
 class SchedulerReportAPI:

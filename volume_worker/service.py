@@ -9,6 +9,7 @@ import os
 import time
 
 import oslo_messaging as messaging
+from oslo_messaging.rpc import dispatcher
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import importutils
@@ -24,6 +25,7 @@ from volume_worker import manager as volume_manager
 from volume_worker import objects
 from volume_worker import opts
 from volume_worker import reporting
+from volume_worker import recovery
 from volume_worker import rpc
 from volume_worker import rpcapi
 
@@ -80,7 +82,8 @@ class BackendService:
         if not self.driver.initialized:
             return
         started = time.monotonic()
-        summary = self.manager.recover(rpc.admin_context())
+        summary = recovery.recover(self.manager.operations,
+                                   rpc.admin_context())
         self.service.recovered_at = db.utcnow()
         self.service.save()
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
@@ -159,7 +162,8 @@ class BackendService:
                                       server=server_name)
             server = messaging.get_rpc_server(
                 self.transport, target, [self.manager],
-                serializer=rpc.get_serializer())
+                serializer=rpc.get_serializer(),
+                access_policy=dispatcher.ExplicitRPCAccessPolicy)
             server.start()
             self.servers.append(server)
         LOG.info('Backend %s listening on %s as %s', self.host,
@@ -208,7 +212,7 @@ class BackendService:
         for server in self.servers:
             server.wait()
         self.servers = []
-        self.manager.accepting = False
+        self.manager.operations.accepting = False
 
 
 def _cancel_consumers(server, name):
@@ -248,6 +252,8 @@ class WorkerService:
     def start(self):
         conf = self.conf
         db.configure(conf.database.connection)
+        objects.configure_names(conf.volume_name_template,
+                                conf.snapshot_name_template)
         if migration.db_sync():
             LOG.info('Database schema migrated to %s',
                      migration.head_revision())

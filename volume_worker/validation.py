@@ -16,10 +16,12 @@ LOG = logging.getLogger(__name__)
 def endpoint(fn=None, read_only=False):
     """Make an RPC method reject bad requests with one clear error.
 
-    Arguments that do not fit the method's signature, and any of our own
-    exceptions, become an ``ExpectedException``: a caller of ``call`` gets
-    the error itself, a ``cast`` leaves one log line and nothing changed.
-    Anything else is a bug: logged with its traceback, still returned.
+    Arguments that do not fit the method's signature, and the worker's and
+    drivers' own exceptions, become an ``ExpectedException``: a caller of
+    ``call`` gets the error itself, a ``cast`` leaves one log line and
+    nothing changed. Anything else is a bug: oslo.messaging logs it with its
+    traceback and returns it to a caller. Only methods so marked are
+    callable over the wire (the server's access policy is explicit).
     """
     if fn is None:
         return functools.partial(endpoint, read_only=read_only)
@@ -35,11 +37,12 @@ def endpoint(fn=None, read_only=False):
                 raise exception.InvalidInput(
                     reason='%s(): %s' % (fn.__name__, exc))
             return fn(self, context, **kwargs)
-        except exception.VolumeDriverException as exc:
+        except exception.EXPECTED as exc:
             error = exc
             expected = messaging.ExpectedException()  # captures exc_info
         log('%s rejected: %s', fn.__name__, error)
         raise expected
+    wrapper.exposed = True  # oslo.messaging's ExplicitRPCAccessPolicy
     return wrapper
 
 
@@ -96,3 +99,46 @@ def check_limit(limit, maximum=1000):
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise exception.InvalidInput(reason='limit must be a positive integer')
     return min(limit, maximum)
+
+
+def check_bool(value, what):
+    if not isinstance(value, bool):
+        raise exception.InvalidInput(reason='%s must be true or false, not %r'
+                                     % (what, value))
+    return value
+
+
+MAX_NAME = 255
+MAX_DESCRIPTION = 4096
+
+
+def check_names(resource):
+    """Display names and descriptions: bounded, printable text."""
+    for field, limit in (('display_name', MAX_NAME),
+                         ('display_description', MAX_DESCRIPTION)):
+        if not resource.obj_attr_is_set(field):
+            continue
+        value = getattr(resource, field)
+        if value is None:
+            continue
+        if len(value) > limit:
+            raise exception.InvalidInput(reason='%s is longer than %d '
+                                         'characters' % (field, limit))
+        if any(ord(c) < 32 or ord(c) == 127 for c in value
+               if c not in '\t\n'):
+            raise exception.InvalidInput(reason='%s contains control '
+                                         'characters' % field)
+
+
+def check_filters(filters, allowed):
+    """A copy of ``filters`` once every key is one of ``allowed``."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, dict):
+        raise exception.InvalidInput(reason='filters must be a dict')
+    unknown = set(filters) - set(allowed)
+    if unknown:
+        raise exception.InvalidInput(
+            reason='unknown filters: %s (allowed: %s)'
+            % (', '.join(sorted(map(str, unknown))), ', '.join(allowed)))
+    return dict(filters)

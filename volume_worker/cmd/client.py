@@ -1,7 +1,11 @@
 """``volume-worker-client``: drive a worker over RabbitMQ from a shell.
 
-It speaks only RPC and notifications: it never opens the worker's database
-and never loads a driver.
+One subcommand per RPC method (``create_snapshot`` -> ``create-snapshot``),
+declared in ``COMMANDS``: the resource id first, JSON on stdout, and with
+``--wait`` a wait for the operation's final status (from the transition
+tables), exiting non-zero with the reason on an error status. It speaks
+only RPC and notifications: it never opens the worker's database and never
+loads a driver.
 """
 
 import argparse
@@ -16,12 +20,17 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def _volume_json(volume):
+class ClientError(Exception):
+    """One line for stderr, and a non-zero exit."""
+
+
+def _object_json(obj):
     out = {}
-    for name in volume.fields:
-        if name == 'provider_auth' or not volume.obj_attr_is_set(name):
+    for name, field in obj.fields.items():
+        if (name in ('provider_auth', 'volume_type') or
+                not obj.obj_attr_is_set(name)):
             continue
-        value = getattr(volume, name)
+        value = getattr(obj, name)
         out[name] = value.isoformat() if hasattr(value, 'isoformat') else value
     return out
 
@@ -43,6 +52,38 @@ class Client:
         # blocks forever while the broker is away.
         self.api.client = self.api.client.prepare(retry=0)
         self.deadline = conf.client.cast_retry_deadline
+        self.stream = None
+        self.reasons = {}  # resource id -> reason of its error notification
+
+    def listen(self):
+        """Follow the worker's notifications from now on (for --wait)."""
+        from volume_worker import events
+        stream = events.EventStream(
+            self.conf.transport_url,
+            control_exchange=self.conf.control_exchange,
+            capabilities=False)
+        try:
+            self.stream = stream.start()
+        except Exception:
+            stream.close()
+            raise
+
+    def _pause(self, seconds, resource_id):
+        """Sleep, or read notifications meanwhile; raise on a refusal."""
+        if self.stream is None:
+            time.sleep(seconds)
+            return
+        for event in self.stream.poll(seconds):
+            payload = event.get('payload') or {}
+            if (not event.get('event_type', '').endswith('.error') or
+                    resource_id not in (payload.get('volume_id'),
+                                        payload.get('snapshot_id'))):
+                continue
+            if payload.get('refused'):
+                raise ClientError('%s refused: %s' % (
+                    event['event_type'].rsplit('.', 1)[0],
+                    payload.get('reason')))
+            self.reasons[resource_id] = payload.get('reason')
 
     def default_backend(self):
         return '%s@%s' % (self.conf.host, self.conf.enabled_backends[0])
@@ -59,106 +100,200 @@ class Client:
                     messaging.MessagingTimeout, OSError,
                     kombu.exceptions.OperationalError) as exc:
                 if time.monotonic() >= stop:
-                    raise SystemExit('error: request not delivered within '
-                                     '%ss: %s' % (self.deadline, exc))
+                    raise ClientError('request not delivered within %ss: %s'
+                                      % (self.deadline, exc))
                 time.sleep(1)
 
-    def wait_for(self, backend, volume_id, done, timeout, appear_within=None):
-        """Poll until ``done(volume)``; ``volume`` is None while not found.
+    def get(self, kind, backend, resource_id):
+        """The resource, or None when the worker does not know it."""
+        getter = getattr(self.api, 'get_' + kind)
+        try:
+            return self.retrying(getter, self.ctx, backend, resource_id)
+        except Exception as exc:
+            if 'NotFound' in type(exc).__name__:
+                return None
+            raise
 
-        With ``appear_within``, a volume still unknown after that many
+    def wait_for(self, kind, backend, resource_id, done, timeout,
+                 appear_within=None):
+        """Poll until ``done(resource)``; ``resource`` is None while not found.
+
+        With ``appear_within``, a resource still unknown after that many
         seconds means the worker rejected the request: fail, do not wait on.
         """
-        from volume_worker import exception
         start = time.monotonic()
-        stop = start + timeout
         delay = 0.01
-        while time.monotonic() < stop:
-            try:
-                volume = self.api.get_volume(self.ctx, backend, volume_id)
-            except Exception as exc:
-                if not _is_not_found(exc, exception):
-                    raise
-                volume = None
-            if done(volume):
-                return volume
-            if (volume is None and appear_within is not None and
+        while time.monotonic() < start + timeout:
+            resource = self.get(kind, backend, resource_id)
+            if done(resource):
+                return resource
+            if (resource is None and appear_within is not None and
                     time.monotonic() - start > appear_within):
-                raise SystemExit('error: volume %s never appeared on %s: the '
-                                 'worker rejected the request (see its log)'
-                                 % (volume_id, backend))
-            time.sleep(delay)
+                raise ClientError('%s %s never appeared on %s: the worker '
+                                  'rejected the request (see its log)'
+                                  % (kind, resource_id, backend))
+            self._pause(delay, resource_id)
             delay = min(delay * 2, 0.5)
-        raise SystemExit('error: volume %s did not settle within %ss'
-                         % (volume_id, timeout))
+        raise ClientError('%s %s did not settle within %ss'
+                          % (kind, resource_id, timeout))
 
 
-def _is_not_found(exc, exception):
-    return isinstance(exc, exception.NotFound) or 'NotFound' in type(exc).__name__
+# -- what each command sends -----------------------------------------------------
 
-
-def cmd_create(client, args):
+def _new_volume(client, args, backend):
     from volume_worker import objects
     if args.size < 1:
-        raise SystemExit('error: --size must be a whole number of GiB >= 1')
-    backend = args.backend or client.default_backend()
+        raise ClientError('--size must be a whole number of GiB >= 1')
     volume = objects.Volume(id=args.id or str(uuid.uuid4()), size=args.size,
-                            display_name=args.name, metadata={},
-                            host=backend)
-    client.retrying(client.api.create_volume, client.ctx, backend, volume)
-    if not args.wait:
-        volume.status = objects.VolumeStatus.CREATING
-        _print(_volume_json(volume))
-        return 0
-    settled = (objects.VolumeStatus.AVAILABLE, objects.VolumeStatus.ERROR)
-    got = client.wait_for(backend, volume.id,
-                          lambda v: v is not None and v.status in settled,
-                          client.conf.client.wait_timeout,
-                          appear_within=client.conf.client.appear_timeout)
-    _print(_volume_json(got))
-    return 0 if got.status == objects.VolumeStatus.AVAILABLE else EXIT_ERROR
+                            display_name=args.name, metadata={}, host=backend)
+    return {'volume': volume}
 
 
-def cmd_delete(client, args):
+def _new_snapshot(client, args, backend):
     from volume_worker import objects
-    backend = args.backend or client.default_backend()
-    client.retrying(client.api.delete_volume, client.ctx, backend, args.id)
-    if not args.wait:
-        _print({'id': args.id, 'status': objects.VolumeStatus.DELETING})
+    snapshot = objects.Snapshot(id=args.id or str(uuid.uuid4()),
+                                volume_id=args.volume_id,
+                                display_name=args.name, metadata={})
+    return {'snapshot': snapshot, 'force': args.force}
+
+
+def _listing(client, args, backend):
+    filters = {key: getattr(args, key) for key in ('status', 'volume_id')
+               if getattr(args, key, None)}
+    return {'filters': filters or None, 'marker': args.marker,
+            'limit': args.limit}
+
+
+class Command:
+    """One subcommand: the RPC method it calls and how to fill its arguments.
+
+    ``subject``: (resource kind, argument name) of the resource the command
+    acts on; ``new``: the command creates it (``build`` makes the object);
+    ``operation``: the transition whose final status ``--wait`` waits for.
+    """
+
+    def __init__(self, method, help, subject=None, operation=None,
+                 new=False, build=None, args=(), aliases=(), call=False):
+        self.method = method
+        self.name = method.replace('_', '-')
+        self.help = help
+        self.subject = subject
+        self.operation = operation
+        self.new = new
+        self.build = build
+        self.args = args
+        self.aliases = aliases
+        self.call = call
+
+    def run(self, client, args):
+        backend = args.backend or client.default_backend()
+        kwargs = (self.build(client, args, backend) if self.build else {})
+        if self.subject and not self.new:
+            kind, arg = self.subject
+            kwargs[arg] = getattr(args, arg)
+        if self.subject and not self.new and not self.call:
+            # An unknown id is refused here, with its reason.
+            kind, arg = self.subject
+            if client.get(kind, backend, kwargs[arg]) is None:
+                raise ClientError('%s %s does not exist on %s'
+                                  % (kind, kwargs[arg], backend))
+        method = getattr(client.api, self.method)
+        wait = getattr(args, 'wait', False)
+        if wait:
+            # Listening before the cast: a refusal has no reply, only its
+            # error notification.
+            client.retrying(client.listen)
+        result = client.retrying(method, client.ctx, backend, **kwargs)
+        if self.call:
+            _print(_jsonable(result))
+            return 0
+        kind, arg = self.subject
+        resource_id = (kwargs[kind].id if self.new else kwargs[arg])
+        if not wait:
+            _print({'id': resource_id, 'status': 'requested',
+                    'operation': self.method})
+            return 0
+        return self._wait(client, backend, kind, resource_id)
+
+    def _wait(self, client, backend, kind, resource_id):
+        from volume_worker import operations
+        transition = operations.RESOURCE_TYPES[kind].transitions[
+            self.operation]
+        final = (transition.to, transition.error)
+        gone_is_done = transition.to.endswith('deleted')
+        got = client.wait_for(
+            kind, backend, resource_id,
+            lambda r: (r is None and gone_is_done) or (
+                r is not None and r.status in final),
+            client.conf.client.wait_timeout,
+            appear_within=(client.conf.client.appear_timeout
+                           if self.new else None))
+        if got is None:
+            _print({'id': resource_id, 'status': transition.to})
+            return 0
+        _print(_object_json(got))
+        if got.status == transition.error:
+            reason = client.reasons.get(resource_id) or 'see the worker log'
+            print('error: %s %s ended %s: %s' % (kind, resource_id,
+                                                 got.status, reason),
+                  file=sys.stderr)
+            return EXIT_ERROR
         return 0
-    got = client.wait_for(
-        backend, args.id,
-        lambda v: v is None or v.status == objects.VolumeStatus.ERROR_DELETING,
-        client.conf.client.wait_timeout)
-    if got is None:
-        _print({'id': args.id, 'status': objects.VolumeStatus.DELETED})
-        return 0
-    _print(_volume_json(got))
-    return EXIT_ERROR
 
 
-def cmd_show(client, args):
-    backend = args.backend or client.default_backend()
-    _print(_volume_json(client.retrying(client.api.get_volume, client.ctx,
-                                        backend, args.id)))
-    return 0
+def _jsonable(value):
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, 'obj_to_primitive'):
+        return _object_json(value)
+    return value
 
 
-def cmd_list(client, args):
-    backend = args.backend or client.default_backend()
-    filters = {'status': args.status} if args.status else None
-    volumes = client.retrying(client.api.list_volumes, client.ctx, backend,
-                              filters=filters, marker=args.marker,
-                              limit=args.limit)
-    _print([_volume_json(v) for v in volumes])
-    return 0
+_WAIT = (('--wait',), {'action': 'store_true',
+                       'help': 'wait for the final status; non-zero on error'})
+_LIST = ((('--marker',), {}), (('--limit',), {'type': int}))
 
-
-def cmd_capabilities(client, args):
-    backend = args.backend or client.default_backend()
-    _print(client.retrying(client.api.get_capabilities, client.ctx, backend,
-                           discover=args.refresh))
-    return 0
+COMMANDS = [
+    Command('create_volume', 'create a volume', subject=('volume', 'id'),
+            operation='create_volume', new=True, build=_new_volume,
+            aliases=('create',),
+            args=((('--size',), {'type': int, 'required': True,
+                                 'help': 'size in GiB'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('delete_volume', 'delete a volume',
+            subject=('volume', 'volume_id'), operation='delete_volume',
+            aliases=('delete',), args=(_WAIT,)),
+    Command('get_volume', 'show one volume', subject=('volume', 'volume_id'),
+            aliases=('show',), call=True),
+    Command('list_volumes', 'list volumes', build=_listing, aliases=('list',),
+            call=True, args=((('--status',), {}),) + _LIST),
+    Command('create_snapshot', 'snapshot a volume',
+            subject=('snapshot', 'id'), operation='create_snapshot',
+            new=True, build=_new_snapshot,
+            args=((('volume_id',), {'help': 'the volume to snapshot'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  (('--force',), {'action': 'store_true',
+                                  'help': 'even of an in-use volume'}),
+                  _WAIT)),
+    Command('delete_snapshot', 'delete a snapshot',
+            subject=('snapshot', 'snapshot_id'), operation='delete_snapshot',
+            args=(_WAIT,)),
+    Command('get_snapshot', 'show one snapshot',
+            subject=('snapshot', 'snapshot_id'), aliases=('show-snapshot',),
+            call=True),
+    Command('list_snapshots', 'list snapshots', build=_listing, call=True,
+            args=((('--status',), {}), (('--volume-id',),
+                                        {'dest': 'volume_id'})) + _LIST),
+    Command('get_capabilities', 'the last capability report',
+            aliases=('capabilities',), call=True,
+            build=lambda client, args, backend: {'discover': args.refresh},
+            args=((('--refresh',), {'action': 'store_true',
+                                    'help': 'ask the driver for fresh '
+                                            'figures'}),)),
+]
 
 
 def cmd_watch(client, args):
@@ -182,42 +317,19 @@ def cmd_watch(client, args):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='volume-worker-client',
-        description='Create, delete and inspect volumes through a worker.')
+        description='Drive a volume worker over RabbitMQ: one subcommand '
+                    'per RPC method.')
     sub = parser.add_subparsers(dest='command', required=True)
-
-    def with_backend(p):
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, aliases=list(command.aliases),
+                           help=command.help)
+        if command.subject and not command.new:
+            p.add_argument(command.subject[1], metavar=command.subject[1].upper())
+        for flags, options in command.args:
+            p.add_argument(*flags, **options)
         p.add_argument('--backend', help='host@backend (default: this '
                        'config\'s host and first enabled backend)')
-        return p
-
-    p = with_backend(sub.add_parser('create', help='create a volume'))
-    p.add_argument('--size', type=int, required=True, help='size in GiB')
-    p.add_argument('--name', help='display name')
-    p.add_argument('--id', help='volume id to use (default: a new UUID)')
-    p.add_argument('--wait', action='store_true',
-                   help='wait until available or error; non-zero on error')
-    p.set_defaults(func=cmd_create)
-
-    p = with_backend(sub.add_parser('delete', help='delete a volume'))
-    p.add_argument('id')
-    p.add_argument('--wait', action='store_true', help='wait until gone')
-    p.set_defaults(func=cmd_delete)
-
-    p = with_backend(sub.add_parser('show', help='show one volume'))
-    p.add_argument('id')
-    p.set_defaults(func=cmd_show)
-
-    p = with_backend(sub.add_parser('list', help='list volumes'))
-    p.add_argument('--status')
-    p.add_argument('--marker')
-    p.add_argument('--limit', type=int)
-    p.set_defaults(func=cmd_list)
-
-    p = with_backend(sub.add_parser('capabilities',
-                                    help='the last capability report'))
-    p.add_argument('--refresh', action='store_true',
-                   help='ask the driver for fresh figures')
-    p.set_defaults(func=cmd_capabilities)
+        p.set_defaults(func=command.run)
 
     p = sub.add_parser('watch', help='print notifications and capability '
                        'reports as they arrive, one JSON object a line')
@@ -233,14 +345,19 @@ def main(argv=None):
     args, rest = build_parser().parse_known_args(argv)
     conf = config.parse_args(oslo_args + rest)
     config.setup_logging(conf, 'volume-worker-client')
-    client = Client(conf)
+    client = None
     try:
+        client = Client(conf)
         return args.func(client, args)
-    except SystemExit:
-        raise
+    except ClientError as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:
         print('error: %s' % _first_line(exc), file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if client is not None and client.stream is not None:
+            client.stream.close()
 
 
 def _split_config_args(argv):

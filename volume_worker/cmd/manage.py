@@ -56,15 +56,12 @@ def cmd_service_list(conf, args):
 
 
 def cmd_journal_list(conf, args):
-    import sqlalchemy as sa
-    from volume_worker.db import models
     db = _db(conf)
-    t = models.flow_journal
-    with db.get_engine().connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(
-            sa.select(t.c.host, t.c.operation, t.c.resource_type,
-                      t.c.resource_id, t.c.state, t.c.created_at)
-            .order_by(t.c.id))]
+    rows = [{'id': r['id'], 'host': r['host'], 'operation': r['operation'],
+             'state': r['state'], 'created_at': r['created_at'],
+             'resources': [{'role': role, 'type': rtype, 'id': rid}
+                           for role, rtype, rid in r['resources']]}
+            for r in db.journal_get_all()]
     print(json.dumps(rows, indent=2, default=str))
     return 0
 

@@ -64,50 +64,30 @@ def dispose():
         _ENGINE = None
 
 
-# -- write transactions and the statements that ride along ------------------
+# -- write transactions, and the journal statements that ride along ---------
 
-_riders = threading.local()  # green-local under eventlet: one per operation
-
-
-def _pending_riders():
-    try:
-        return _riders.statements
-    except AttributeError:
-        _riders.statements = []
-        return _riders.statements
+class _CasFailed(Exception):
+    """Rolls back a write whose compare-and-swap matched no row."""
 
 
 @contextlib.contextmanager
-def _writing():
-    """A write transaction that also carries this thread's deferred statements.
+def _writing(journal=None):
+    """A write transaction that also carries ``journal``'s pending statements.
 
-    The flow journal defers its own writes (start, finish) to the next write
-    the operation makes anyway, so they commit atomically with a status
-    change instead of costing transactions of their own. Deferred statements
-    are dropped from the queue only once their transaction has committed.
+    An operation's journal defers its own writes (its start, its finish) to
+    the next write the operation makes anyway, so they commit atomically with
+    a status change instead of costing transactions of their own. The
+    journal is an explicit handle of one operation: nothing queued for one
+    operation can ride with another's write.
     """
-    riders = _pending_riders()
+    riders = journal.pending if journal is not None else ()
     carried = len(riders)
     with get_engine().begin() as conn:
         for statement, params in riders[:carried]:
             conn.execute(statement, params)
         yield conn
-    del riders[:carried]
-
-
-def defer_to_next_write(statement, params):
-    _pending_riders().append((statement, params))
-
-
-def discard_deferred():
-    del _pending_riders()[:]
-
-
-def flush_deferred():
-    """Commit deferred statements now if no write has carried them yet."""
-    if _pending_riders():
-        with _writing():
-            pass
+    if carried:
+        del riders[:carried]
 
 
 # -- generic helpers ---------------------------------------------------------
@@ -144,23 +124,24 @@ def _get(table, resource_id, read_deleted=False):
         return _row_to_dict(conn.execute(query, {'_id': resource_id}).first())
 
 
-def _create(table, values):
+def _create(table, values, journal=None):
     values = dict(values)
     values.setdefault('created_at', utcnow())
     if 'deleted' in table.c:
         values.setdefault('deleted', False)
     insert = _statement(('insert', table.name), table.insert)
-    with _writing() as conn:
+    with _writing(journal) as conn:
         result = conn.execute(insert, values)
         if 'id' not in values and result.inserted_primary_key:
             values['id'] = result.inserted_primary_key[0]
     return values
 
 
-def _update(table, resource_id, values, expected_status=None):
+def _update(table, resource_id, values, expected_status=None, journal=None):
     """Update one live row; with ``expected_status`` only if it still has it.
 
-    Returns True when a row changed.
+    Returns True when a row changed. A compare-and-swap that matched nothing
+    rolls back, journal statements included.
     """
     params = dict(values)
     params.setdefault('updated_at', utcnow())
@@ -182,8 +163,13 @@ def _update(table, resource_id, values, expected_status=None):
     if kind is not None:
         params['_expected'] = (list(expected_status) if many
                                else expected_status)
-    with _writing() as conn:
-        return conn.execute(query, params).rowcount > 0
+    try:
+        with _writing(journal) as conn:
+            if conn.execute(query, params).rowcount == 0:
+                raise _CasFailed()
+    except _CasFailed:
+        return False
+    return True
 
 
 def _list(table, filters=None, marker=None, limit=None, read_deleted=False,
@@ -218,11 +204,12 @@ def _list(table, filters=None, marker=None, limit=None, read_deleted=False,
         return [_row_to_dict(r) for r in conn.execute(query)]
 
 
-def _soft_delete(table, resource_id, status):
+def _soft_delete(table, resource_id, status, expected_status=None,
+                 journal=None):
     now = utcnow()
     return _update(table, resource_id, {
         'deleted': True, 'deleted_at': now, 'status': status,
-        'updated_at': now})
+        'updated_at': now}, expected_status, journal)
 
 
 # -- volumes -------------------------------------------------------------------
@@ -234,19 +221,27 @@ def volume_get(volume_id, read_deleted=False):
     return row
 
 
-def volume_create(values):
+def _create_unique(table, resource, values, journal):
     try:
-        return _create(models.volumes, values)
+        return _create(table, values, journal)
     except sa.exc.IntegrityError:
-        raise exception.VolumeExists(volume_id=values.get('id'))
+        raise exception.ResourceExists(resource=resource,
+                                       resource_id=values.get('id'),
+                                       reason='its id is taken')
 
 
-def volume_update(volume_id, values, expected_status=None):
-    return _update(models.volumes, volume_id, values, expected_status)
+def volume_create(values, journal=None):
+    return _create_unique(models.volumes, 'Volume', values, journal)
 
 
-def volume_destroy(volume_id, status):
-    return _soft_delete(models.volumes, volume_id, status)
+def volume_update(volume_id, values, expected_status=None, journal=None):
+    return _update(models.volumes, volume_id, values, expected_status,
+                   journal)
+
+
+def volume_destroy(volume_id, status, expected_status=None, journal=None):
+    return _soft_delete(models.volumes, volume_id, status, expected_status,
+                        journal)
 
 
 def volume_get_all(filters=None, marker=None, limit=None):
@@ -290,16 +285,31 @@ def snapshot_get(snapshot_id, read_deleted=False):
     return row
 
 
-def snapshot_create(values):
-    return _create(models.snapshots, values)
+def snapshot_create(values, journal=None):
+    return _create_unique(models.snapshots, 'Snapshot', values, journal)
 
 
-def snapshot_update(snapshot_id, values, expected_status=None):
-    return _update(models.snapshots, snapshot_id, values, expected_status)
+def snapshot_update(snapshot_id, values, expected_status=None, journal=None):
+    return _update(models.snapshots, snapshot_id, values, expected_status,
+                   journal)
 
 
-def snapshot_destroy(snapshot_id, status):
-    return _soft_delete(models.snapshots, snapshot_id, status)
+def snapshot_destroy(snapshot_id, status, expected_status=None, journal=None):
+    return _soft_delete(models.snapshots, snapshot_id, status,
+                        expected_status, journal)
+
+
+def snapshot_count(volume_id):
+    """How many live snapshots the volume has."""
+    t = models.snapshots
+
+    def build():
+        return (sa.select(sa.func.count()).select_from(t)
+                .where(t.c.volume_id == sa.bindparam('vid'),
+                       t.c.deleted == sa.false()))
+    query = _statement(('count', 'snapshots'), build)
+    with get_engine().connect() as conn:
+        return conn.execute(query, {'vid': volume_id}).scalar()
 
 
 def snapshot_get_all(filters=None, marker=None, limit=None):
@@ -315,8 +325,8 @@ def volume_type_get(type_id):
     return row
 
 
-def volume_type_create(values):
-    return _create(models.volume_types, values)
+def volume_type_create(values, journal=None):
+    return _create(models.volume_types, values, journal)
 
 
 # -- services --------------------------------------------------------------------
@@ -332,88 +342,80 @@ def service_get_by_host_binary(host, binary):
     return row
 
 
-def service_create(values):
-    return _create(models.services, values)
+def service_create(values, journal=None):
+    return _create(models.services, values, journal)
 
 
-def service_update(service_id, values, expected_status=None):
-    return _update(models.services, service_id, values)
+def service_update(service_id, values, expected_status=None, journal=None):
+    return _update(models.services, service_id, values, expected_status,
+                   journal)
 
 
 def service_get_all(filters=None):
     return _list(models.services, filters, sort_key='id')
 
 
-# -- flow journal ----------------------------------------------------------------
-#
-# One row per unfinished operation, keyed by its resource. The start and the
-# finish ride along with the operation's own first and last writes (see
-# _writing); checkpoints and the switch to "reverting" are written at once.
+# -- operation journal -------------------------------------------------------
 
-def _journal_statements():
-    """Built once: building SQLAlchemy statements costs more than running them."""
-    t = models.flow_journal
-    where = sa.and_(t.c.resource_type == sa.bindparam('rt'),
-                    t.c.resource_id == sa.bindparam('rid'))
-    return {
-        'delete': t.delete().where(where),
-        'insert': t.insert(),
-        'update': t.update().where(where).values(
-            progress=sa.bindparam('progress'), state=sa.bindparam('state'),
-            updated_at=sa.bindparam('now')),
-        'select': sa.select(t).where(where),
-    }
+class OperationJournal:
+    """The journal row of one operation, and its writes still to be made.
 
-
-_JOURNAL = _journal_statements()
-
-
-def journal_defer_start(resource_type, resource_id, host, operation, store):
-    """Record, with the operation's first write, that it began.
-
-    A row left by an earlier, interrupted run of the same resource is
-    replaced: its owner is whoever holds the resource's lock now.
+    The start and the finish are queued (``pending``) and ride with the
+    operation's next write; checkpoints and the switch to reverting are
+    written at once. One handle per operation, passed through its run.
     """
-    now = utcnow()
-    key = {'rt': resource_type, 'rid': resource_id}
-    defer_to_next_write(_JOURNAL['delete'], key)
-    defer_to_next_write(_JOURNAL['insert'], {
-        'resource_type': resource_type, 'resource_id': resource_id,
-        'host': host, 'operation': operation, 'state': 'running',
-        'store': store, 'progress': {}, 'created_at': now,
-        'updated_at': now})
+
+    _t = models.operations
+    _DELETE = _t.delete().where(_t.c.id == sa.bindparam('oid'))
+    _CHECKPOINT = _t.update().where(_t.c.id == sa.bindparam('oid')).values(
+        progress=sa.bindparam('progress'), state=sa.bindparam('state'),
+        updated_at=sa.bindparam('now'))
+
+    def __init__(self, operation_id):
+        self.id = operation_id
+        self.pending = []
+
+    @classmethod
+    def start(cls, operation_id, host, operation, resources, store):
+        """A new operation: its row is written with its first write."""
+        journal = cls(operation_id)
+        now = utcnow()
+        journal.pending.append((cls._t.insert(), {
+            'id': operation_id, 'host': host, 'operation': operation,
+            'state': 'running', 'resources': resources, 'store': store,
+            'progress': {}, 'created_at': now, 'updated_at': now}))
+        return journal
+
+    def defer_finish(self):
+        """Drop the row with the operation's next (last) write."""
+        self.pending.append((self._DELETE, {'oid': self.id}))
+
+    def discard_pending(self):
+        del self.pending[:]
+
+    def checkpoint(self, progress, state='running'):
+        with _writing(self) as conn:
+            conn.execute(self._CHECKPOINT, {
+                'oid': self.id, 'progress': progress, 'state': state,
+                'now': utcnow()})
+
+    def finish(self):
+        """Drop the row now, with anything of it not yet written."""
+        self.discard_pending()
+        with get_engine().begin() as conn:
+            conn.execute(self._DELETE, {'oid': self.id})
+
+    def flush(self):
+        """Commit pending statements now if no write has carried them."""
+        if self.pending:
+            with _writing(self):
+                pass
 
 
-def journal_defer_finish(resource_type, resource_id):
-    """Drop the row with the operation's last write."""
-    defer_to_next_write(_JOURNAL['delete'],
-                        {'rt': resource_type, 'rid': resource_id})
-
-
-def journal_checkpoint(resource_type, resource_id, progress, state='running'):
-    with _writing() as conn:
-        conn.execute(_JOURNAL['update'], {
-            'rt': resource_type, 'rid': resource_id, 'progress': progress,
-            'state': state, 'now': utcnow()})
-
-
-def journal_finish(resource_type, resource_id):
-    """Drop the row now (and anything of it still waiting to be written)."""
-    discard_deferred()
-    with get_engine().begin() as conn:
-        conn.execute(_JOURNAL['delete'],
-                     {'rt': resource_type, 'rid': resource_id})
-
-
-def journal_get_all(host):
-    t = models.flow_journal
-    query = sa.select(t).where(t.c.host == host).order_by(t.c.id)
+def journal_get_all(host=None):
+    t = models.operations
+    query = sa.select(t).order_by(t.c.created_at, t.c.id)
+    if host is not None:
+        query = query.where(t.c.host == host)
     with get_engine().connect() as conn:
         return [_row_to_dict(r) for r in conn.execute(query)]
-
-
-def journal_get(resource_type, resource_id):
-    with get_engine().connect() as conn:
-        return _row_to_dict(conn.execute(
-            _JOURNAL['select'], {'rt': resource_type, 'rid': resource_id}
-        ).first())

@@ -35,6 +35,15 @@ volumes = sa.Table(
     sa.Column('replication_status', sa.String(32)),
     sa.Column('metadata', sa.JSON),
     sa.Column('admin_metadata', sa.JSON),
+    sa.Column('project_id', sa.String(255)),
+    sa.Column('user_id', sa.String(255)),
+    sa.Column('multiattach', sa.Boolean, nullable=False, default=False),
+    sa.Column('bootable', sa.Boolean, nullable=False, default=False),
+    sa.Column('group_id', sa.String(36)),
+    # The id the backend object is named after, when it differs from id
+    # (a migrated volume keeps its id and takes its copy's backend name).
+    sa.Column('_name_id', sa.String(36)),
+    sa.Column('encryption_key_id', sa.String(36)),
     *_timestamps(),
 )
 
@@ -61,6 +70,7 @@ volume_types = sa.Table(
     sa.Column('description', sa.Text),
     sa.Column('is_public', sa.Boolean, nullable=False, default=True),
     sa.Column('extra_specs', sa.JSON),
+    sa.Column('qos_specs', sa.JSON),
     *_timestamps(),
 )
 
@@ -82,21 +92,20 @@ services = sa.Table(
     sa.UniqueConstraint('host', 'binary', name='uniq_services0host0binary'),
 )
 
-# One row per unfinished operation: written when a flow starts, checkpointed
-# after each task with side effects outside the database, removed when the
-# flow ends. Start-up resumes or reverts whatever is left.
-flow_journal = sa.Table(
-    'flow_journal', metadata,
-    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column('resource_type', sa.String(32), nullable=False),
-    sa.Column('resource_id', sa.String(36), nullable=False),
+# The operation journal: one row per unfinished operation, written in the
+# transaction of its first status change and removed in that of its last.
+# ``resources`` lists every resource the operation holds ([role, type, id]);
+# ``progress`` the results of its checkpointed tasks. Start-up resumes or
+# reverts whatever is left.
+operations = sa.Table(
+    'operations', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
     sa.Column('host', sa.String(255), nullable=False, index=True),
     sa.Column('operation', sa.String(64), nullable=False),
     sa.Column('state', sa.String(16), nullable=False),
+    sa.Column('resources', sa.JSON, nullable=False),
     sa.Column('store', sa.JSON, nullable=False),
     sa.Column('progress', sa.JSON, nullable=False),
     sa.Column('created_at', sa.DateTime, nullable=False),
     sa.Column('updated_at', sa.DateTime),
-    sa.UniqueConstraint('resource_type', 'resource_id',
-                        name='uniq_flow_journal0resource'),
 )

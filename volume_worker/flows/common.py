@@ -1,46 +1,136 @@
-"""What every flow family shares: the task base, driver calls, notifications."""
+"""What every operation family shares: the task base, the begin and finish tasks, driver calls.
+
+A family's flow is ``operation_flow(name, *backend_tasks)``: ``Begin`` moves
+the operation's subject into its transitional status (the journal row rides
+in that write, before any backend effect), the family's tasks do the work,
+and ``Finish`` saves the driver's model updates with the success status (the
+journal row goes in that write).
+"""
 
 from oslo_log import log as logging
+from taskflow.patterns import linear_flow
 from taskflow import task
+from taskflow.types import failure as tf_failure
 
 from volume_worker import concurrency
+from volume_worker import exception
 
 LOG = logging.getLogger(__name__)
 
 
 class VolumeTask(task.Task):
-    """A task named after its class.
+    """A task named after its class, declaring what a resumed run does with it.
 
-    ``checkpoint = True`` marks a task whose effect lives outside the
-    database (on the backend): the flow journal records its result when it
-    finishes, so a resumed flow does not redo it. Tasks without a checkpoint
-    are re-run on resume and must be idempotent.
+    ``checkpoint = True``: its effect lives outside the database (on the
+    backend) and is costly to redo; the journal records its result when it
+    finishes, and a resumed run skips it. ``idempotent = True``: running it
+    again converges on the same result, and a resumed run does. Every task
+    declares one of the two.
 
     Tasks keep no per-run state: one flow object serves every run of its
     family (building tasks costs more than running them).
     """
 
     checkpoint = False
+    idempotent = False
 
     def __init__(self, **kwargs):
         kwargs.setdefault('name', type(self).__name__)
         super().__init__(**kwargs)
 
 
-def call_driver(driver, method, *args, **kwargs):
-    """Call a driver method in the native thread pool (it may block)."""
-    return concurrency.run_blocking(getattr(driver, method), *args, **kwargs)
+class Begin(VolumeTask):
+    """Move the subject into its transitional status and announce the start.
+
+    A new subject is inserted; an existing one moves by compare-and-swap
+    from a status its transition allows. The operation's journal row is
+    written in the same transaction. Resumed, the subject is already in the
+    transitional status: nothing to do. Revert moves it to the transition's
+    error status and sends ``<event>.error`` with the reason.
+    """
+
+    idempotent = True
+
+    def execute(self, op, notifier):
+        if op.resumed:
+            return  # the first run moved it and announced the start
+        subject, transition = op.subject, op.transition
+        subject.status = transition.via
+        if op.is_new:
+            subject.create(journal=op.journal)
+        elif not subject.save(expected_status=op.loaded_status,
+                              journal=op.journal):
+            raise exception.InvalidStatus(
+                resource=op.family.subject.type, resource_id=subject.id,
+                status='changed by another worker',
+                operation=op.family.operation, expected=op.loaded_status)
+        notifier.info(op.family.event + '.start', subject)
+
+    def revert(self, op, notifier, result=None, flow_failures=None,
+               **kwargs):
+        subject, transition = op.subject, op.transition
+        if not isinstance(result, tf_failure.Failure):
+            subject.status = transition.error
+            if not subject.save(expected_status=transition.via):
+                LOG.warning('%s %s left %s while its %s reverted',
+                            op.family.subject.type, subject.id,
+                            transition.via, op.family.operation)
+        notifier.error(op.family.event + '.error', subject,
+                       reason=first_failure(flow_failures))
+
+
+class Finish(VolumeTask):
+    """Save the driver's model updates with the success status; announce the end.
+
+    ``updates`` names the store values (dicts or None) to merge into the
+    subject. A subject whose success status is ``deleted`` is soft-deleted.
+    The journal row goes in the same write.
+    """
+
+    idempotent = True
+
+    def __init__(self, updates=(), **kwargs):
+        super().__init__(requires=tuple(updates), **kwargs)
+        self.updates = tuple(updates)
+
+    def execute(self, op, notifier, **updates):
+        subject, transition = op.subject, op.transition
+        merge_model_update(subject, *(updates[n] for n in self.updates))
+        if transition.to == subject.DELETED:
+            done = subject.destroy(expected_status=transition.via,
+                                   journal=op.journal)
+        else:
+            subject.status = transition.to
+            done = subject.save(expected_status=transition.via,
+                                journal=op.journal)
+        if not done:
+            raise exception.InvalidStatus(
+                resource=op.family.subject.type, resource_id=subject.id,
+                status='changed by another worker',
+                operation=op.family.operation, expected=transition.via)
+        notifier.info(op.family.event + '.end', subject)
+
+
+def operation_flow(name, *tasks, updates=()):
+    """The flow of one family: Begin, the family's tasks, Finish."""
+    return linear_flow.Flow(name).add(Begin(), *tasks,
+                                      Finish(updates=updates))
+
+
+def call_driver(method, *args, **kwargs):
+    """Call a bound driver method in the native thread pool (it may block)."""
+    return concurrency.run_blocking(method, *args, **kwargs)
 
 
 def merge_model_update(resource, *updates):
     """Apply driver model updates (dicts or None) to an object's fields."""
     for update in updates:
         for key, value in (update or {}).items():
-            if key in resource.fields:
+            if key in resource.fields and key not in ('id', 'status'):
                 setattr(resource, key, value)
             else:
-                LOG.warning('Driver returned unknown field %s for %s; '
-                            'ignored', key, resource.id)
+                LOG.warning('Driver returned field %s for %s; ignored',
+                            key, resource.id)
 
 
 def first_failure(flow_failures):

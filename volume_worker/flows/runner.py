@@ -1,14 +1,16 @@
-"""Runs flows with a crash journal, and resumes or reverts unfinished ones.
+"""Runs an operation's flow with its journal, and resumes or reverts unfinished ones.
 
 The journal is one row per operation in the worker's own database, not
 TaskFlow's persistence backend (130-200 ms a flow here). Its insert rides in
-the transaction of the operation's first write and its delete in that of the
-last (the status changes the operation makes anyway), so a flow pays no
-commit of its own for it; only a task marked ``checkpoint = True`` (an
-effect on the backend too costly to redo) adds an update. After a crash,
-start-up finds the rows left behind and, by the flow family's rule, resumes
-the flow (re-running its idempotent steps after the last checkpoint) or
-reverts what it had done.
+the transaction of the operation's first status change and its delete in
+that of the last (writes the operation makes anyway), so a flow pays no
+commit of its own for it; only a task declared ``checkpoint`` (an effect on
+the backend too costly to redo) adds an update. After a crash, start-up
+finds the rows left behind and, by the family's rule, resumes the flow or
+reverts what it had done. Resumption goes by task, not by position: a
+checkpointed task is skipped with its recorded result, every other task
+runs again (each must declare itself ``idempotent``), so flows with
+unordered or graph parts resume the same way as linear ones.
 """
 
 from oslo_log import log as logging
@@ -28,20 +30,43 @@ RESUME = 'resume'
 REVERT = 'revert'
 
 
-class FlowFamily:
-    """What the runner needs to know about one operation family.
+class Role:
+    """A resource an operation touches, under the name its tasks use.
 
-    ``build()`` returns the flow (built once, then shared by every run);
-    ``load(store, deps)`` rebuilds the live objects (volume, snapshot) from
-    the journaled, JSON-only store; ``on_resume`` says whether an
-    interrupted run resumes or reverts.
+    ``new``: the request brings it and it may not be in the database yet (a
+    create). ``id_from='snapshot.volume_id'``: its id is that field of
+    another role's resource (a field that never changes, so it may be read
+    before the locks are taken).
     """
 
-    def __init__(self, operation, resource_type, build, load, on_resume=RESUME):
+    def __init__(self, resource_type, name=None, new=False, id_from=None):
+        self.type = resource_type
+        self.name = name or resource_type
+        self.new = new
+        self.id_from = tuple(id_from.split('.', 1)) if id_from else None
+
+
+class FlowFamily:
+    """What the mechanism needs to know about one operation family.
+
+    ``operation`` is the RPC method; ``subject`` the resource whose status
+    the operation drives (by its transition table entry); ``held`` the
+    resources it keeps still (locked, status checked, unchanged);
+    ``event`` the notification prefix; ``build()`` returns the flow;
+    ``check(op)`` refuses a request once its resources are locked and
+    loaded; ``on_resume`` says whether an interrupted run resumes or
+    reverts.
+    """
+
+    def __init__(self, operation, build, subject, held=(), event=None,
+                 check=None, on_resume=RESUME):
         self.operation = operation
-        self.resource_type = resource_type
         self.build = build
-        self.load = load
+        self.subject = subject
+        self.held = tuple(held)
+        self.roles = (subject,) + self.held
+        self.event = event
+        self.check = check
         self.on_resume = on_resume
         self._template = None
 
@@ -55,9 +80,17 @@ class FlowFamily:
         """
         if self._template is None:
             flow = self.build()
-            tasks = list(flow)
+            tasks = list(iter_tasks(flow))
+            undeclared = [t.name for t in tasks
+                          if not (getattr(t, 'checkpoint', False) or
+                                  getattr(t, 'idempotent', False))]
+            if undeclared:
+                raise TypeError('%s: tasks %s declare neither checkpoint nor '
+                                'idempotent; a resumed run would not know '
+                                'whether to skip them'
+                                % (self.operation, ', '.join(undeclared)))
             if not (type(flow) is linear_flow.Flow and
-                    all(isinstance(t, tf_task.Task) for t in tasks)):
+                    all(isinstance(t, tf_task.Task) for t in flow)):
                 return flow  # not a plain list of tasks: build every time
             self._template = (flow.name, tasks)
         name, tasks = self._template
@@ -66,14 +99,14 @@ class FlowFamily:
 
 
 class _JournalListener:
-    """Keeps a running flow's journal row in step with its progress.
+    """Keeps a running operation's journal row in step with its progress.
 
     The finish rides along with the last task's own write; a checkpointed
     task's result and the switch to reverting are written at once.
     """
 
-    def __init__(self, key, tasks, progress):
-        self.key = key
+    def __init__(self, journal, tasks, progress):
+        self.journal = journal
         self.checkpointed = {t.name for t in tasks
                              if getattr(t, 'checkpoint', False)}
         self.last_task = tasks[-1].name if tasks else None
@@ -83,15 +116,16 @@ class _JournalListener:
     def __call__(self, state, details):
         name = details.get('task_name')
         if state == 'RUNNING' and name == self.last_task:
-            db.journal_defer_finish(*self.key)
+            self.journal.defer_finish()
         elif state == 'SUCCESS' and name in self.checkpointed:
             self.progress[name] = details.get('result')
-            db.journal_checkpoint(*self.key, progress=self.progress)
+            self.journal.checkpoint(self.progress)
         elif state in ('FAILURE', 'REVERTING') and not self.reverting:
             self.reverting = True
-            db.discard_deferred()  # not the finish: the row must stay
-            db.journal_checkpoint(*self.key, progress=self.progress,
-                                  state=REVERTING)
+            # The finish must not be written now; an unwritten start means
+            # nothing was done, and the update below then changes no row.
+            self.journal.discard_pending()
+            self.journal.checkpoint(self.progress, state=REVERTING)
 
 
 class _AbortResumedFlow(tf_task.Task):
@@ -107,81 +141,79 @@ class FlowRunner:
         self.host = host
         self.journal = journal
 
-    def run(self, family, resource_id, store, deps):
+    def run(self, op, deps):
         """Run a new operation to its end; raises the original error on failure."""
-        key = None
         if self.journal:
-            key = (family.resource_type, resource_id)
-            db.journal_defer_start(family.resource_type, resource_id,
-                                   self.host, family.operation, store)
-        flow = family.new_flow()
-        return self._run_engine(flow, list(_iter_tasks(flow)), store, deps,
-                                key, progress={})
+            op.journal = db.OperationJournal.start(
+                op.id, self.host, op.family.operation, op.resource_list(),
+                op.store)
+        flow = op.family.new_flow()
+        return self._run_engine(flow, op, deps, progress={})
 
-    def resume(self, family, row, deps):
+    def resume(self, op, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
-        store = row['store']
-        deps = dict(deps, **family.load(store, deps))
-        flow = family.build()
+        op.journal = db.OperationJournal(row['id'])
+        flow = op.family.build()
         progress = dict(row['progress'] or {})
-        revert = family.on_resume == REVERT or row['state'] == REVERTING
+        revert = op.family.on_resume == REVERT or row['state'] == REVERTING
         if revert:
             flow = linear_flow.Flow(flow.name + '-revert').add(
                 flow, _AbortResumedFlow(name='AbortResumedFlow'))
         LOG.info('%s %s of %s %s after restart (checkpoints: %s)',
-                 'Reverting' if revert else 'Resuming', family.operation,
-                 family.resource_type, row['resource_id'],
+                 'Reverting' if revert else 'Resuming', op.family.operation,
+                 op.family.subject.type, op.subject.id,
                  ', '.join(progress) or 'none')
-        return self._run_engine(flow, list(_iter_tasks(flow)), store, deps,
-                                (row['resource_type'], row['resource_id']),
-                                progress, mark_done=True, all_done=revert)
+        return self._run_engine(flow, op, deps, progress, resumed=True,
+                                revert=revert)
 
-    def _run_engine(self, flow, tasks, store, deps, key, progress,
-                    mark_done=False, all_done=False):
-        engine = engines.load(flow, dict(store, **deps))
-        if key is not None:
+    def _run_engine(self, flow, op, deps, progress, resumed=False,
+                    revert=False):
+        tasks = list(iter_tasks(flow))
+        store = dict(op.store, **deps)
+        store.update(op.resources)
+        store['op'] = op
+        engine = engines.load(flow, store)
+        if op.journal is not None:
             engine.atom_notifier.register(
-                '*', _JournalListener(key, tasks, progress))
-        if mark_done:
+                '*', _JournalListener(op.journal, tasks, progress))
+        if resumed:
             engine.compile()
             engine.prepare()
-            _mark_done(engine, tasks, progress, all_done)
+            _mark_done(engine, tasks, progress, revert)
         try:
             engine.run()
         except Exception:
             # Failed and reverted: the operation has ended. Anything else
             # (the thread killed, the process exiting) leaves the row for
             # the next start, as a crash would.
-            if key is not None:
-                db.journal_finish(*key)
+            if op.journal is not None:
+                op.journal.finish()
             raise
-        if key is not None:
-            db.flush_deferred()  # the finish, if the last task wrote nothing
+        if op.journal is not None:
+            op.journal.flush()  # the finish, if the last task wrote nothing
         return engine.storage.fetch_all()
 
 
-def _iter_tasks(flow):
+def iter_tasks(flow):
     for item in flow:
         if isinstance(item, tf_task.Task):
             yield item
         else:
-            yield from _iter_tasks(item)
+            yield from iter_tasks(item)
 
 
-def _mark_done(engine, tasks, progress, all_done):
+def _mark_done(engine, tasks, progress, revert):
     """Mark what a previous run finished, so the engine does not redo it.
 
-    Checkpointed tasks take their recorded results. Tasks before the last
-    checkpoint that provide nothing (notifications, checks) are skipped too;
-    those that provide values run again (they are idempotent). To revert,
-    every task is marked done so the final failure undoes them all.
+    Each task by its own declaration: a checkpointed task that finished
+    takes its recorded result; any other runs again (it is idempotent). To
+    revert, every task is marked done so the final failure undoes them all
+    (reverts tolerate a task that never ran).
     """
-    last = max((i for i, t in enumerate(tasks) if t.name in progress),
-               default=-1)
-    for index, task in enumerate(tasks):
+    for task in tasks:
         if isinstance(task, _AbortResumedFlow):
             continue
         if task.name in progress:
             engine.storage.save(task.name, progress[task.name])
-        elif all_done or (index < last and not task.provides):
+        elif revert:
             engine.storage.save(task.name, None)

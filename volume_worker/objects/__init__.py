@@ -1,5 +1,6 @@
 """Versioned objects: the only things besides plain JSON that cross the wire."""
 
+from volume_worker.objects.base import configure_names  # noqa
 from volume_worker.objects.base import VolumeWorkerObjectSerializer  # noqa
 from volume_worker.objects.fields import ReplicationStatus  # noqa
 from volume_worker.objects.fields import SnapshotStatus  # noqa

@@ -1,5 +1,6 @@
 """Volume, Snapshot and VolumeType: the resources a worker manages."""
 
+from oslo_utils import versionutils
 from oslo_versionedobjects import fields
 
 from volume_worker.db import api as db
@@ -40,30 +41,39 @@ class _PersistentObject(base.VolumeWorkerObject):
         read fields such as ``provider_auth`` and must find them.
         """
         for name, field in self.fields.items():
-            if self.obj_attr_is_set(name) or name in self.READ_ONLY_FIELDS:
+            if (self.obj_attr_is_set(name) or name in self.READ_ONLY_FIELDS
+                    or name in self.NON_COLUMN_FIELDS):  # loaded when read
                 continue
             if field.default != fields.UnspecifiedDefault:
                 self.obj_set_defaults(name)
             elif field.nullable:
                 setattr(self, name, None)
 
-    def create(self):
-        values = self.obj_get_changes()
-        row = self._db_create(values)
+    def _column_changes(self):
+        changes = self.obj_get_changes()
+        for name in self.NON_COLUMN_FIELDS:
+            changes.pop(name, None)
+        return changes
+
+    def create(self, journal=None):
+        """Insert the row; ``journal`` statements ride in its transaction."""
+        values = self._column_changes()
+        row = self._db_create(values, journal=journal)
         for key in ('created_at', 'deleted'):
             if key in self.fields and key in row:
                 setattr(self, key, row[key])
         self.obj_reset_changes()
 
-    def save(self, expected_status=None):
+    def save(self, expected_status=None, journal=None):
         """Write changed fields; False when ``expected_status`` did not hold."""
-        changes = self.obj_get_changes()
+        changes = self._column_changes()
         for name in self.READ_ONLY_FIELDS:
             changes.pop(name, None)
-        if not changes:
+        if not changes and journal is None:
             return True
         changes['updated_at'] = db.utcnow()
-        ok = self._db_update(self.id, changes, expected_status=expected_status)
+        ok = self._db_update(self.id, changes, expected_status=expected_status,
+                             journal=journal)
         if ok:
             self.updated_at = changes['updated_at']
             self.obj_reset_changes()
@@ -76,11 +86,44 @@ class _PersistentObject(base.VolumeWorkerObject):
                 setattr(self, name, getattr(fresh, name))
         self.obj_reset_changes()
 
+    def destroy(self, expected_status=None, journal=None):
+        """Soft-delete the row: the resource is gone for every reader.
+
+        False when ``expected_status`` did not hold.
+        """
+        if not self._db_destroy(self.id, self.DELETED,
+                                expected_status=expected_status,
+                                journal=journal):
+            return False
+        self.status = self.DELETED
+        self.deleted = True
+        self.obj_reset_changes()
+        return True
+
+    PAYLOAD_ID = 'id'
+    PAYLOAD_FIELDS = ()
+
+    def notification_payload(self):
+        """What notifications say of the resource: never its secrets."""
+        payload = {self.PAYLOAD_ID: self.id}
+        for name in self.PAYLOAD_FIELDS:
+            payload[name] = (getattr(self, name)
+                             if self.obj_attr_is_set(name) else None)
+        for name in ('created_at', 'updated_at'):
+            payload[name] = (_iso(getattr(self, name))
+                             if self.obj_attr_is_set(name) else None)
+        return payload
+
+    def owner(self):
+        """The backend (host@backend) this resource lives on."""
+        return (self.host or '').partition('#')[0]
+
 
 @base.register
 class VolumeType(_PersistentObject):
     # Version 1.0: initial version
-    VERSION = '1.0'
+    # Version 1.1: qos_specs
+    VERSION = '1.1'
 
     fields = {
         'id': fields.UUIDField(),
@@ -88,10 +131,16 @@ class VolumeType(_PersistentObject):
         'description': fields.StringField(nullable=True),
         'is_public': fields.BooleanField(default=True),
         'extra_specs': fields.DictOfNullableStringsField(default={}),
+        'qos_specs': fields.DictOfNullableStringsField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted': fields.BooleanField(default=False),
     }
+
+    def obj_make_compatible(self, primitive, target_version):
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop('qos_specs', None)
 
     _db_get = staticmethod(lambda i, read_deleted=False: db.volume_type_get(i))
     _db_create = staticmethod(db.volume_type_create)
@@ -100,7 +149,14 @@ class VolumeType(_PersistentObject):
 @base.register
 class Volume(_PersistentObject):
     # Version 1.0: initial version
-    VERSION = '1.0'
+    # Version 1.1: project_id, user_id, multiattach, bootable, group_id,
+    #              _name_id, encryption_key_id, volume_type
+    VERSION = '1.1'
+
+    DELETED = vw_fields.VolumeStatus.DELETED
+    NON_COLUMN_FIELDS = ('volume_type',)
+    NEW_IN_1_1 = ('project_id', 'user_id', 'multiattach', 'bootable',
+                  'group_id', '_name_id', 'encryption_key_id', 'volume_type')
 
     fields = {
         'id': fields.UUIDField(),
@@ -122,6 +178,14 @@ class Volume(_PersistentObject):
         'replication_status': fields.StringField(nullable=True),
         'metadata': fields.DictOfNullableStringsField(default={}),
         'admin_metadata': fields.DictOfNullableStringsField(default={}),
+        'project_id': fields.StringField(nullable=True),
+        'user_id': fields.StringField(nullable=True),
+        'multiattach': fields.BooleanField(default=False),
+        'bootable': fields.BooleanField(default=False),
+        'group_id': fields.UUIDField(nullable=True),
+        '_name_id': fields.UUIDField(nullable=True),
+        'encryption_key_id': fields.UUIDField(nullable=True),
+        'volume_type': fields.ObjectField('VolumeType', nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted_at': fields.DateTimeField(nullable=True),
@@ -132,35 +196,37 @@ class Volume(_PersistentObject):
     _db_create = staticmethod(db.volume_create)
     _db_update = staticmethod(db.volume_update)
     _db_get_all = staticmethod(db.volume_get_all)
+    _db_destroy = staticmethod(db.volume_destroy)
 
-    @property
-    def name(self):
-        return 'volume-%s' % self.id
+    def obj_make_compatible(self, primitive, target_version):
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            for name in self.NEW_IN_1_1:
+                primitive.pop(name, None)
+
+    def obj_load_attr(self, attrname):
+        """Load ``volume_type`` (with its extra and QoS specs) when first read."""
+        if attrname != 'volume_type':
+            super().obj_load_attr(attrname)
+        type_id = (self.volume_type_id
+                   if self.obj_attr_is_set('volume_type_id') else None)
+        self.volume_type = (VolumeType.get_by_id(type_id)
+                            if type_id else None)
+        self.obj_reset_changes(['volume_type'])
 
     @property
     def name_id(self):
-        return self.id
+        """The id the backend object is named after (differs after migration)."""
+        name_id = self._name_id if self.obj_attr_is_set('_name_id') else None
+        return name_id or self.id
 
-    def destroy(self):
-        """Soft-delete the row: the volume is gone for every reader."""
-        db.volume_destroy(self.id, vw_fields.VolumeStatus.DELETED)
-        self.status = vw_fields.VolumeStatus.DELETED
-        self.deleted = True
-        self.obj_reset_changes()
+    @property
+    def name(self):
+        return base.NAME_TEMPLATES['volume'] % self.name_id
 
+    PAYLOAD_ID = 'volume_id'
     PAYLOAD_FIELDS = ('size', 'status', 'host', 'display_name',
                       'volume_type_id', 'availability_zone')
-
-    def notification_payload(self):
-        """What notifications say of a volume: never its provider_auth."""
-        payload = {'volume_id': self.id}
-        for name in self.PAYLOAD_FIELDS:
-            payload[name] = (getattr(self, name)
-                             if self.obj_attr_is_set(name) else None)
-        for name in ('created_at', 'updated_at'):
-            payload[name] = (_iso(getattr(self, name))
-                             if self.obj_attr_is_set(name) else None)
-        return payload
 
 
 @base.register
@@ -190,20 +256,21 @@ class Snapshot(_PersistentObject):
     _db_create = staticmethod(db.snapshot_create)
     _db_update = staticmethod(db.snapshot_update)
     _db_get_all = staticmethod(db.snapshot_get_all)
+    _db_destroy = staticmethod(db.snapshot_destroy)
+
+    DELETED = vw_fields.SnapshotStatus.DELETED
 
     @property
     def name(self):
-        return 'snapshot-%s' % self.id
+        return base.NAME_TEMPLATES['snapshot'] % self.id
 
     @property
     def volume(self):
         return Volume.get_by_id(self.volume_id)
 
-    def destroy(self):
-        db.snapshot_destroy(self.id, vw_fields.SnapshotStatus.DELETED)
-        self.status = vw_fields.SnapshotStatus.DELETED
-        self.deleted = True
-        self.obj_reset_changes()
+    PAYLOAD_ID = 'snapshot_id'
+    PAYLOAD_FIELDS = ('volume_id', 'volume_size', 'status', 'host',
+                      'display_name')
 
 
 def _iso(value):

@@ -2,7 +2,8 @@
 
 ``fault_control_file`` names a JSON file read at every backend call::
 
-    {"<volume id>": {"create_export": 30}, "*": {"delete_volume": 0.5}}
+    {"<volume or snapshot id>": {"create_export": 30},
+     "*": {"delete_volume": 0.5}}
 
 A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
 test knows the worker is inside that call and can kill it there), then
@@ -24,7 +25,8 @@ fault_opts = [
 ]
 
 FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
-                  'remove_export', 'ensure_export')
+                  'remove_export', 'ensure_export', 'create_snapshot',
+                  'delete_snapshot')
 
 
 def control(path, faults):
@@ -39,16 +41,17 @@ def marker(path, method, volume_id):
     return os.path.join(path + '.inside', '%s-%s' % (method, volume_id))
 
 
-def _volume_of(args):
+def _resource_of(args):
+    """The id of the volume or snapshot a call is about."""
     for arg in args:
-        if hasattr(arg, 'id') and hasattr(arg, 'size'):
+        if hasattr(arg, 'obj_name') and hasattr(arg, 'id'):
             return arg.id
     return None
 
 
 def _with_fault(method):
     def wrapper(self, *args, **kwargs):
-        self._maybe_hang(method, _volume_of(args))
+        self._maybe_hang(method, _resource_of(args))
         return getattr(super(FaultyFileDriver, self), method)(*args, **kwargs)
     wrapper.__name__ = method
     return wrapper
@@ -61,19 +64,19 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(fault_opts)
 
-    def _maybe_hang(self, method, volume_id):
+    def _maybe_hang(self, method, resource_id):
         path = self.configuration.safe_get('fault_control_file')
         if not path or not os.path.exists(path):
             return
         with open(path) as f:
             faults = json.load(f)
-        seconds = (faults.get(volume_id) or {}).get(method)
+        seconds = (faults.get(resource_id) or {}).get(method)
         if seconds is None:
             seconds = (faults.get('*') or {}).get(method)
         if not seconds:
             return
         os.makedirs(path + '.inside', exist_ok=True)
-        with open(marker(path, method, volume_id), 'w'):
+        with open(marker(path, method, resource_id), 'w'):
             pass
         time.sleep(float(seconds))
 

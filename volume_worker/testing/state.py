@@ -46,8 +46,25 @@ class WorkerDB:
         return self._rows(t, t.c.deleted == sa.false())
 
     def journal(self):
-        """{resource_id: journal row} of every unfinished operation."""
-        return {r['resource_id']: r for r in self._rows(models.flow_journal)}
+        """{resource_id: journal row} of every resource an unfinished operation holds."""
+        return {rid: r for r in self._rows(models.operations)
+                for _role, _type, rid in r['resources']}
+
+    def operations(self):
+        return self._rows(models.operations)
+
+    def snapshot(self, snapshot_id):
+        t = models.snapshots
+        rows = self._rows(t, t.c.id == snapshot_id)
+        return rows[0] if rows else None
+
+    def snapshot_status(self, snapshot_id):
+        row = self.snapshot(snapshot_id)
+        return row['status'] if row else None
+
+    def live_snapshots(self):
+        t = models.snapshots
+        return self._rows(t, t.c.deleted == sa.false())
 
     def services(self):
         return self._rows(models.services)

@@ -1,0 +1,160 @@
+"""Rules every operation family must keep, checked on every registered family.
+
+A family that breaks one fails here, whoever wrote it: the journal row is
+written in the same transaction as the subject's first status change, and
+that happens before the first driver call; every family module's
+declaration is registered for recovery.
+"""
+
+import importlib
+import pkgutil
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from volume_worker.db import api as db
+from volume_worker import flows
+from volume_worker.flows import runner as flow_runner
+from volume_worker import operations
+
+from tests.unit import test_runner as helpers
+from tests.unit.test_runner import coordinator, driver, notifier  # noqa: F401
+
+HOST = helpers.HOST
+
+
+def _available_volume(ops):
+    return helpers.available_volume(ops)
+
+
+def _with_snapshot(ops):
+    volume = _available_volume(ops)
+    snap = helpers.new_snapshot(volume.id)
+    helpers.run(ops, flows.FAMILIES['create_snapshot'], snapshot=snap)
+    return snap
+
+
+# For each family: prepare what it needs, return acquire()'s arguments.
+SCENARIOS = {
+    'create_volume': lambda ops: {'volume': helpers.new_volume()},
+    'delete_volume': lambda ops: {'volume': _available_volume(ops).id},
+    'create_snapshot': lambda ops: {
+        'snapshot': helpers.new_snapshot(_available_volume(ops).id)},
+    'delete_snapshot': lambda ops: {
+        'snapshot': _with_snapshot(ops).id,
+        'store': {'unmanage_only': False}},
+}
+
+
+def test_every_family_module_is_registered_for_recovery():
+    declared = []
+    for info in pkgutil.iter_modules(flows.__path__):
+        module = importlib.import_module('volume_worker.flows.' + info.name)
+        declared += [(info.name, value) for value in vars(module).values()
+                     if isinstance(value, flow_runner.FlowFamily)]
+    assert declared, 'no family found'
+    registered = set(map(id, flows.FAMILIES.values()))
+    missing = [(m, f.operation) for m, f in declared if id(f) not in registered]
+    assert missing == [], 'families recovery would not resume: %s' % missing
+    for operation, family in flows.FAMILIES.items():
+        assert family.operation == operation
+        assert family.event, operation
+        family.new_flow()  # every task declares checkpoint or idempotent
+
+
+class _Transactions:
+    """Statements grouped by the transaction they committed in."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.current = []
+        self.committed = []
+        sa.event.listen(engine, 'before_cursor_execute', self._statement)
+        sa.event.listen(engine, 'commit', self._commit)
+        sa.event.listen(engine, 'rollback', self._rollback)
+
+    def _statement(self, conn, cursor, statement, *args):
+        words = statement.split()
+        if words and words[0].upper() in ('INSERT', 'UPDATE', 'DELETE'):
+            self.current.append(' '.join(words[:3]).upper())
+
+    def _commit(self, conn):
+        if self.current:
+            self.committed.append(self.current)
+        self.current = []
+
+    def _rollback(self, conn):
+        self.current = []
+
+    def close(self):
+        sa.event.remove(self.engine, 'before_cursor_execute', self._statement)
+        sa.event.remove(self.engine, 'commit', self._commit)
+        sa.event.remove(self.engine, 'rollback', self._rollback)
+
+
+class _FirstCallSpy:
+    """A driver whose first method call records what the database says then."""
+
+    def __init__(self, driver, look):
+        self._driver = driver
+        self._look = look
+        self.seen = None
+
+    def __getattr__(self, name):
+        value = getattr(self._driver, name)
+        if not callable(value) or name.startswith('_'):
+            return value
+
+        def call(*args, **kwargs):
+            if self.seen is None:
+                self.seen = (name, self._look())
+            return value(*args, **kwargs)
+        return call
+
+
+@pytest.mark.parametrize('operation', sorted(flows.FAMILIES))
+def test_journal_start_rides_with_the_first_status_change_before_the_backend(
+        database, driver, notifier, coordinator, operation):
+    assert operation in SCENARIOS, (
+        'family %s has no scenario here: add one so its journal rule is '
+        'checked' % operation)
+    family = flows.FAMILIES[operation]
+    setup_ops = helpers.make_ops(driver, notifier, coordinator)
+    given = SCENARIOS[operation](setup_ops)
+    store = given.pop('store', None)
+    subject = given[family.subject.name]
+    subject_id = subject if isinstance(subject, str) else subject.id
+    rtype = operations.RESOURCE_TYPES[family.subject.type]
+    transition = rtype.transitions[operation]
+
+    def look():
+        rows = [r for r in db.journal_get_all(HOST)
+                if r['operation'] == operation]
+        status = rtype.cls.get_by_id(subject_id, read_deleted=True).status
+        return rows, status
+
+    spy = _FirstCallSpy(driver, look)
+    ops = helpers.make_ops(spy, notifier, coordinator)
+    txns = _Transactions(db.get_engine())
+    try:
+        helpers.run(ops, family, store=store, **given)
+    finally:
+        txns.close()
+
+    assert spy.seen is not None, '%s never called its driver' % operation
+    method, (rows, status) = spy.seen
+    assert len(rows) == 1, ('%s: no journal row before driver.%s'
+                            % (operation, method))
+    held = sorted(rid for _n, _t, rid in rows[0]['resources'])
+    assert subject_id in held
+    assert status == transition.via, (
+        '%s: subject %s, not %s, when driver.%s ran'
+        % (operation, status, transition.via, method))
+    table = rtype.cls.__name__.lower() + 's'
+    first = next(t for t in txns.committed
+                 if any('INTO OPERATIONS' in s for s in t))
+    assert any(table.upper() in s for s in first), (
+        '%s: the journal row committed without the status change: %s'
+        % (operation, first))
+    assert db.journal_get_all(HOST) == []

@@ -1,0 +1,265 @@
+"""Lock and load: the one place where an operation takes hold of its resources.
+
+An endpoint names the family and the resources of a request; ``acquire``
+takes the locks of all of them in one global order (so no two operations
+can deadlock), loads them, checks that this backend owns them and that each
+one's status allows the operation (the transition tables next to the status
+enums), and hands the endpoint an ``Operation`` to run. Start-up recovery
+goes through the same locks to resume what a previous process left.
+"""
+
+import contextlib
+import uuid
+
+from oslo_log import log as logging
+
+from volume_worker import exception
+from volume_worker import objects
+from volume_worker.objects import fields
+
+LOG = logging.getLogger(__name__)
+
+
+class ResourceType:
+    def __init__(self, name, cls, transitions, not_found):
+        self.name = name
+        self.cls = cls
+        self.transitions = transitions
+        self.not_found = not_found
+
+    def load(self, resource_id):
+        """The resource, deleted or not; raises NotFound when there is no row."""
+        return self.cls.get_by_id(resource_id, read_deleted=True)
+
+    def missing(self, resource_id):
+        return self.not_found(resource_id)
+
+
+RESOURCE_TYPES = {
+    'volume': ResourceType(
+        'volume', objects.Volume, fields.VOLUME_TRANSITIONS,
+        lambda i: exception.VolumeNotFound(volume_id=i)),
+    'snapshot': ResourceType(
+        'snapshot', objects.Snapshot, fields.SNAPSHOT_TRANSITIONS,
+        lambda i: exception.SnapshotNotFound(snapshot_id=i)),
+}
+
+
+def lock_name(resource_type, resource_id):
+    return 'volume-worker-%s-%s' % (resource_type, resource_id)
+
+
+class Operation:
+    """One operation on its locked, loaded resources: what its flow runs on.
+
+    ``resources`` maps each role's name to its object; ``store`` holds the
+    request's other arguments (JSON values, journaled); ``done`` is set
+    when the request is a repeat of one already carried out.
+    """
+
+    def __init__(self, family, context, store=None, force=False,
+                 operation_id=None, operations=None):
+        self.id = operation_id or str(uuid.uuid4())
+        self.family = family
+        self.context = context
+        self.store = dict(store or {})
+        self.force = force
+        self.resources = {}
+        self.requested = None  # the subject as the request brought it
+        self.is_new = False
+        self.resumed = False
+        self.loaded_status = None
+        self.done = False
+        self.journal = None
+        self._operations = operations
+
+    @property
+    def subject(self):
+        return self.resources[self.family.subject.name]
+
+    @property
+    def transition(self):
+        return RESOURCE_TYPES[self.family.subject.type].transitions[
+            self.family.operation]
+
+    def resource_list(self):
+        return [[role.name, role.type, self.resources[role.name].id]
+                for role in self.family.roles]
+
+    def run(self):
+        """Run the family's flow; nothing when the request was already done."""
+        if self.done:
+            return None
+        return self._operations.run(self)
+
+
+class Operations:
+    """Acquires, runs and recovers the operations of one backend."""
+
+    def __init__(self, backend, driver, coordinator, runner, notifier,
+                 reporter):
+        self.backend = backend
+        self.driver = driver
+        self.coordinator = coordinator
+        self.runner = runner
+        self.notifier = notifier
+        self.reporter = reporter
+        self.accepting = True
+
+    def deps(self, context):
+        return {'context': context, 'driver': self.driver,
+                'notifier': self.notifier}
+
+    @contextlib.contextmanager
+    def acquire(self, family, context, store=None, force=False, **given):
+        """Lock and load the resources of one request; yields its Operation.
+
+        ``given`` maps each role to the object the request brought (a new
+        subject) or to its id; roles declared ``id_from`` are found from
+        another role's resource. A refusal (before anything changed) is
+        also published as ``<event>.error`` with ``refused`` and the reason.
+        """
+        op = Operation(family, context, store, force, operations=self)
+        try:
+            with contextlib.ExitStack() as locks:
+                with self._refusals_announced(family, given):
+                    if not self.accepting:
+                        raise exception.ShuttingDown(
+                            operation=family.operation)
+                    if not self.driver.initialized:
+                        raise exception.DriverNotInitialized(
+                            backend=self.backend,
+                            reason='set-up has not succeeded')
+                    ids = _resolve_ids(family, given)
+                    locks.enter_context(self._locked(ids.items(), family))
+                    self._load(op, given, ids)
+                yield op
+            if op.subject.obj_attr_is_set('deleted') and op.subject.deleted:
+                # Ids are never reused: its lock will not be taken again.
+                self.coordinator.remove_lock_file(
+                    lock_name(family.subject.type, op.subject.id))
+        finally:
+            self.reporter.mark_dirty()
+
+    @contextlib.contextmanager
+    def _refusals_announced(self, family, given):
+        try:
+            yield
+        except exception.EXPECTED as exc:
+            subject = given.get(family.subject.name)
+            self.notifier.refused(
+                family.event + '.error', family.subject.type,
+                subject if isinstance(subject, str)
+                else getattr(subject, 'id', None), str(exc))
+            raise
+
+    def run(self, op):
+        from volume_worker import concurrency
+        return concurrency.run_isolated(self.runner.run, op,
+                                        self.deps(op.context))
+
+    @contextlib.contextmanager
+    def _locked(self, role_ids, family=None):
+        """Hold the locks of every (role, id), taken in one global order."""
+        types = {role.name: role.type for role in family.roles}
+        names = sorted({lock_name(types[role], rid) for role, rid in role_ids})
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                stack.enter_context(self.coordinator.lock(name))
+            yield
+
+    def _load(self, op, given, ids):
+        family = op.family
+        for role in family.roles:
+            rtype = RESOURCE_TYPES[role.type]
+            transition = rtype.transitions[family.operation]
+            try:
+                resource = rtype.load(ids[role.name])
+            except exception.NotFound:
+                if not role.new:
+                    raise
+                resource = None
+            if role is family.subject:
+                op.requested = given.get(role.name)
+            if resource is None:  # a new subject
+                op.is_new = True
+                resource = given[role.name]
+                status = fields.ABSENT
+            elif resource.deleted:
+                if role is family.subject and transition.to == resource.DELETED:
+                    LOG.info('%s %s is already deleted', role.type.title(),
+                             resource.id)
+                    op.resources[role.name] = resource
+                    op.done = True
+                    continue
+                if role.new:
+                    raise exception.InvalidInput(
+                        reason='%s %s was deleted; its id cannot be reused'
+                        % (role.type, resource.id))
+                raise rtype.missing(resource.id)
+            else:
+                status = resource.status
+            if status is not fields.ABSENT and resource.owner() != self.backend:
+                # (A new subject is placed by its endpoint or family check.)
+                raise exception.NotOwned(
+                    resource=role.type, resource_id=resource.id,
+                    owner=resource.host, backend=self.backend)
+            op.resources[role.name] = resource
+            if role is family.subject:
+                op.loaded_status = status
+                if status in transition.settled:
+                    LOG.info('%s %s is already %s; repeated %s ignored',
+                             role.type, resource.id, status, family.operation)
+                    op.done = True
+                    continue
+            if not transition.allows(status, op.force):
+                raise exception.InvalidStatus(
+                    resource=role.type, resource_id=resource.id,
+                    status=status or 'absent', operation=family.operation,
+                    expected=', '.join(transition.expected(op.force)))
+        if family.check is not None:
+            family.check(op)
+
+    # -- recovery ---------------------------------------------------------------
+
+    def resume(self, family, row, context):
+        """Finish or revert one journaled operation, under all its locks."""
+        role_ids = [(name, rid) for name, _type, rid in row['resources']]
+        with self._locked(role_ids, family):
+            op = Operation(family, context, row['store'],
+                           operation_id=row['id'], operations=self)
+            op.resumed = True
+            for name, rtype, rid in row['resources']:
+                op.resources[name] = RESOURCE_TYPES[rtype].load(rid)
+            op.loaded_status = op.subject.status
+            try:
+                return self.runner.resume(op, row, self.deps(context))
+            finally:
+                self.reporter.mark_dirty()
+
+
+def _resolve_ids(family, given):
+    """{role name: id} for every role, before any lock is taken."""
+    unknown = set(given) - {role.name for role in family.roles}
+    if unknown:
+        raise TypeError('%s takes no resource %s' % (
+            family.operation, ', '.join(sorted(unknown))))
+    ids = {}
+    for role in family.roles:
+        value = given.get(role.name)
+        if value is not None:
+            ids[role.name] = value if isinstance(value, str) else value.id
+    for role in family.roles:
+        if role.name in ids:
+            continue
+        if role.id_from is None:
+            raise TypeError('%s needs its %s' % (family.operation, role.name))
+        source, field = role.id_from
+        value = given[source]
+        if isinstance(value, str):
+            # An unlocked read, safe because the field never changes.
+            source_type = next(r.type for r in family.roles
+                               if r.name == source)
+            value = RESOURCE_TYPES[source_type].load(value)
+        ids[role.name] = getattr(value, field)
+    return ids
