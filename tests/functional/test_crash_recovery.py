@@ -20,6 +20,7 @@ from drivers import file_layout
 from drivers import fileops
 from tests.conftest import make_postgres_database
 from volume_worker.objects import VolumeStatus
+from volume_worker.objects.fields import VOLUME_TRANSITIONS
 from volume_worker.testing import drivers as faulty
 from volume_worker.testing import process
 from volume_worker.testing import state
@@ -129,7 +130,7 @@ class CrashRig:
     def assert_consistent(self):
         live = self.db.live_volumes()
         stuck = [(v['id'], v['status']) for v in live
-                 if v['status'] in VolumeStatus.TRANSITIONAL]
+                 if v['status'] in VOLUME_TRANSITIONS.on_restart]
         assert stuck == [], 'volumes stuck after start-up: %s' % stuck
         assert self.db.journal() == {}
         expected = sorted(file_layout.VOLUME_PREFIX + v['id'] for v in live

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from tests.functional.conftest import start_harness
 
 ENDPOINTS = ('create_volume', 'delete_volume', 'get_volume', 'list_volumes',
-             'get_capabilities', 'publish_service_capabilities',
-             'no_such_method')
+             'create_snapshot', 'delete_snapshot', 'get_snapshot',
+             'list_snapshots', 'get_capabilities',
+             'publish_service_capabilities', 'no_such_method', '_get',
+             'operations')
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) |
@@ -53,12 +55,14 @@ def _alive_and_serving(h):
                                  HealthCheck.too_slow])
 @given(method=st.sampled_from(ENDPOINTS),
        kwargs=st.dictionaries(
-           st.sampled_from(['volume', 'volume_id', 'filters', 'marker',
+           st.sampled_from(['volume', 'volume_id', 'snapshot', 'snapshot_id',
+                            'force', 'unmanage_only', 'filters', 'marker',
                             'limit', 'discover', 'bogus']),
            json_values | hostile_strings, max_size=3),
        as_call=st.booleans())
 def test_random_arguments_to_every_endpoint(harness, method, kwargs, as_call):
-    client = harness.api._prepare(harness.backend(), timeout=10)
+    client = harness.api.client.prepare(server=harness.backend(),
+                                       timeout=10)
     if as_call:
         try:
             client.call(harness.ctx, method, **kwargs)
@@ -75,6 +79,15 @@ def test_worker_survives_the_random_arguments(harness):
     _alive_and_serving(harness)
 
 
+@pytest.mark.parametrize('method', ['_get', '_place', 'operations',
+                                    'reporter', 'driver', '__init__'])
+def test_only_rpc_methods_are_reachable(harness, method):
+    client = harness.api.client.prepare(server=harness.backend(), timeout=10)
+    with pytest.raises(Exception) as err:
+        client.call(harness.ctx, method)
+    assert 'NoSuchMethod' in str(err.value), err.value
+
+
 def _volume_primitive(h, **changes):
     from volume_worker import rpc
     primitive = rpc.get_serializer().serialize_entity(h.ctx, h.new_volume())
@@ -84,7 +97,7 @@ def _volume_primitive(h, **changes):
 
 def test_newer_or_unknown_object_versions_are_refused(harness):
     h = harness
-    client = h.api._prepare(h.backend(), timeout=10)
+    client = h.api.client.prepare(server=h.backend(), timeout=10)
     raw = client.call  # the serializer would refuse to send such objects
     for changes in ({'versioned_object.version': '9.9'},
                     {'versioned_object.name': 'Nonsense'},
@@ -93,7 +106,7 @@ def test_newer_or_unknown_object_versions_are_refused(harness):
         with pytest.raises(Exception) as err:
             raw(h.ctx, 'create_volume', volume=primitive)
         assert 'Timeout' not in type(err.value).__name__
-        h.api._prepare(h.backend()).cast(h.ctx, 'create_volume',
+        h.api.client.prepare(server=h.backend()).cast(h.ctx, 'create_volume',
                                           volume=primitive)
     _alive_and_serving(h)
 
@@ -160,6 +173,6 @@ def test_oversized_metadata_and_path_like_names(harness):
     for bad_host in ('other@fake1', '../x@y'):
         stray = h.new_volume(backend=bad_host)
         with pytest.raises(Exception) as err:
-            h.api._prepare(h.backend(), timeout=10).call(
+            h.api.client.prepare(server=h.backend(), timeout=10).call(
                 h.ctx, 'create_volume', volume=stray)
         assert 'is not this backend' in str(err.value)

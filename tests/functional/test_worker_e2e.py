@@ -114,7 +114,7 @@ def test_capability_report_reaches_the_scheduler_topic(harness):
 def test_bad_requests_get_clear_errors_and_the_worker_goes_on(harness):
     h = harness
     import oslo_messaging as messaging
-    backend = h.api._prepare(h.backend())
+    backend = h.api.client.prepare(server=h.backend())
     with pytest.raises(messaging.RemoteError) as err:
         backend.call(h.ctx, 'no_such_method')
     assert 'no_such_method' in str(err.value)

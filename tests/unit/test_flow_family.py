@@ -6,9 +6,11 @@ from taskflow.patterns import linear_flow
 
 from volume_worker.flows import common
 from volume_worker.flows import runner as flow_runner
+from volume_worker import operations
 
 
 class Gate(common.VolumeTask):
+    idempotent = True
     default_provides = 'passed'
 
     def execute(self, gate):
@@ -18,15 +20,16 @@ class Gate(common.VolumeTask):
 
 
 class After(common.VolumeTask):
+    idempotent = True
+
     def execute(self, passed):
         return passed
 
 
 def _family():
     return flow_runner.FlowFamily(
-        'gated', 'volume',
-        lambda: linear_flow.Flow('gated').add(Gate(), After()),
-        load=lambda store, deps: {})
+        'gated', lambda: linear_flow.Flow('gated').add(Gate(), After()),
+        subject=flow_runner.Role('volume'))
 
 
 def test_runs_of_one_family_do_not_share_tasks():
@@ -43,7 +46,8 @@ def test_a_blocked_run_does_not_hold_up_another():
     results = {}
 
     def run(name, gate):
-        results[name] = runner.run(family, name, {}, {'gate': gate})
+        op = operations.Operation(family, None, store={'gate': gate})
+        results[name] = runner.run(op, {})
 
     slow = threading.Thread(target=run, args=('slow', blocked))
     slow.start()
@@ -58,3 +62,19 @@ def test_a_blocked_run_does_not_hold_up_another():
     assert finished_while_other_blocked
     assert results['fast']['passed'] is True
     assert results['slow']['passed'] is True
+
+
+def test_a_task_must_say_what_a_resumed_run_does_with_it():
+    class Undeclared(common.VolumeTask):
+        def execute(self):
+            pass
+
+    family = flow_runner.FlowFamily(
+        'undeclared', lambda: linear_flow.Flow('u').add(Undeclared()),
+        subject=flow_runner.Role('volume'))
+    try:
+        family.new_flow()
+    except TypeError as exc:
+        assert 'Undeclared' in str(exc) and 'checkpoint' in str(exc)
+    else:
+        raise AssertionError('a task without a resume declaration was built')

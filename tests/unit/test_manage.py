@@ -21,21 +21,25 @@ def test_db_sync_then_service_and_journal_lists(tmp_path):
     out = _run(conf, 'db', 'sync')
     assert out.returncode == 0 and 'migrated' in out.stdout
     assert 'unchanged' in _run(conf, 'db', 'sync').stdout
-    assert _run(conf, 'db', 'version').stdout.strip() == '0001'
+    from volume_worker.db import migration
+    assert _run(conf, 'db', 'version').stdout.strip() == (
+        migration.head_revision())
 
     from volume_worker.db import api as db
     db.configure('sqlite:///%s/volume-worker.sqlite' % tmp_path)
     try:
         db.service_create({'host': 'n@b', 'binary': 'volume-worker',
                            'topic': 't', 'updated_at': db.utcnow()})
-        db.journal_defer_start('volume', 'v1', 'n@b', 'create_volume', {})
-        db.flush_deferred()
+        db.OperationJournal.start(
+            'op1', 'n@b', 'create_snapshot',
+            [['snapshot', 'snapshot', 's1'], ['volume', 'volume', 'v1']],
+            {}).flush()
     finally:
         db.dispose()
     services = json.loads(_run(conf, 'service', 'list').stdout)
     assert [(s['host'], s['state']) for s in services] == [('n@b', 'up')]
     journal = json.loads(_run(conf, 'journal', 'list').stdout)
-    assert [(j['operation'], j['resource_id']) for j in journal] == [
-        ('create_volume', 'v1')]
+    assert [(j['id'], j['operation'], [r['id'] for r in j['resources']])
+            for j in journal] == [('op1', 'create_snapshot', ['s1', 'v1'])]
     bad = _run(conf, 'db', 'explode')
     assert bad.returncode != 0 and 'unknown command' in bad.stderr

@@ -7,6 +7,7 @@ from oslo_versionedobjects import exception as ovo_exception
 
 from volume_worker import exception
 from volume_worker import objects
+from volume_worker.objects import fields
 from volume_worker import rpc
 
 
@@ -46,7 +47,75 @@ def test_status_is_an_enum():
     with pytest.raises(ValueError):
         _volume(status='bogus')
     assert objects.VolumeStatus.AVAILABLE == 'available'
-    assert 'creating' in objects.VolumeStatus.TRANSITIONAL
+
+
+@pytest.mark.parametrize('table, enum', [
+    (fields.VOLUME_TRANSITIONS, objects.VolumeStatus),
+    (fields.SNAPSHOT_TRANSITIONS, objects.SnapshotStatus),
+])
+def test_transition_tables_name_only_real_statuses(table, enum):
+    for name, transition in table.operations.items():
+        named = set(transition.allowed_from or ()) | set(transition.forced)
+        named |= set(transition.settled)
+        named |= {transition.via, transition.to, transition.error}
+        named -= {None}
+        assert named <= set(enum.ALL), (name, named - set(enum.ALL))
+        if transition.changes_status:
+            assert transition.to and transition.error, name
+            # Every transitional status says where a restart leaves it.
+            assert transition.via in table.on_restart, name
+    for stuck, after in table.on_restart.items():
+        assert stuck in enum.ALL and after in enum.ALL
+        assert after not in table.on_restart  # one step settles it
+
+
+def test_drivers_can_use_objects_as_dicts():
+    volume = _volume(provider_location='/v/1')
+    assert volume['size'] == 3 and volume['id'] == volume.id
+    assert volume['name'] == 'volume-%s' % volume.id
+    assert volume.get('provider_location') == '/v/1'
+    volume['replication_status'] = 'copying'
+    assert volume.replication_status == 'copying'
+    assert 'replication_status' in volume.obj_what_changed()
+    snap = objects.Snapshot(id=str(uuid.uuid4()), volume_id=volume.id,
+                            volume_size=3)
+    assert (snap['volume_id'], snap['volume_size']) == (volume.id, 3)
+
+
+def test_backend_names_follow_the_templates_and_name_id():
+    volume = _volume()
+    try:
+        objects.configure_names('vol_%s', 'snap_%s')
+        assert volume.name == 'vol_%s' % volume.id
+        volume._name_id = str(uuid.uuid4())
+        assert volume.name == 'vol_%s' % volume._name_id
+        assert volume.name_id == volume._name_id
+    finally:
+        objects.configure_names('volume-%s', 'snapshot-%s')
+
+
+def test_volume_type_loads_with_its_specs_when_read(database):
+    type_id = str(uuid.uuid4())
+    objects.VolumeType(id=type_id, name='gold', extra_specs={'k': 'v'},
+                       qos_specs={'total_iops_sec': '500'}).create()
+    volume = _volume(volume_type_id=type_id)
+    volume.obj_fill_unset()
+    volume.create()
+    loaded = objects.Volume.get_by_id(volume.id)
+    assert loaded.volume_type.extra_specs == {'k': 'v'}
+    assert loaded['volume_type']['qos_specs'] == {'total_iops_sec': '500'}
+    untyped = _volume()
+    untyped.obj_fill_unset()
+    assert untyped.volume_type is None
+
+
+def test_volume_backports_to_an_older_reader():
+    volume = _volume(project_id='p', multiattach=True, _name_id=None)
+    primitive = volume.obj_to_primitive(target_version='1.0')
+    data = primitive['versioned_object.data']
+    assert primitive['versioned_object.version'] == '1.0'
+    assert 'project_id' not in data and 'multiattach' not in data
+    assert data['size'] == 3
 
 
 def test_newer_object_version_is_refused_clearly():

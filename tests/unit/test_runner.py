@@ -1,10 +1,10 @@
-"""The flow runner's crash journal: what it writes, and how it resumes or reverts.
+"""Lock and load, the operation journal, resumption and recovery, on real flows.
 
 The flows run for real (TaskFlow serial engine, SQLite database, the in-memory
-fake driver). A crash is simulated by a task raising ``_Crash``, a
+fake driver, file locks). A crash is simulated by a task raising ``_Crash``, a
 BaseException TaskFlow does not catch, so the engine stops where it is
-without reverting, as a killed process would; the test then drops the
-runner's in-memory state and resumes from what the database holds.
+without reverting, as a killed process would; the test then resumes from what
+the database holds, through the same path start-up takes.
 """
 
 import collections
@@ -13,21 +13,30 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from oslo_config import cfg
+from taskflow import exceptions as tf_exceptions
 
 from drivers import configuration
+from drivers import exception as driver_exception
 from drivers import fake
+from volume_worker import coordination
 from volume_worker.db import api as db
 from volume_worker import exception
+from volume_worker import flows
+from volume_worker.flows import common
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import runner as flow_runner
+from volume_worker.flows import snapshot as snapshot_flows
 from volume_worker import objects
+from volume_worker.objects import fields
+from volume_worker.objects import SnapshotStatus
 from volume_worker.objects import VolumeStatus
+from volume_worker import operations
 from volume_worker import recovery
 
 HOST = 'node@fake1'
 DRIVER_METHODS = ('create_volume', 'delete_volume', 'create_export',
-                  'remove_export')
+                  'remove_export', 'create_snapshot', 'delete_snapshot')
 
 
 class _Crash(BaseException):
@@ -38,21 +47,51 @@ class RecordingNotifier:
     def __init__(self):
         self.events = []
 
-    def info(self, event_type, volume, **extra):
-        self.events.append((event_type, volume.status))
+    def info(self, event_type, resource, **extra):
+        self.events.append((event_type, resource.get('status', None)))
 
-    def error(self, event_type, volume, **extra):
-        self.events.append((event_type, volume.status))
+    def error(self, event_type, resource, **extra):
+        self.events.append((event_type, resource.get('status', None)))
+
+    def refused(self, event_type, resource_type, resource_id, reason):
+        self.events.append((event_type, 'refused', resource_id, reason))
 
     def types(self):
         return [e[0] for e in self.events]
 
 
-@pytest.fixture
-def driver():
+class Reporter:
+    dirty = 0
+
+    def mark_dirty(self):
+        self.dirty += 1
+
+
+class RecordingCoordinator(coordination.Coordinator):
+    """File locks that also record the order they were taken in."""
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.taken = []
+        self.held = set()
+
+    @coordination.contextlib.contextmanager
+    def lock(self, name):
+        with super().lock(name):
+            self.taken.append(name)
+            self.held.add(name)
+            try:
+                yield
+            finally:
+                self.held.discard(name)
+
+
+def make_driver(**faults):
     conf = cfg.ConfigOpts()
     drv = fake.FakeDriver(configuration=configuration.Configuration(
         config_group='fake1', conf=conf), host=HOST)
+    for name, value in faults.items():
+        conf.set_override(name, value, group='fake1')
     drv.do_setup(None)
     drv.check_for_setup_error()
     drv.set_initialized()
@@ -68,18 +107,36 @@ def driver():
 
 
 @pytest.fixture
+def driver():
+    return make_driver()
+
+
+@pytest.fixture
 def notifier():
     return RecordingNotifier()
 
 
 @pytest.fixture
-def runner(database):
-    return flow_runner.FlowRunner(HOST)
+def coordinator(tmp_path):
+    coord = RecordingCoordinator('file://%s' % (tmp_path / 'locks'))
+    yield coord
+    coord.stop()
+
+
+def make_ops(driver, notifier, coordinator):
+    return operations.Operations(HOST, driver, coordinator,
+                                 flow_runner.FlowRunner(HOST), notifier,
+                                 Reporter())
+
+
+@pytest.fixture
+def ops(database, driver, notifier, coordinator):
+    return make_ops(driver, notifier, coordinator)
 
 
 @pytest.fixture
 def writes(database):
-    """Counts INSERT/UPDATE/DELETE statements per table while a test runs."""
+    """Counts INSERT/UPDATE/DELETE statements per table, and commits."""
     counter = collections.Counter()
 
     def count(conn, cursor, statement, params, context, executemany):
@@ -88,36 +145,49 @@ def writes(database):
         if verb in ('INSERT', 'UPDATE', 'DELETE'):
             table = words[2] if verb in ('INSERT', 'DELETE') else words[1]
             counter[(verb, table.strip('"'))] += 1
+
+    def commit(conn):
+        counter['COMMIT'] += 1
     engine = db.get_engine()
     sa.event.listen(engine, 'before_cursor_execute', count)
+    sa.event.listen(engine, 'commit', commit)
     yield counter
     sa.event.remove(engine, 'before_cursor_execute', count)
+    sa.event.remove(engine, 'commit', commit)
 
 
 def new_volume(size=1):
     volume = objects.Volume(id=str(uuid.uuid4()), size=size,
                             host=HOST + '#pool1', display_name='v')
-    volume.obj_set_defaults('metadata', 'admin_metadata')
-    volume.status = VolumeStatus.CREATING
+    volume.obj_fill_unset()
     return volume
 
 
-def deps(driver, notifier, **resources):
-    return dict({'context': None, 'driver': driver, 'notifier': notifier},
-                **resources)
+def new_snapshot(volume_id):
+    snap = objects.Snapshot(id=str(uuid.uuid4()), volume_id=volume_id,
+                            display_name='s')
+    snap.obj_fill_unset()
+    return snap
 
 
-def run_create(runner, driver, notifier, volume):
-    return runner.run(create_volume.FAMILY, volume.id,
-                      create_volume.make_store(volume),
-                      deps(driver, notifier, volume=volume))
+def run(ops, family, store=None, force=False, **resources):
+    with ops.acquire(family, None, store=store, force=force,
+                     **resources) as op:
+        return op.run()
 
 
-def run_delete(runner, driver, notifier, volume_id):
-    volume = objects.Volume.get_by_id(volume_id)
-    return runner.run(delete_volume.FAMILY, volume_id,
-                      delete_volume.make_store(volume),
-                      deps(driver, notifier, volume=volume))
+def run_create(ops, volume):
+    return run(ops, create_volume.FAMILY, volume=volume)
+
+
+def run_delete(ops, volume_id):
+    return run(ops, delete_volume.FAMILY, volume=volume_id)
+
+
+def available_volume(ops):
+    volume = new_volume()
+    run_create(ops, volume)
+    return volume
 
 
 def journal_rows():
@@ -130,18 +200,16 @@ def crash_in(monkeypatch, task_cls, when='execute'):
         raise _Crash(task_cls.__name__)
     monkeypatch.setattr(task_cls, when, crash)
     # A dead process runs no ``finally``: the journal row must stay.
-    monkeypatch.setattr(db, 'journal_finish', lambda *key: None)
+    monkeypatch.setattr(db.OperationJournal, 'finish', lambda self: None)
 
 
-def resume_all(runner, driver, notifier):
-    """What start-up does: each journal row resumed (or reverted) once."""
-    from volume_worker import flows
-    db.discard_deferred()  # a new process starts with no pending writes
+def resume_all(driver, notifier, coordinator):
+    """What start-up does, in a "new process": each row resumed or reverted once."""
+    new_ops = make_ops(driver, notifier, coordinator)
     outcomes = []
     for row in journal_rows():
-        family = flows.FAMILIES[row['operation']]
         try:
-            runner.resume(family, row, deps(driver, notifier))
+            new_ops.resume(flows.FAMILIES[row['operation']], row, None)
             outcomes.append('done')
         except Exception as exc:
             outcomes.append(type(exc).__name__)
@@ -152,9 +220,19 @@ def status_of(volume_id):
     return db.volume_get(volume_id, read_deleted=True)['status']
 
 
+def snapshot_status(snapshot_id):
+    return db.snapshot_get(snapshot_id, read_deleted=True)['status']
+
+
+def _fail(task_cls):
+    def fail(self, *args, **kwargs):
+        raise RuntimeError('injected into %s' % task_cls.__name__)
+    return fail
+
+
 # -- the journal of a successful run ------------------------------------------
 
-def test_journal_row_lifecycle_of_a_create(runner, driver, notifier,
+def test_journal_row_lifecycle_of_a_create(ops, driver, notifier,
                                            monkeypatch):
     seen = []
     original = create_volume.CreateExport.execute
@@ -164,35 +242,30 @@ def test_journal_row_lifecycle_of_a_create(runner, driver, notifier,
         # checkpointed, CreateExport not yet.
         rows = journal_rows()
         seen.append((len(rows), rows[0]['state'], sorted(rows[0]['progress']),
-                     rows[0]['operation'], rows[0]['resource_id']))
+                     rows[0]['operation'], rows[0]['resources']))
         return original(task, context, driver, volume, create_update)
     monkeypatch.setattr(create_volume.CreateExport, 'execute', spy)
 
     volume = new_volume()
-    run_create(runner, driver, notifier, volume)
+    run_create(ops, volume)
 
     assert seen == [(1, 'running', ['CreateOnBackend'], 'create_volume',
-                     volume.id)]
+                     [['volume', 'volume', volume.id]])]
     assert journal_rows() == []
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
-    assert volume.id in driver._volumes
     assert driver._volumes[volume.id]['exported']
     assert notifier.types() == ['volume.create.start', 'volume.create.end']
 
 
-def test_journal_rides_with_the_first_write(runner, driver, notifier,
-                                            monkeypatch):
+def test_journal_rides_with_the_first_write(ops, monkeypatch):
     # Killed before its first write, an operation has done nothing: no row,
     # no volume, nothing to recover.
-    def crash(task, *args, **kwargs):
-        raise _Crash('stop')
-    monkeypatch.setattr(db, 'journal_finish', lambda *key: None)
+    monkeypatch.setattr(db.OperationJournal, 'finish', lambda self: None)
     with monkeypatch.context() as m:
-        m.setattr(create_volume.MarkCreating, 'execute', crash)
+        m.setattr(common.Begin, 'execute', lambda *a, **k: _raise(_Crash()))
         first = new_volume()
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, first)
-    db.discard_deferred()  # the dead "process" takes its pending writes along
+            run_create(ops, first)
     assert journal_rows() == []
     with pytest.raises(exception.VolumeNotFound):
         db.volume_get(first.id)
@@ -206,55 +279,63 @@ def test_journal_rides_with_the_first_write(runner, driver, notifier,
     monkeypatch.setattr(create_volume.CreateOnBackend, 'execute', spy)
     second = new_volume()
     with pytest.raises(_Crash):
-        run_create(runner, driver, notifier, second)
+        run_create(ops, second)
     assert seen == [[('running', {})]]
     assert status_of(second.id) == VolumeStatus.CREATING
 
 
-def test_db_writes_per_create_and_delete(runner, driver, notifier, writes):
+def _raise(exc):
+    raise exc
+
+
+def test_one_operations_journal_never_rides_with_anothers_write(ops):
+    # An operation that queued its start but has not written yet (waiting on
+    # a backend, say) while another runs to its end on the same thread.
+    waiting = db.OperationJournal.start(str(uuid.uuid4()), HOST,
+                                        'create_volume', [], {})
+    run_create(ops, new_volume())
+    assert journal_rows() == []
+    assert len(waiting.pending) == 1
+
+
+def test_db_writes_and_commits_per_create_and_delete(ops, writes):
     volume = new_volume()
-    run_create(runner, driver, notifier, volume)
+    run_create(ops, volume)
     create_writes = dict(writes)
     writes.clear()
-    run_delete(runner, driver, notifier, volume.id)
+    run_delete(ops, volume.id)
     delete_writes = dict(writes)
 
-    # Journal: start (delete of a stale row + insert) riding with the first
-    # status write, one update for the checkpointed backend create, the
-    # delete riding with the last status write.
+    # Journal: the insert rides with the first status write, one update
+    # for the checkpointed backend create, the delete rides with the last
+    # status write: three commits for a create, two for a delete.
     assert create_writes == {
-        ('DELETE', 'flow_journal'): 2, ('INSERT', 'flow_journal'): 1,
-        ('UPDATE', 'flow_journal'): 1,
-        ('INSERT', 'volumes'): 1, ('UPDATE', 'volumes'): 1}
+        ('INSERT', 'operations'): 1, ('UPDATE', 'operations'): 1,
+        ('DELETE', 'operations'): 1,
+        ('INSERT', 'volumes'): 1, ('UPDATE', 'volumes'): 1, 'COMMIT': 3}
     assert delete_writes == {
-        ('DELETE', 'flow_journal'): 2, ('INSERT', 'flow_journal'): 1,
-        ('UPDATE', 'volumes'): 2}
+        ('INSERT', 'operations'): 1, ('DELETE', 'operations'): 1,
+        ('UPDATE', 'volumes'): 2, 'COMMIT': 2}
 
 
 # -- failures revert ------------------------------------------------------------
 
-def _fail(task_cls):
-    def fail(self, *args, **kwargs):
-        raise RuntimeError('injected into %s' % task_cls.__name__)
-    return fail
-
-
 @pytest.mark.parametrize('task_cls', [
-    create_volume.MarkCreating, create_volume.CreateOnBackend,
-    create_volume.CreateExport, create_volume.MarkAvailable,
+    common.Begin, create_volume.CreateOnBackend,
+    create_volume.CreateExport, common.Finish,
 ])
-def test_create_failing_at_each_task_reverts(runner, driver, notifier,
+def test_create_failing_at_each_task_reverts(ops, driver, notifier,
                                              monkeypatch, task_cls):
     monkeypatch.setattr(task_cls, 'execute', _fail(task_cls))
     volume = new_volume()
     with pytest.raises(RuntimeError, match='injected'):
-        run_create(runner, driver, notifier, volume)
+        run_create(ops, volume)
 
     assert journal_rows() == []
     assert volume.id not in driver._volumes
-    if task_cls is create_volume.MarkCreating:
+    if task_cls is common.Begin:
         # Failed before the row existed: nothing to mark.
-        with pytest.raises(Exception):
+        with pytest.raises(exception.VolumeNotFound):
             db.volume_get(volume.id)
     else:
         assert status_of(volume.id) == VolumeStatus.ERROR
@@ -263,28 +344,25 @@ def test_create_failing_at_each_task_reverts(runner, driver, notifier,
 
 
 @pytest.mark.parametrize('method', ['create_volume', 'create_export'])
-def test_create_failing_in_the_driver_reverts(database, notifier, method):
-    conf = cfg.ConfigOpts()
-    drv = fake.FakeDriver(configuration=configuration.Configuration(
-        config_group='fake1', conf=conf), host=HOST)
-    conf.set_override('fake_fault_raise', [method], group='fake1')
-    drv.set_initialized()
+def test_create_failing_in_the_driver_reverts(database, notifier, coordinator,
+                                              method):
+    drv = make_driver(fake_fault_raise=[method])
     volume = new_volume()
-    with pytest.raises(Exception, match='fault injected'):
-        run_create(flow_runner.FlowRunner(HOST), drv, notifier, volume)
+    with pytest.raises(driver_exception.VolumeBackendAPIException,
+                       match='fault injected'):
+        run_create(make_ops(drv, notifier, coordinator), volume)
     assert status_of(volume.id) == VolumeStatus.ERROR
     assert drv._volumes == {}
     assert journal_rows() == []
 
 
 def test_delete_failing_on_the_backend_leaves_error_deleting(
-        runner, driver, notifier, monkeypatch):
-    volume = new_volume()
-    run_create(runner, driver, notifier, volume)
+        ops, monkeypatch):
+    volume = available_volume(ops)
     monkeypatch.setattr(delete_volume.DeleteOnBackend, 'execute',
                         _fail(delete_volume.DeleteOnBackend))
     with pytest.raises(RuntimeError):
-        run_delete(runner, driver, notifier, volume.id)
+        run_delete(ops, volume.id)
     assert status_of(volume.id) == VolumeStatus.ERROR_DELETING
     assert journal_rows() == []
 
@@ -298,22 +376,21 @@ def test_delete_failing_on_the_backend_leaves_error_deleting(
     (create_volume.CreateExport, {'create_volume': 0, 'create_export': 1}),
     # Crashed after both backend steps: the export (idempotent, not
     # checkpointed) runs again.
-    (create_volume.MarkAvailable, {'create_volume': 0, 'create_export': 1}),
+    (common.Finish, {'create_volume': 0, 'create_export': 1}),
 ])
-def test_resumed_create_skips_checkpointed_steps(runner, driver, notifier,
-                                                 monkeypatch, crash_task,
-                                                 redone):
+def test_resumed_create_skips_checkpointed_steps(ops, driver, notifier,
+                                                 coordinator, monkeypatch,
+                                                 crash_task, redone):
     volume = new_volume()
     with monkeypatch.context() as m:
         crash_in(m, crash_task)
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, volume)
+            run_create(ops, volume)
     assert status_of(volume.id) == VolumeStatus.CREATING
     assert len(journal_rows()) == 1
     before = dict(driver.calls)
 
-    assert resume_all(flow_runner.FlowRunner(HOST), driver, notifier) == [
-        'done']
+    assert resume_all(driver, notifier, coordinator) == ['done']
 
     after = {m: driver.calls[m] - before.get(m, 0) for m in redone}
     assert after == redone
@@ -324,58 +401,50 @@ def test_resumed_create_skips_checkpointed_steps(runner, driver, notifier,
 
 
 def test_resume_after_the_status_was_saved_keeps_the_volume(
-        runner, driver, notifier, monkeypatch):
-    """Killed after MarkAvailable committed: its commit took the row along."""
+        ops, driver, notifier, coordinator, monkeypatch):
+    """Killed after Finish committed: its commit took the row along."""
     volume = new_volume()
 
-    class DyingNotifier(RecordingNotifier):
-        def info(self, event_type, volume, **extra):
-            if event_type == 'volume.create.end':  # sent after the save
-                raise _Crash(event_type)
-            super().info(event_type, volume, **extra)
-
+    def dying_info(event_type, resource, **extra):
+        if event_type == 'volume.create.end':  # sent after the save
+            raise _Crash(event_type)
     with monkeypatch.context() as m:
-        m.setattr(db, 'journal_finish', lambda *key: None)
+        m.setattr(db.OperationJournal, 'finish', lambda self: None)
+        m.setattr(notifier, 'info', dying_info)
         with pytest.raises(_Crash):
-            run_create(runner, driver, DyingNotifier(), volume)
+            run_create(ops, volume)
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
     assert journal_rows() == []  # nothing left to recover
 
-    resume_all(flow_runner.FlowRunner(HOST), driver, notifier)
+    resume_all(driver, notifier, coordinator)
 
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
     assert volume.id in driver._volumes
-    assert journal_rows() == []
 
 
-@pytest.mark.parametrize('crash_task, redone_delete', [
-    (delete_volume.RemoveExport, 1),
-    (delete_volume.DeleteOnBackend, 1),
-    (delete_volume.DestroyRecord, 1),  # not checkpointed: idempotent
-])
-def test_resumed_delete_finishes(runner, driver, notifier, monkeypatch,
-                                 crash_task, redone_delete):
-    volume = new_volume()
-    run_create(runner, driver, notifier, volume)
+@pytest.mark.parametrize('crash_task', [
+    delete_volume.RemoveExport, delete_volume.DeleteOnBackend, common.Finish])
+def test_resumed_delete_finishes(ops, driver, notifier, coordinator,
+                                 monkeypatch, crash_task):
+    volume = available_volume(ops)
     with monkeypatch.context() as m:
         crash_in(m, crash_task)
         with pytest.raises(_Crash):
-            run_delete(runner, driver, notifier, volume.id)
+            run_delete(ops, volume.id)
     assert status_of(volume.id) == VolumeStatus.DELETING
     before = driver.calls['delete_volume']
 
-    assert resume_all(flow_runner.FlowRunner(HOST), driver, notifier) == [
-        'done']
+    assert resume_all(driver, notifier, coordinator) == ['done']
 
-    assert driver.calls['delete_volume'] - before == redone_delete
+    assert driver.calls['delete_volume'] - before == 1  # idempotent: again
     assert volume.id not in driver._volumes
     row = db.volume_get(volume.id, read_deleted=True)
     assert row['deleted'] and row['status'] == VolumeStatus.DELETED
     assert journal_rows() == []
 
 
-def test_crash_while_reverting_is_reverted_on_resume(runner, driver, notifier,
-                                                     monkeypatch):
+def test_crash_while_reverting_is_reverted_on_resume(ops, driver, notifier,
+                                                     coordinator, monkeypatch):
     volume = new_volume()
     with monkeypatch.context() as m:
         # The export fails, and the process dies while the revert undoes
@@ -384,13 +453,12 @@ def test_crash_while_reverting_is_reverted_on_resume(runner, driver, notifier,
                   _fail(create_volume.CreateExport))
         crash_in(m, create_volume.CreateOnBackend, when='revert')
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, volume)
-    rows = journal_rows()
-    assert [r['state'] for r in rows] == [flow_runner.REVERTING]
+            run_create(ops, volume)
+    assert [r['state'] for r in journal_rows()] == [flow_runner.REVERTING]
     assert volume.id in driver._volumes
     before = dict(driver.calls)
 
-    outcomes = resume_all(flow_runner.FlowRunner(HOST), driver, notifier)
+    outcomes = resume_all(driver, notifier, coordinator)
 
     assert outcomes == ['TaskFlowException']
     # Reverted, not resumed: nothing created again, the object removed.
@@ -402,50 +470,224 @@ def test_crash_while_reverting_is_reverted_on_resume(runner, driver, notifier,
     assert notifier.types()[-1] == 'volume.create.error'
 
 
-def test_family_rule_revert_undoes_checkpointed_work(runner, driver, notifier,
-                                                     monkeypatch):
+def test_family_rule_revert_undoes_checkpointed_work(ops, driver, notifier,
+                                                     coordinator, monkeypatch):
     volume = new_volume()
     with monkeypatch.context() as m:
-        crash_in(m, create_volume.MarkAvailable)
+        crash_in(m, common.Finish)
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, volume)
+            run_create(ops, volume)
     reverting_family = flow_runner.FlowFamily(
-        'create_volume', 'volume', create_volume.build, create_volume.load,
+        'create_volume', create_volume.build,
+        subject=flow_runner.Role('volume', new=True), event='volume.create',
         on_resume=flow_runner.REVERT)
     row = journal_rows()[0]
-    with pytest.raises(Exception):
-        flow_runner.FlowRunner(HOST).resume(reverting_family, row,
-                                            deps(driver, notifier))
+    with pytest.raises(tf_exceptions.TaskFlowException):
+        make_ops(driver, notifier, coordinator).resume(reverting_family, row,
+                                                       None)
     assert volume.id not in driver._volumes
     assert status_of(volume.id) == VolumeStatus.ERROR
     assert journal_rows() == []
 
 
+# -- lock and load ---------------------------------------------------------------
+
+def _locks_held_inside_the_backend_snapshot(coordinator, monkeypatch):
+    held_inside = []
+    original = snapshot_flows.CreateSnapshotOnBackend.execute
+
+    def spy(task, driver, snapshot):
+        held_inside.append(set(coordinator.held))
+        return original(task, driver, snapshot)
+    monkeypatch.setattr(snapshot_flows.CreateSnapshotOnBackend, 'execute',
+                        spy)
+    return held_inside
+
+
+def test_snapshot_holds_its_volume_and_both_are_locked_in_one_order(
+        ops, coordinator, monkeypatch):
+    volume = available_volume(ops)
+    snap = new_snapshot(volume.id)
+    held_inside = _locks_held_inside_the_backend_snapshot(coordinator,
+                                                          monkeypatch)
+    coordinator.taken.clear()
+    run(ops, snapshot_flows.CREATE, snapshot=snap)
+    create_order = list(coordinator.taken)
+    coordinator.taken.clear()
+    run(ops, snapshot_flows.DELETE, snapshot=snap.id,
+        store={'unmanage_only': False})
+    delete_order = list(coordinator.taken)
+
+    both = {operations.lock_name('volume', volume.id),
+            operations.lock_name('snapshot', snap.id)}
+    assert held_inside == [both]
+    assert create_order == delete_order == sorted(both)
+    assert snapshot_status(snap.id) == SnapshotStatus.DELETED
+
+
+def test_statuses_are_checked_against_the_transition_tables(ops, notifier):
+    volume = available_volume(ops)
+    # A volume with a snapshot cannot be deleted.
+    snap = new_snapshot(volume.id)
+    run(ops, snapshot_flows.CREATE, snapshot=snap)
+    with pytest.raises(exception.ResourceInUse, match='1 snapshot'):
+        run_delete(ops, volume.id)
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    # A cast has no reply: the refusal is announced with its reason.
+    event, status, subject, reason = notifier.events[-1]
+    assert (event, status, subject) == ('volume.delete.error', 'refused',
+                                        volume.id)
+    assert 'delete them first' in reason
+
+    # An in-use volume needs force; an errored one is refused outright.
+    db.volume_update(volume.id, {'status': VolumeStatus.IN_USE})
+    with pytest.raises(exception.InvalidStatus, match='available'):
+        run(ops, snapshot_flows.CREATE, snapshot=new_snapshot(volume.id))
+    forced = new_snapshot(volume.id)
+    run(ops, snapshot_flows.CREATE, snapshot=forced, force=True)
+    assert snapshot_status(forced.id) == SnapshotStatus.AVAILABLE
+    db.volume_update(volume.id, {'status': VolumeStatus.ERROR})
+    with pytest.raises(exception.InvalidStatus):
+        run(ops, snapshot_flows.CREATE, snapshot=new_snapshot(volume.id),
+            force=True)
+
+    # Unknown or foreign resources are refused before anything changes.
+    with pytest.raises(exception.VolumeNotFound):
+        run(ops, snapshot_flows.CREATE, snapshot=new_snapshot(
+            str(uuid.uuid4())))
+    foreign = new_volume()
+    foreign.host = 'other@fake1#pool1'
+    foreign.status = VolumeStatus.AVAILABLE
+    foreign.create()
+    with pytest.raises(exception.NotOwned):
+        run_delete(ops, foreign.id)
+    assert status_of(foreign.id) == VolumeStatus.AVAILABLE
+
+
+def test_repeated_requests_are_harmless(ops, driver, notifier):
+    volume = available_volume(ops)
+    run_create(ops, volume)  # same id again: already done
+    assert driver.calls['create_volume'] == 1
+    other_size = objects.Volume(id=volume.id, size=2, host=volume.host)
+    other_size.obj_fill_unset()
+    with pytest.raises(exception.ResourceExists):
+        run_create(ops, other_size)
+    run_delete(ops, volume.id)
+    run_delete(ops, volume.id)  # already deleted
+    assert driver.calls['delete_volume'] == 1
+    with pytest.raises(exception.InvalidInput, match='cannot be reused'):
+        run_create(ops, new_volume_with_id(volume.id))
+
+
+def new_volume_with_id(volume_id):
+    volume = new_volume()
+    volume.id = volume_id
+    return volume
+
+
+# -- two resources, crash and resume ----------------------------------------------
+
+def test_crashed_snapshot_resumes_under_both_locks(ops, driver, notifier,
+                                                   coordinator, monkeypatch):
+    volume = available_volume(ops)
+    snap = new_snapshot(volume.id)
+    with monkeypatch.context() as m:
+        crash_in(m, snapshot_flows.CreateSnapshotOnBackend)
+        with pytest.raises(_Crash):
+            run(ops, snapshot_flows.CREATE, snapshot=snap)
+    [row] = journal_rows()
+    assert sorted(tuple(r) for r in row['resources']) == [
+        ('snapshot', 'snapshot', snap.id), ('volume', 'volume', volume.id)]
+    assert snapshot_status(snap.id) == SnapshotStatus.CREATING
+
+    held_inside = _locks_held_inside_the_backend_snapshot(coordinator,
+                                                          monkeypatch)
+    assert resume_all(driver, notifier, coordinator) == ['done']
+
+    assert held_inside == [{operations.lock_name('volume', volume.id),
+                            operations.lock_name('snapshot', snap.id)}]
+    assert snapshot_status(snap.id) == SnapshotStatus.AVAILABLE
+    assert snap.id in driver._snapshots
+    assert journal_rows() == []
+
+
+# -- resumption by task, in a flow with an unordered part -------------------------
+
+class _Member(common.VolumeTask):
+    checkpoint = True
+
+    def __init__(self, index):
+        super().__init__(name='Member%d' % index,
+                         provides='member%d' % index)
+        self.index = index
+
+    def execute(self, driver, volume):
+        driver.calls['member%d' % self.index] += 1
+        return self.index
+
+    def revert(self, driver, volume, result=None, **kwargs):
+        driver.calls['revert%d' % self.index] += 1
+
+
+def _unordered_family(on_resume):
+    from taskflow.patterns import unordered_flow
+
+    def build():
+        return common.operation_flow(
+            'members', unordered_flow.Flow('members').add(
+                *(_Member(i) for i in range(4))))
+    return flow_runner.FlowFamily(
+        'create_volume', build, subject=flow_runner.Role('volume', new=True),
+        event='volume.create', on_resume=on_resume)
+
+
+@pytest.mark.parametrize('on_resume', [flow_runner.RESUME,
+                                       flow_runner.REVERT])
+def test_unordered_flow_resumes_and_reverts_by_task(
+        ops, driver, notifier, coordinator, monkeypatch, on_resume):
+    family = _unordered_family(on_resume)
+    original = _Member.execute
+
+    def crash_at_member2(task, driver, volume):
+        if task.index == 2:
+            raise _Crash('member2')
+        return original(task, driver, volume)
+    volume = new_volume()
+    with monkeypatch.context() as m:
+        m.setattr(_Member, 'execute', crash_at_member2)
+        m.setattr(db.OperationJournal, 'finish', lambda self: None)
+        with pytest.raises(_Crash):
+            run(ops, family, volume=volume)
+    [row] = journal_rows()
+    finished = set(row['progress'])
+    assert 'Member2' not in finished
+    before = collections.Counter(driver.calls)
+
+    new_ops = make_ops(driver, notifier, coordinator)
+    if on_resume == flow_runner.RESUME:
+        new_ops.resume(family, row, None)
+        # Only what had not finished runs: checkpointed members are skipped.
+        for i in range(4):
+            ran = driver.calls['member%d' % i] - before['member%d' % i]
+            assert ran == (0 if 'Member%d' % i in finished else 1)
+        assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    else:
+        with pytest.raises(tf_exceptions.TaskFlowException):
+            new_ops.resume(family, row, None)
+        assert all(driver.calls['revert%d' % i] == 1 for i in range(4))
+        assert status_of(volume.id) == VolumeStatus.ERROR
+    assert journal_rows() == []
+
+
 # -- start-up recovery -----------------------------------------------------------
 
-class _Manager:
-    """The parts of VolumeManager that recovery uses."""
-
-    def __init__(self, driver, notifier, tmp_path):
-        from volume_worker import coordination
-        self.backend = HOST
-        self.driver = driver
-        self.notifier = notifier
-        self.runner = flow_runner.FlowRunner(HOST)
-        self.coordinator = coordination.Coordinator(
-            'file://%s' % (tmp_path / 'locks'))
-
-    def _deps(self, context):
-        return deps(self.driver, self.notifier)
-
-
-def test_recovery_leaves_nothing_transitional(runner, driver, notifier,
-                                              monkeypatch, tmp_path):
+def test_recovery_leaves_nothing_transitional(ops, driver, notifier,
+                                              coordinator, monkeypatch):
     journaled = new_volume()
     with monkeypatch.context() as m:
         crash_in(m, create_volume.CreateExport)
         with pytest.raises(_Crash):
-            run_create(runner, driver, notifier, journaled)
+            run_create(ops, journaled)
     # Rows an older release left without a journal.
     orphans = {}
     for status in (VolumeStatus.CREATING, VolumeStatus.DELETING,
@@ -454,20 +696,24 @@ def test_recovery_leaves_nothing_transitional(runner, driver, notifier,
         volume.status = status
         volume.create()
         orphans[volume.id] = status
+    parent = available_volume(ops)
+    orphan_snap = new_snapshot(parent.id)
+    orphan_snap.host, orphan_snap.volume_size = parent.host, 1
+    orphan_snap.status = SnapshotStatus.CREATING
+    orphan_snap.create()
     other_backend = new_volume()
     other_backend.host = 'other@fake1#pool1'
+    other_backend.status = VolumeStatus.CREATING
     other_backend.create()
 
-    manager = _Manager(driver, notifier, tmp_path)
-    try:
-        summary = recovery.recover(manager, None)
-    finally:
-        manager.coordinator.stop()
+    summary = recovery.recover(make_ops(driver, notifier, coordinator), None)
 
-    assert summary == {'resumed': 1, 'failed': 0, 'reset': 3}
+    assert summary == {'resumed': 1, 'failed': 0, 'reset': 4, 'unknown': 0}
     assert status_of(journaled.id) == VolumeStatus.AVAILABLE
+    on_restart = fields.VOLUME_TRANSITIONS.on_restart
     for volume_id, old in orphans.items():
-        assert status_of(volume_id) == recovery.STUCK_TO[old]
+        assert status_of(volume_id) == on_restart[old]
+    assert snapshot_status(orphan_snap.id) == SnapshotStatus.ERROR
     # Another backend's volumes are not ours to touch.
     assert status_of(other_backend.id) == VolumeStatus.CREATING
     assert journal_rows() == []

@@ -1,8 +1,10 @@
-"""Issue 9: what the flow journal costs per operation, and where flow CPU goes.
+"""What the operation journal costs per operation, and where flow CPU goes.
 
-In-process, against a fresh SQLite database and the fake driver: the same
-create+delete flows run by ``FlowRunner(journal=True)`` and ``(journal=False)``;
-CPU is this thread's time, database writes are counted at the cursor.
+In-process, against a fresh SQLite database, file locks and the fake driver:
+each operation goes through lock-and-load and its flow, as an endpoint runs
+it, with ``FlowRunner(journal=True)`` and ``(journal=False)``; CPU is this
+thread's time, database writes are counted at the cursor. Volume create and
+delete, snapshot create and delete (a two-resource operation).
 """
 
 import os
@@ -60,29 +62,56 @@ class StatementCounter:
         event.remove(self.engine, 'commit', self._on_commit)
 
 
-def _create(runner, deps, backend):
+def _ops(runner, deps, backend, coordinator):
+    from volume_worker import operations
+
+    class Reporter:
+        def mark_dirty(self):
+            pass
+    return operations.Operations(backend, deps['driver'], coordinator, runner,
+                                 deps['notifier'], Reporter())
+
+
+def _run(ops, family, **given):
+    with ops.acquire(family, None, **given) as op:
+        op.run()
+
+
+def _create(ops, backend):
     from volume_worker import objects
     from volume_worker.flows import create_volume
-    from volume_worker.objects import VolumeStatus
     volume = objects.Volume(id=str(uuid.uuid4()), size=1,
                             host=backend + '#pool1')
-    volume.obj_set_defaults('metadata', 'admin_metadata')
-    volume.status = VolumeStatus.CREATING
-    runner.run(create_volume.FAMILY, volume.id,
-               create_volume.make_store(volume), dict(deps, volume=volume))
+    volume.obj_fill_unset()
+    _run(ops, create_volume.FAMILY, volume=volume)
     return volume.id
 
 
-def _delete(runner, deps, volume_id):
-    from volume_worker import objects
+def _delete(ops, volume_id):
     from volume_worker.flows import delete_volume
-    volume = objects.Volume.get_by_id(volume_id)
-    runner.run(delete_volume.FAMILY, volume.id,
-               delete_volume.make_store(volume), dict(deps, volume=volume))
+    _run(ops, delete_volume.FAMILY, volume=volume_id)
 
 
-def _one_volume(runner, deps, backend):
-    _delete(runner, deps, _create(runner, deps, backend))
+def _snapshot_create(ops, volume_id):
+    from volume_worker import objects
+    from volume_worker.flows import snapshot
+    snap = objects.Snapshot(id=str(uuid.uuid4()), volume_id=volume_id)
+    snap.obj_fill_unset()
+    _run(ops, snapshot.CREATE, snapshot=snap)
+    return snap.id
+
+
+def _snapshot_delete(ops, snapshot_id):
+    from volume_worker.flows import snapshot
+    _run(ops, snapshot.DELETE, snapshot=snapshot_id,
+         store={'unmanage_only': False})
+
+
+def _one_volume(ops, backend):
+    _delete(ops, _create(ops, backend))
+
+
+OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete')
 
 
 def measure(state_dir, results, n):
@@ -91,6 +120,7 @@ def measure(state_dir, results, n):
     from volume_worker import rpc
     from volume_worker.db import api as db
     from volume_worker.db import migration
+    from volume_worker import coordination
     from volume_worker.flows.runner import FlowRunner
 
     backend = 'bench-%s@fake1' % uuid.uuid4().hex[:6]
@@ -98,6 +128,8 @@ def measure(state_dir, results, n):
     engine = db.configure('sqlite:///%s' % path)
     migration.db_sync()
     counter = StatementCounter(engine)
+    coordinator = coordination.Coordinator(
+        'file://%s' % os.path.join(state_dir, 'journal-bench-locks'))
     try:
         deps = {'context': rpc.admin_context(),
                 'driver': make_fake_driver(backend),
@@ -118,19 +150,23 @@ def measure(state_dir, results, n):
             return out
 
         for journal in (False, True, False, True):  # interleaved: less drift
-            runner = FlowRunner(backend, journal=journal)
+            ops = _ops(FlowRunner(backend, journal=journal), deps, backend,
+                       coordinator)
             for _ in range(10):
-                _one_volume(runner, deps, backend)
+                _one_volume(ops, backend)
             for _ in range(n):
-                volume_id = timed((journal, 'create'), _create, runner, deps,
-                                  backend)
-                timed((journal, 'delete'), _delete, runner, deps, volume_id)
+                volume_id = timed((journal, 'create'), _create, ops, backend)
+                snapshot_id = timed((journal, 'snapshot create'),
+                                    _snapshot_create, ops, volume_id)
+                timed((journal, 'snapshot delete'), _snapshot_delete, ops,
+                      snapshot_id)
+                timed((journal, 'delete'), _delete, ops, volume_id)
 
         def per_op(journal, op, i):
             totals = acc[(journal, op)]
             return totals[i] / totals[4]
 
-        for op in ('create', 'delete'):
+        for op in OPERATIONS:
             for journal, label in ((False, 'no journal'), (True, 'journal')):
                 results.add(SECTION, '%s: CPU, %s' % (op, label),
                             per_op(journal, op, 0) * 1e3, 'ms')
@@ -148,14 +184,16 @@ def measure(state_dir, results, n):
             extra = per_op(True, op, 2) - per_op(False, op, 2)
             results.add(SECTION, '%s: journal commits' % op, extra, 'txns')
 
-        runner = FlowRunner(backend, journal=True)
+        ops = _ops(FlowRunner(backend, journal=True), deps, backend,
+                   coordinator)
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(max(20, n // 2)):
-            _one_volume(runner, deps, backend)
+            _one_volume(ops, backend)
         profile.disable()
         for name, share in cprofile_breakdown(profile).items():
             results.add(PROFILE_SECTION, name, share * 100, '% CPU')
     finally:
         counter.close()
+        coordinator.stop()
         db.dispose()
