@@ -53,6 +53,10 @@ class SnapshotNotFound(NotFound):
     message = 'Snapshot %(snapshot_id)s does not exist.'
 
 
+class AttachmentNotFound(NotFound):
+    message = 'Attachment %(attachment_id)s does not exist.'
+
+
 class VolumeTypeNotFound(NotFound):
     message = 'Volume type %(volume_type_id)s does not exist.'
 
@@ -76,6 +80,10 @@ class InvalidVolume(Invalid):
 
 class InvalidSnapshot(Invalid):
     message = 'Invalid snapshot: %(reason)s'
+
+
+class InvalidConnector(Invalid):
+    message = 'Invalid connector: %(reason)s'
 
 
 class NotOwned(Invalid):

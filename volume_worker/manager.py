@@ -6,12 +6,18 @@ here; flows orchestrate, drivers store. Only methods marked
 ``validation.endpoint`` can be called over the wire.
 """
 
+import uuid
+
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from volume_worker import exception
+from volume_worker.flows import attachment as attachment_flows
+from volume_worker.flows import clone
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
+from volume_worker.flows import extend
+from volume_worker.flows import revert
 from volume_worker.flows import snapshot as snapshot_flows
 from volume_worker import objects
 from volume_worker import operations
@@ -50,9 +56,24 @@ class VolumeManager:
                                       self.conf.max_metadata_bytes)
         volume.host = self._place(volume)
         volume.obj_fill_unset()
-        with self.operations.acquire(create_volume.FAMILY, context,
-                                     volume=volume) as op:
+        family = self._create_family(volume)
+        with self.operations.acquire(family, context, volume=volume) as op:
             op.run()
+
+    @staticmethod
+    def _create_family(volume):
+        """An empty volume, or a copy of a snapshot or of another volume."""
+        if volume.snapshot_id and volume.source_volid:
+            raise exception.InvalidInput(
+                reason='a volume comes from a snapshot or from a volume, '
+                       'not both')
+        if volume.snapshot_id:
+            validation.check_uuid(volume.snapshot_id, 'snapshot_id')
+            return clone.FROM_SNAPSHOT
+        if volume.source_volid:
+            validation.check_uuid(volume.source_volid, 'source_volid')
+            return clone.FROM_VOLUME
+        return create_volume.FAMILY
 
     def _place(self, volume):
         host = volume.host if volume.obj_attr_is_set('host') else None
@@ -70,6 +91,22 @@ class VolumeManager:
         validation.check_uuid(volume_id, 'volume_id')
         with self.operations.acquire(delete_volume.FAMILY, context,
                                      volume=volume_id) as op:
+            op.run()
+
+    @validation.endpoint
+    def extend_volume(self, context, volume_id, new_size):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_size(new_size, self.conf.max_volume_size_gb)
+        with self.operations.acquire(extend.FAMILY, context, volume=volume_id,
+                                     store={'new_size': new_size}) as op:
+            op.run()
+
+    @validation.endpoint
+    def revert_to_snapshot(self, context, volume_id, snapshot_id):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_uuid(snapshot_id, 'snapshot_id')
+        with self.operations.acquire(revert.FAMILY, context, volume=volume_id,
+                                     snapshot=snapshot_id) as op:
             op.run()
 
     @validation.endpoint(read_only=True)
@@ -115,6 +152,56 @@ class VolumeManager:
     def list_snapshots(self, context, filters=None, marker=None, limit=None):
         return self._list(objects.Snapshot, SNAPSHOT_FILTERS, filters, marker,
                           limit)
+
+    # -- attachments ----------------------------------------------------------
+
+    @validation.endpoint
+    def attachment_update(self, context, volume_id, connector,
+                          attachment_id=None, instance_uuid=None,
+                          mountpoint=None, mode='rw'):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_connector(connector)
+        for value, what in ((attachment_id, 'attachment_id'),
+                            (instance_uuid, 'instance_uuid')):
+            if value is not None:
+                validation.check_uuid(value, what)
+        if mountpoint is not None:
+            validation.check_text(mountpoint, 'mountpoint', 255)
+        attachment = objects.VolumeAttachment(
+            id=attachment_id or str(uuid.uuid4()), volume_id=volume_id,
+            connector=connector, instance_uuid=instance_uuid,
+            mountpoint=mountpoint, attach_mode=mode)
+        attachment.obj_fill_unset()
+        with self.operations.acquire(attachment_flows.UPDATE, context,
+                                     attachment=attachment,
+                                     volume=volume_id) as op:
+            op.run()
+            return op.subject
+
+    @validation.endpoint
+    def attachment_complete(self, context, volume_id, attachment_id):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_uuid(attachment_id, 'attachment_id')
+        with self.operations.acquire(attachment_flows.COMPLETE, context,
+                                     attachment=attachment_id,
+                                     volume=volume_id) as op:
+            op.run()
+            return op.subject
+
+    @validation.endpoint
+    def attachment_delete(self, context, volume_id, attachment_id):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_uuid(attachment_id, 'attachment_id')
+        with self.operations.acquire(attachment_flows.DELETE, context,
+                                     attachment=attachment_id,
+                                     volume=volume_id) as op:
+            op.run()
+
+    @validation.endpoint(read_only=True)
+    def list_attachments(self, context, volume_id):
+        self._get(objects.Volume, volume_id, 'volume_id')
+        return objects.VolumeAttachment.get_all(
+            filters={'volume_id': volume_id})
 
     # -- reads -------------------------------------------------------------------
 

@@ -42,6 +42,9 @@ RESOURCE_TYPES = {
     'snapshot': ResourceType(
         'snapshot', objects.Snapshot, fields.SNAPSHOT_TRANSITIONS,
         lambda i: exception.SnapshotNotFound(snapshot_id=i)),
+    'attachment': ResourceType(
+        'attachment', objects.VolumeAttachment, fields.ATTACHMENT_TRANSITIONS,
+        lambda i: exception.AttachmentNotFound(attachment_id=i)),
 }
 
 
@@ -79,8 +82,8 @@ class Operation:
 
     @property
     def transition(self):
-        return RESOURCE_TYPES[self.family.subject.type].transitions[
-            self.family.operation]
+        return RESOURCE_TYPES[self.family.subject.type].transitions.of(
+            self.family.operation, self.family.subject.name)
 
     def resource_list(self):
         return [[role.name, role.type, self.resources[role.name].id]
@@ -172,7 +175,7 @@ class Operations:
         family = op.family
         for role in family.roles:
             rtype = RESOURCE_TYPES[role.type]
-            transition = rtype.transitions[family.operation]
+            transition = rtype.transitions.of(family.operation, role.name)
             try:
                 resource = rtype.load(ids[role.name])
             except exception.NotFound:
@@ -207,6 +210,8 @@ class Operations:
             op.resources[role.name] = resource
             if role is family.subject:
                 op.loaded_status = status
+                # Journaled: where a "back to where it was" transition ends.
+                op.store['prior_status'] = status
                 if status in transition.settled:
                     LOG.info('%s %s is already %s; repeated %s ignored',
                              role.type, resource.id, status, family.operation)

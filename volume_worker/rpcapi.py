@@ -11,6 +11,10 @@ Version history:
           (call), list_volumes (call)
     1.1 - create_snapshot (cast), delete_snapshot (cast), get_snapshot
           (call), list_snapshots (call); Volume 1.1 objects
+    1.2 - extend_volume (cast), revert_to_snapshot (cast); create_volume
+          of a volume with snapshot_id or source_volid (a copy) sends 1.2
+    1.3 - attachment_update (call), attachment_complete (call),
+          attachment_delete (call), list_attachments (call)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -24,10 +28,40 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.1'
+RPC_API_VERSION = '1.3'
 
 
-class VolumeAPI:
+class _AttachmentsAPI:
+    """The consumer's path: attach a volume, complete, detach (calls)."""
+
+    def attachment_update(self, ctxt, backend, volume_id, connector,
+                          attachment_id=None, instance_uuid=None,
+                          mountpoint=None, mode='rw'):
+        """Call: connect ``connector``; returns the VolumeAttachment with
+        its connection info (a new attachment unless ``attachment_id``)."""
+        return self._call(backend, '1.3', 'attachment_update', ctxt,
+                          volume_id=volume_id, connector=connector,
+                          attachment_id=attachment_id,
+                          instance_uuid=instance_uuid, mountpoint=mountpoint,
+                          mode=mode)
+
+    def attachment_complete(self, ctxt, backend, volume_id, attachment_id):
+        """Call: the consumer is attached; the volume is in-use."""
+        return self._call(backend, '1.3', 'attachment_complete', ctxt,
+                          volume_id=volume_id, attachment_id=attachment_id)
+
+    def attachment_delete(self, ctxt, backend, volume_id, attachment_id):
+        """Call: disconnect and forget the attachment."""
+        return self._call(backend, '1.3', 'attachment_delete', ctxt,
+                          volume_id=volume_id, attachment_id=attachment_id)
+
+    def list_attachments(self, ctxt, backend, volume_id):
+        """Call: the volume's live attachments."""
+        return self._call(backend, '1.3', 'list_attachments', ctxt,
+                          volume_id=volume_id)
+
+
+class VolumeAPI(_AttachmentsAPI):
     """RPC client of the volume worker."""
 
     RPC_API_VERSION = RPC_API_VERSION
@@ -61,8 +95,25 @@ class VolumeAPI:
         return self.client.can_send_version(version)
 
     def create_volume(self, ctxt, backend, volume):
-        """Cast: create ``volume`` (a Volume whose id the caller chose)."""
-        self._cast(backend, '1.0', 'create_volume', ctxt, volume=volume)
+        """Cast: create ``volume`` (a Volume whose id the caller chose).
+
+        With ``snapshot_id`` or ``source_volid`` set it is a copy of that
+        snapshot or volume, which only workers of 1.2 understand.
+        """
+        copy = any(volume.obj_attr_is_set(f) and getattr(volume, f)
+                   for f in ('snapshot_id', 'source_volid'))
+        self._cast(backend, '1.2' if copy else '1.0', 'create_volume', ctxt,
+                   volume=volume)
+
+    def extend_volume(self, ctxt, backend, volume_id, new_size):
+        """Cast: grow the volume to ``new_size`` GiB."""
+        self._cast(backend, '1.2', 'extend_volume', ctxt,
+                   volume_id=volume_id, new_size=new_size)
+
+    def revert_to_snapshot(self, ctxt, backend, volume_id, snapshot_id):
+        """Cast: put the data of the volume's most recent snapshot back."""
+        self._cast(backend, '1.2', 'revert_to_snapshot', ctxt,
+                   volume_id=volume_id, snapshot_id=snapshot_id)
 
     def delete_volume(self, ctxt, backend, volume_id):
         """Cast: delete the volume with this id."""

@@ -112,6 +112,14 @@ MAX_NAME = 255
 MAX_DESCRIPTION = 4096
 
 
+def check_text(value, what, limit):
+    if not isinstance(value, str) or len(value) > limit or any(
+            ord(c) < 32 or ord(c) == 127 for c in value):
+        raise exception.InvalidInput(reason='%s must be printable text of at '
+                                     'most %d characters' % (what, limit))
+    return value
+
+
 def check_names(resource):
     """Display names and descriptions: bounded, printable text."""
     for field, limit in (('display_name', MAX_NAME),
@@ -142,3 +150,31 @@ def check_filters(filters, allowed):
             reason='unknown filters: %s (allowed: %s)'
             % (', '.join(sorted(map(str, unknown))), ', '.join(allowed)))
     return dict(filters)
+
+
+MAX_CONNECTOR_BYTES = 16384
+
+
+def check_connector(connector):
+    """A consumer's connector: a small JSON object of plain values."""
+    if not isinstance(connector, dict):
+        raise exception.InvalidConnector(reason='it must be a JSON object, '
+                                         'not %s' % type(connector).__name__)
+    try:
+        size = len(json.dumps(connector))
+    except (TypeError, ValueError) as exc:
+        raise exception.InvalidConnector(reason=str(exc))
+    if size > MAX_CONNECTOR_BYTES:
+        raise exception.InvalidConnector(reason='it is %d bytes; at most %d'
+                                         % (size, MAX_CONNECTOR_BYTES))
+    for key, value in connector.items():
+        if not isinstance(key, str):
+            raise exception.InvalidConnector(reason='keys must be strings')
+        if key in ('host', 'initiator', 'ip') and not (
+                value is None or isinstance(value, str)):
+            raise exception.InvalidConnector(reason='%s must be a string'
+                                             % key)
+        if isinstance(value, dict):
+            raise exception.InvalidConnector(reason='%s: nested objects are '
+                                             'not connector values' % key)
+    return connector

@@ -147,10 +147,29 @@ class CrashRig:
         services = self.db.services()
         assert services and all(s['recovered_at'] for s in services)
 
+    def client(self, *args):
+        """Run volume-worker-client against this worker's backend."""
+        import subprocess
+        return subprocess.run(
+            [os.path.join(process.VENV_BIN, 'volume-worker-client'),
+             '--config-file', self.conf_path, *args, '--backend',
+             self.backend], capture_output=True, text=True, timeout=60)
+
     def recovery_seconds(self):
         found = re.findall(r'recovered in ([0-9.]+)s',
                            self.worker.log_text())
         return float(found[-1])
+
+
+def running_rig(tmp_path_factory, name):
+    """A started CrashRig for a whole module (generator for a fixture)."""
+    r = CrashRig(tmp_path_factory.mktemp(name))
+    r.clear_faults()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture(params=[

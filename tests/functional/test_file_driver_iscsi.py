@@ -185,6 +185,27 @@ def initiator(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
+def qemu_write(data, source, tmp_path):
+    """Write the file ``source`` onto the iSCSI LUN of connection ``data``
+    with qemu-img, the CHAP secret passed in a file (never on argv)."""
+    secret = tmp_path / 'chap-secret'
+    secret.write_text(data['auth_password'])
+    secret.chmod(0o600)
+    host, port = data['target_portal'].rsplit(':', 1)
+    target_opts = ','.join([
+        'driver=raw', 'file.driver=iscsi', 'file.transport=tcp',
+        'file.portal=%s:%s' % (host, port),
+        'file.target=%s' % data['target_iqn'],
+        'file.lun=%d' % data['target_lun'],
+        'file.user=%s' % data['auth_username'],
+        'file.password-secret=s0'])
+    return subprocess.run(
+        ['qemu-img', 'convert', '-n', '-f', 'raw',
+         '--object', 'secret,id=s0,file=%s' % secret,
+         '--target-image-opts', str(source), target_opts],
+        capture_output=True, text=True, timeout=60)
+
+
 def test_export_is_visible_to_a_real_initiator(driver, tgtd):
     vol = new_volume(size=2)
     driver.create_volume(vol)
@@ -238,22 +259,7 @@ def test_bytes_written_over_iscsi_land_in_the_file(driver, tmp_path):
     payload = os.urandom(4 * MiB)
     source = tmp_path / 'payload.raw'
     source.write_bytes(payload)
-    secret = tmp_path / 'chap-secret'
-    secret.write_text(data['auth_password'])
-    secret.chmod(0o600)
-    host, port = data['target_portal'].rsplit(':', 1)
-    target_opts = ','.join([
-        'driver=raw', 'file.driver=iscsi', 'file.transport=tcp',
-        'file.portal=%s:%s' % (host, port),
-        'file.target=%s' % data['target_iqn'],
-        'file.lun=%d' % data['target_lun'],
-        'file.user=%s' % data['auth_username'],
-        'file.password-secret=s0'])
-    result = subprocess.run(
-        ['qemu-img', 'convert', '-n', '-f', 'raw',
-         '--object', 'secret,id=s0,file=%s' % secret,
-         '--target-image-opts', str(source), target_opts],
-        capture_output=True, text=True, timeout=60)
+    result = qemu_write(data, source, tmp_path)
     assert result.returncode == 0, result.stderr
     assert data['auth_password'] not in ' '.join(result.args)
 

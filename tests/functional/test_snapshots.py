@@ -211,15 +211,9 @@ def test_kill_inside_the_backend_snapshot_then_restart(rig):
 
 def test_client_snapshot_subcommands(rig):
     import json
-    import subprocess
-    from volume_worker.testing import process
     [volume_id] = rig.create_available(1)
 
-    def run(*args):
-        return subprocess.run(
-            [os.path.join(process.VENV_BIN, 'volume-worker-client'),
-             '--config-file', rig.conf_path, *args, '--backend', rig.backend],
-            capture_output=True, text=True, timeout=60)
+    run = rig.client
 
     out = run('create-snapshot', volume_id, '--name', 'cli', '--wait')
     assert out.returncode == 0, out.stderr

@@ -54,9 +54,13 @@ def test_capped_client_refuses_newer_methods_clearly(conf, monkeypatch):
 def test_each_method_sends_the_version_that_introduced_it(conf, monkeypatch):
     api = rpcapi.VolumeAPI(conf)
     sent = _sent_versions(api, monkeypatch)
-    api.create_volume(None, 'h@b', object())
+    from volume_worker import objects
+    api.create_volume(None, 'h@b', objects.Volume(id='v', size=1))
     api.get_snapshot(None, 'h@b', 's')
-    assert sent == ['1.0', '1.1']
+    api.create_volume(None, 'h@b', objects.Volume(id='v', size=1,
+                                                  snapshot_id='s'))
+    api.extend_volume(None, 'h@b', 'v', 2)
+    assert sent == ['1.0', '1.1', '1.2', '1.2']
 
 
 def test_history_names_every_rpc_method_and_the_current_version():

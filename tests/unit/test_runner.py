@@ -170,6 +170,31 @@ def new_snapshot(volume_id):
     return snap
 
 
+CONNECTOR = {'host': 'consumer1', 'initiator': 'iqn.2026-11.test:consumer1',
+             'ip': '127.0.0.1', 'multipath': False}
+
+
+def new_attachment(volume_id, attachment_id=None, mode='rw'):
+    attachment = objects.VolumeAttachment(
+        id=attachment_id or str(uuid.uuid4()), volume_id=volume_id,
+        connector=dict(CONNECTOR), attach_mode=mode)
+    attachment.obj_fill_unset()
+    return attachment
+
+
+def attach(ops, volume_id, complete=True):
+    """A new attachment of the volume, through update (and complete)."""
+    from volume_worker.flows import attachment as attachment_flows
+    attachment = new_attachment(volume_id)
+    with ops.acquire(attachment_flows.UPDATE, None, attachment=attachment,
+                     volume=volume_id) as op:
+        op.run()
+    if complete:
+        run(ops, attachment_flows.COMPLETE, attachment=attachment.id,
+            volume=volume_id)
+    return attachment
+
+
 def run(ops, family, store=None, force=False, **resources):
     with ops.acquire(family, None, store=store, force=force,
                      **resources) as op:
@@ -717,3 +742,226 @@ def test_recovery_leaves_nothing_transitional(ops, driver, notifier,
     # Another backend's volumes are not ours to touch.
     assert status_of(other_backend.id) == VolumeStatus.CREATING
     assert journal_rows() == []
+
+
+# -- copies, extend, revert ---------------------------------------------------------
+
+from volume_worker.flows import clone  # noqa: E402
+from volume_worker.flows import extend  # noqa: E402
+from volume_worker.flows import revert  # noqa: E402
+
+
+def _snapshot_of(ops, volume):
+    snap = new_snapshot(volume.id)
+    run(ops, snapshot_flows.CREATE, snapshot=snap)
+    return snap
+
+
+def test_copies_of_snapshots_and_volumes_grow_to_the_size_asked(ops, driver):
+    source = available_volume(ops)
+    snap = _snapshot_of(ops, source)
+    bigger = new_volume(size=3)
+    bigger.snapshot_id = snap.id
+    run(ops, clone.FROM_SNAPSHOT, volume=bigger)
+    assert status_of(bigger.id) == VolumeStatus.AVAILABLE
+    assert driver._volumes[bigger.id]['size'] == 3
+    assert driver._volumes[bigger.id]['exported']
+    copy = new_volume(size=1)
+    copy.source_volid = source.id
+    run(ops, clone.FROM_VOLUME, volume=copy)
+    assert driver._volumes[copy.id]['size'] == 1
+    assert driver.calls['create_volume'] == 1  # only the first, empty one
+
+    smaller = new_volume(size=1)
+    smaller.snapshot_id = _snapshot_of(ops, bigger).id
+    with pytest.raises(exception.InvalidInput, match='cannot hold'):
+        run(ops, clone.FROM_SNAPSHOT, volume=smaller)
+    with pytest.raises(exception.VolumeNotFound):
+        db.volume_get(smaller.id)
+
+
+def test_a_failed_copy_leaves_error_and_nothing_on_the_backend(
+        database, notifier, coordinator):
+    drv = make_driver(fake_fault_raise=['create_export'])
+    ops = make_ops(drv, notifier, coordinator)
+    source = new_volume()
+    source.status = VolumeStatus.AVAILABLE
+    source.create()
+    drv.create_volume(source)
+    copy = new_volume()
+    copy.source_volid = source.id
+    with pytest.raises(driver_exception.VolumeBackendAPIException):
+        run(ops, clone.FROM_VOLUME, volume=copy)
+    assert status_of(copy.id) == VolumeStatus.ERROR
+    assert copy.id not in drv._volumes
+    assert status_of(source.id) == VolumeStatus.AVAILABLE
+
+
+@pytest.mark.parametrize('start', [VolumeStatus.AVAILABLE,
+                                   VolumeStatus.IN_USE])
+def test_extend_returns_to_the_status_it_left(ops, driver, notifier, start):
+    volume = available_volume(ops)
+    db.volume_update(volume.id, {'status': start})
+    run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 4})
+    row = db.volume_get(volume.id)
+    assert (row['size'], row['status']) == (4, start)
+    assert driver._volumes[volume.id]['size'] == 4
+    assert notifier.types()[-2:] == ['volume.resize.start',
+                                     'volume.resize.end']
+    with pytest.raises(exception.InvalidInput, match='must be larger'):
+        run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 4})
+
+
+def test_a_failed_extend_is_error_extending(database, notifier, coordinator):
+    drv = make_driver(fake_fault_raise=['extend_volume'])
+    ops = make_ops(drv, notifier, coordinator)
+    volume = available_volume(ops)
+    with pytest.raises(driver_exception.VolumeBackendAPIException):
+        run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
+    row = db.volume_get(volume.id)
+    assert (row['size'], row['status']) == (1, VolumeStatus.ERROR_EXTENDING)
+    assert notifier.types()[-1] == 'volume.resize.error'
+
+
+def test_extend_in_use_resumed_after_a_crash_returns_to_in_use(
+        ops, driver, notifier, coordinator, monkeypatch):
+    volume = available_volume(ops)
+    db.volume_update(volume.id, {'status': VolumeStatus.IN_USE})
+    with monkeypatch.context() as m:
+        crash_in(m, common.Finish)
+        with pytest.raises(_Crash):
+            run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
+    assert status_of(volume.id) == VolumeStatus.EXTENDING
+    assert resume_all(driver, notifier, coordinator) == ['done']
+    row = db.volume_get(volume.id)
+    assert (row['size'], row['status']) == (2, VolumeStatus.IN_USE)
+
+
+def test_revert_only_to_the_latest_snapshot_of_that_volume(ops, driver,
+                                                           notifier):
+    volume = available_volume(ops)
+    older = _snapshot_of(ops, volume)
+    latest = _snapshot_of(ops, volume)
+    with pytest.raises(exception.InvalidSnapshot, match='most recent'):
+        run(ops, revert.FAMILY, volume=volume.id, snapshot=older.id)
+    other = available_volume(ops)
+    with pytest.raises(exception.InvalidSnapshot, match='is of volume'):
+        run(ops, revert.FAMILY, volume=other.id, snapshot=latest.id)
+    # Extended after the snapshot: reverted, and still its size.
+    run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
+    run(ops, revert.FAMILY, volume=volume.id, snapshot=latest.id)
+    row = db.volume_get(volume.id)
+    assert (row['size'], row['status']) == (2, VolumeStatus.AVAILABLE)
+    assert driver._volumes[volume.id]['size'] == 2
+    assert snapshot_status(latest.id) == SnapshotStatus.AVAILABLE
+    assert notifier.types()[-1] == 'volume.revert.end'
+
+
+# -- attachments ------------------------------------------------------------------
+
+from volume_worker.flows import attachment as attachment_flows  # noqa: E402
+from volume_worker.objects import AttachStatus  # noqa: E402
+
+
+def attachment_status(attachment_id):
+    return db.attachment_get(attachment_id, read_deleted=True)['status']
+
+
+def test_attach_complete_detach(ops, driver, notifier):
+    volume = available_volume(ops)
+    attachment = new_attachment(volume.id)
+    with ops.acquire(attachment_flows.UPDATE, None, attachment=attachment,
+                     volume=volume.id) as op:
+        op.run()
+        returned = op.subject
+    info = returned.connection_info
+    assert info['driver_volume_type'] == 'iscsi'
+    assert info['data']['attachment_id'] == attachment.id
+    assert info['data']['access_mode'] == 'rw'
+    assert attachment_status(attachment.id) == AttachStatus.ATTACHING
+    assert info['data']['target_iqn'] not in repr(returned)
+    assert 'connection_info=***' in repr(returned)
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+
+    run(ops, attachment_flows.COMPLETE, attachment=attachment.id,
+        volume=volume.id)
+    assert attachment_status(attachment.id) == AttachStatus.ATTACHED
+    assert status_of(volume.id) == VolumeStatus.IN_USE
+    assert db.attachment_get(attachment.id)['attach_time'] is not None
+    assert driver._volumes[volume.id]['connections'] == [
+        CONNECTOR['initiator']]
+
+    # Attached: no delete, no revert, no second consumer.
+    with pytest.raises(exception.InvalidStatus):
+        run_delete(ops, volume.id)
+    with pytest.raises(exception.ResourceInUse, match='multiattach'):
+        attach(ops, volume.id)
+
+    run(ops, attachment_flows.DELETE, attachment=attachment.id,
+        volume=volume.id)
+    row = db.attachment_get(attachment.id, read_deleted=True)
+    assert row['deleted'] and row['status'] == AttachStatus.DETACHED
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    assert driver._volumes[volume.id]['connections'] == []
+    assert not driver._volumes[volume.id]['exported']
+    assert db.volume_get(volume.id)['provider_location'] is None
+    assert notifier.types()[-2:] == ['volume.detach.start',
+                                     'volume.detach.end']
+
+
+def test_multiattach_keeps_the_export_until_the_last_detach(ops, driver):
+    volume = new_volume()
+    volume.multiattach = True
+    run_create(ops, volume)
+    first = attach(ops, volume.id)
+    second = attach(ops, volume.id)
+    run(ops, attachment_flows.DELETE, attachment=first.id, volume=volume.id)
+    assert status_of(volume.id) == VolumeStatus.IN_USE
+    assert driver._volumes[volume.id]['exported']
+    run(ops, attachment_flows.DELETE, attachment=second.id, volume=volume.id)
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    assert not driver._volumes[volume.id]['exported']
+
+
+def test_an_attaching_volume_cannot_be_deleted_or_reverted(ops):
+    volume = available_volume(ops)
+    snap = _snapshot_of(ops, volume)
+    attachment = attach(ops, volume.id, complete=False)
+    with pytest.raises(exception.ResourceInUse, match='detach it first'):
+        run_delete(ops, volume.id)
+    with pytest.raises(exception.ResourceInUse, match='detach it before'):
+        run(ops, revert.FAMILY, volume=volume.id, snapshot=snap.id)
+    with pytest.raises(exception.InvalidInput, match='is of volume'):
+        run(ops, attachment_flows.COMPLETE, attachment=attachment.id,
+            volume=available_volume(ops).id)
+
+
+def test_a_driver_refusing_the_connector_leaves_error_attaching(
+        database, notifier, coordinator):
+    drv = make_driver(target_protocol='iscsi')
+    ops = make_ops(drv, notifier, coordinator)
+    volume = available_volume(ops)
+    attachment = new_attachment(volume.id)
+    del attachment.connector['initiator']
+    with pytest.raises(driver_exception.InvalidConnectorException):
+        run(ops, attachment_flows.UPDATE, attachment=attachment,
+            volume=volume.id)
+    # Refused before any backend effect: recorded as a failed attach.
+    assert attachment_status(attachment.id) == AttachStatus.ERROR_ATTACHING
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+
+
+def test_detach_resumed_after_a_crash(ops, driver, notifier, coordinator,
+                                      monkeypatch):
+    volume = available_volume(ops)
+    attachment = attach(ops, volume.id)
+    with monkeypatch.context() as m:
+        crash_in(m, attachment_flows.RemoveExportIfLast)
+        with pytest.raises(_Crash):
+            run(ops, attachment_flows.DELETE, attachment=attachment.id,
+                volume=volume.id)
+    assert attachment_status(attachment.id) == AttachStatus.DETACHING
+    assert resume_all(driver, notifier, coordinator) == ['done']
+    assert attachment_status(attachment.id) == AttachStatus.DETACHED
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    assert not driver._volumes[volume.id]['exported']

@@ -107,11 +107,52 @@ def _snapshot_delete(ops, snapshot_id):
          store={'unmanage_only': False})
 
 
+def _copy(ops, backend, snapshot_id):
+    from volume_worker import objects
+    from volume_worker.flows import clone
+    volume = objects.Volume(id=str(uuid.uuid4()), size=1,
+                            host=backend + '#pool1', snapshot_id=snapshot_id)
+    volume.obj_fill_unset()
+    _run(ops, clone.FROM_SNAPSHOT, volume=volume)
+    return volume.id
+
+
+def _extend(ops, volume_id, new_size):
+    from volume_worker.flows import extend
+    _run(ops, extend.FAMILY, volume=volume_id, store={'new_size': new_size})
+
+
+def _revert(ops, volume_id, snapshot_id):
+    from volume_worker.flows import revert
+    _run(ops, revert.FAMILY, volume=volume_id, snapshot=snapshot_id)
+
+
+CONNECTOR = {'host': 'bench', 'initiator': 'iqn.2026-11.bench:consumer'}
+
+
+def _attach(ops, volume_id):
+    from volume_worker import objects
+    from volume_worker.flows import attachment
+    att = objects.VolumeAttachment(id=str(uuid.uuid4()), volume_id=volume_id,
+                                   connector=CONNECTOR, attach_mode='rw')
+    att.obj_fill_unset()
+    _run(ops, attachment.UPDATE, attachment=att, volume=volume_id)
+    _run(ops, attachment.COMPLETE, attachment=att.id, volume=volume_id)
+    return att.id
+
+
+def _detach(ops, volume_id, attachment_id):
+    from volume_worker.flows import attachment
+    _run(ops, attachment.DELETE, attachment=attachment_id, volume=volume_id)
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
 
-OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete')
+OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
+              'copy of snapshot', 'extend', 'revert',
+              'attach (update + complete)', 'detach')
 
 
 def measure(state_dir, results, n):
@@ -158,8 +199,18 @@ def measure(state_dir, results, n):
                 volume_id = timed((journal, 'create'), _create, ops, backend)
                 snapshot_id = timed((journal, 'snapshot create'),
                                     _snapshot_create, ops, volume_id)
+                copy_id = timed((journal, 'copy of snapshot'), _copy, ops,
+                                backend, snapshot_id)
+                timed((journal, 'extend'), _extend, ops, volume_id, 2)
+                timed((journal, 'revert'), _revert, ops, volume_id,
+                      snapshot_id)
                 timed((journal, 'snapshot delete'), _snapshot_delete, ops,
                       snapshot_id)
+                attachment_id = timed((journal, 'attach (update + complete)'),
+                                      _attach, ops, volume_id)
+                timed((journal, 'detach'), _detach, ops, volume_id,
+                      attachment_id)
+                _delete(ops, copy_id)
                 timed((journal, 'delete'), _delete, ops, volume_id)
 
         def per_op(journal, op, i):

@@ -54,6 +54,7 @@ class Client:
         self.deadline = conf.client.cast_retry_deadline
         self.stream = None
         self.reasons = {}  # resource id -> reason of its error notification
+        self.ended = {}  # resource id -> its last <event>.end seen
 
     def listen(self):
         """Follow the worker's notifications from now on (for --wait)."""
@@ -75,9 +76,14 @@ class Client:
             return
         for event in self.stream.poll(seconds):
             payload = event.get('payload') or {}
-            if (not event.get('event_type', '').endswith('.error') or
-                    resource_id not in (payload.get('volume_id'),
-                                        payload.get('snapshot_id'))):
+            event_type = event.get('event_type') or ''
+            if resource_id not in (payload.get('volume_id'),
+                                   payload.get('snapshot_id')):
+                continue
+            if event_type.endswith('.end'):
+                self.ended[resource_id] = event_type
+                continue
+            if not event_type.endswith('.error'):
                 continue
             if payload.get('refused'):
                 raise ClientError('%s refused: %s' % (
@@ -145,7 +151,9 @@ def _new_volume(client, args, backend):
     if args.size < 1:
         raise ClientError('--size must be a whole number of GiB >= 1')
     volume = objects.Volume(id=args.id or str(uuid.uuid4()), size=args.size,
-                            display_name=args.name, metadata={}, host=backend)
+                            display_name=args.name, metadata={}, host=backend,
+                            snapshot_id=args.snapshot,
+                            source_volid=args.source_volume)
     return {'volume': volume}
 
 
@@ -155,6 +163,34 @@ def _new_snapshot(client, args, backend):
                                 volume_id=args.volume_id,
                                 display_name=args.name, metadata={})
     return {'snapshot': snapshot, 'force': args.force}
+
+
+def _connector(args):
+    if args.connector_local:
+        import os
+        import tempfile
+        from oslo_config import cfg
+        from drivers import datapath
+        datapath.init_os_brick(cfg.CONF, lock_path=tempfile.gettempdir(),
+                               in_process_privsep=os.geteuid() == 0)
+        return datapath.local_connector()
+    if not args.connector:
+        raise ClientError('give --connector JSON or --connector-local')
+    try:
+        connector = json.loads(args.connector)
+    except ValueError as exc:
+        raise ClientError('--connector is not JSON: %s' % exc)
+    return connector
+
+
+def _attachment_update(client, args, backend):
+    return {'connector': _connector(args), 'attachment_id': args.attachment,
+            'instance_uuid': args.instance, 'mountpoint': args.mountpoint,
+            'mode': args.mode}
+
+
+def _attachment_id(client, args, backend):
+    return {'attachment_id': args.attachment_id}
 
 
 def _listing(client, args, backend):
@@ -216,15 +252,27 @@ class Command:
         return self._wait(client, backend, kind, resource_id)
 
     def _wait(self, client, backend, kind, resource_id):
+        from volume_worker import flows
         from volume_worker import operations
-        transition = operations.RESOURCE_TYPES[kind].transitions[
-            self.operation]
-        final = (transition.to, transition.error)
+        from volume_worker.objects import fields
+        transition = operations.RESOURCE_TYPES[kind].transitions.of(
+            self.operation, kind)
+        end = flows.FAMILIES[self.operation].event + '.end'
+        # An operation that ends in a status its resource may already have
+        # (revert: available -> available) is known done by its .end only.
+        by_status = (transition.to != fields.UNCHANGED and
+                     transition.to not in (transition.allowed_from or ()))
         gone_is_done = transition.to.endswith('deleted')
+
+        def done(resource):
+            if client.ended.get(resource_id) == end:
+                return True
+            if resource is None:
+                return gone_is_done
+            return (resource.status == transition.error or
+                    (by_status and resource.status == transition.to))
         got = client.wait_for(
-            kind, backend, resource_id,
-            lambda r: (r is None and gone_is_done) or (
-                r is not None and r.status in final),
+            kind, backend, resource_id, done,
             client.conf.client.wait_timeout,
             appear_within=(client.conf.client.appear_timeout
                            if self.new else None))
@@ -261,6 +309,20 @@ COMMANDS = [
                                  'help': 'size in GiB'}),
                   (('--name',), {'help': 'display name'}),
                   (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  (('--snapshot',), {'help': 'a copy of this snapshot'}),
+                  (('--source-volume',), {'dest': 'source_volume',
+                                          'help': 'a clone of this volume'}),
+                  _WAIT)),
+    Command('extend_volume', 'grow a volume',
+            subject=('volume', 'volume_id'), operation='extend_volume',
+            build=lambda client, args, backend: {'new_size': args.new_size},
+            args=((('new_size',), {'type': int, 'help': 'new size in GiB'}),
+                  _WAIT)),
+    Command('revert_to_snapshot', 'put a volume\'s latest snapshot back',
+            subject=('volume', 'volume_id'), operation='revert_to_snapshot',
+            build=lambda client, args, backend: {
+                'snapshot_id': args.snapshot_id},
+            args=((('snapshot_id',), {'help': 'its most recent snapshot'}),
                   _WAIT)),
     Command('delete_volume', 'delete a volume',
             subject=('volume', 'volume_id'), operation='delete_volume',
@@ -287,6 +349,29 @@ COMMANDS = [
     Command('list_snapshots', 'list snapshots', build=_listing, call=True,
             args=((('--status',), {}), (('--volume-id',),
                                         {'dest': 'volume_id'})) + _LIST),
+    Command('attachment_update', 'connect a consumer; prints the '
+            'attachment with its connection info',
+            subject=('volume', 'volume_id'), call=True,
+            build=_attachment_update,
+            args=((('--connector',), {'help': 'the consumer\'s connector '
+                                              '(JSON object)'}),
+                   (('--connector-local',), {'action': 'store_true',
+                                             'dest': 'connector_local',
+                                             'help': 'this host\'s '
+                                                     'connector (os-brick)'}),
+                   (('--attachment',), {'help': 'update this attachment'}),
+                   (('--instance',), {'help': 'the consumer\'s UUID'}),
+                   (('--mountpoint',), {}),
+                   (('--mode',), {'choices': ('rw', 'ro'),
+                                  'default': 'rw'}))),
+    Command('attachment_complete', 'the consumer is attached',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('attachment_delete', 'disconnect a consumer',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('list_attachments', 'the volume\'s attachments',
+            subject=('volume', 'volume_id'), call=True),
     Command('get_capabilities', 'the last capability report',
             aliases=('capabilities',), call=True,
             build=lambda client, args, backend: {'discover': args.refresh},
@@ -344,6 +429,7 @@ def main(argv=None):
     oslo_args, argv = _split_config_args(argv)
     args, rest = build_parser().parse_known_args(argv)
     conf = config.parse_args(oslo_args + rest)
+    conf.set_default('use_stderr', True)  # stdout carries only the JSON
     config.setup_logging(conf, 'volume-worker-client')
     client = None
     try:

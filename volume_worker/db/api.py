@@ -316,6 +316,65 @@ def snapshot_get_all(filters=None, marker=None, limit=None):
     return _list(models.snapshots, filters, marker, limit)
 
 
+def snapshot_latest(volume_id):
+    """The id of the volume's most recent live snapshot, or None."""
+    t = models.snapshots
+
+    def build():
+        return (sa.select(t.c.id)
+                .where(t.c.volume_id == sa.bindparam('vid'),
+                       t.c.deleted == sa.false())
+                .order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1))
+    query = _statement(('latest', 'snapshots'), build)
+    with get_engine().connect() as conn:
+        return conn.execute(query, {'vid': volume_id}).scalar()
+
+
+# -- attachments -----------------------------------------------------------------
+
+def attachment_get(attachment_id, read_deleted=False):
+    row = _get(models.volume_attachment, attachment_id,
+               read_deleted=read_deleted)
+    if row is None:
+        raise exception.AttachmentNotFound(attachment_id=attachment_id)
+    return row
+
+
+def attachment_create(values, journal=None):
+    return _create_unique(models.volume_attachment, 'Attachment', values,
+                          journal)
+
+
+def attachment_update(attachment_id, values, expected_status=None,
+                      journal=None):
+    return _update(models.volume_attachment, attachment_id, values,
+                   expected_status, journal)
+
+
+def attachment_destroy(attachment_id, status, expected_status=None,
+                       journal=None):
+    return _soft_delete(models.volume_attachment, attachment_id, status,
+                        expected_status, journal)
+
+
+def attachment_get_all(filters=None, marker=None, limit=None):
+    return _list(models.volume_attachment, filters, marker, limit)
+
+
+def attachment_others(volume_id, attachment_id):
+    """Statuses of the volume's other live attachments."""
+    t = models.volume_attachment
+
+    def build():
+        return sa.select(t.c.status).where(
+            t.c.volume_id == sa.bindparam('vid'),
+            t.c.id != sa.bindparam('aid'), t.c.deleted == sa.false())
+    query = _statement(('others', 'volume_attachment'), build)
+    with get_engine().connect() as conn:
+        return [r[0] for r in conn.execute(
+            query, {'vid': volume_id, 'aid': attachment_id or ''})]
+
+
 # -- volume types ----------------------------------------------------------------
 
 def volume_type_get(type_id):

@@ -63,6 +63,23 @@ snapshots = sa.Table(
     *_timestamps(),
 )
 
+volume_attachment = sa.Table(
+    'volume_attachment', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('volume_id', sa.String(36), nullable=False, index=True),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('instance_uuid', sa.String(36)),
+    sa.Column('attached_host', sa.String(255)),
+    sa.Column('mountpoint', sa.String(255)),
+    sa.Column('attach_mode', sa.String(2)),
+    sa.Column('connector', sa.JSON),
+    sa.Column('connection_info', sa.JSON),
+    sa.Column('attach_time', sa.DateTime),
+    sa.Column('detach_time', sa.DateTime),
+    *_timestamps(),
+)
+
 volume_types = sa.Table(
     'volume_types', metadata,
     sa.Column('id', sa.String(36), primary_key=True),

@@ -5,8 +5,12 @@ its interrupted operations unrecovered (a unit test walks every module of
 this package to catch that).
 """
 
+from volume_worker.flows import attachment
+from volume_worker.flows import clone
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
+from volume_worker.flows import extend
+from volume_worker.flows import revert
 from volume_worker.flows import snapshot
 
 FAMILIES = {family.operation: family for family in (
@@ -14,4 +18,11 @@ FAMILIES = {family.operation: family for family in (
     delete_volume.FAMILY,
     snapshot.CREATE,
     snapshot.DELETE,
+    clone.FROM_SNAPSHOT,
+    clone.FROM_VOLUME,
+    extend.FAMILY,
+    revert.FAMILY,
+    attachment.UPDATE,
+    attachment.COMPLETE,
+    attachment.DELETE,
 )}

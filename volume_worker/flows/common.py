@@ -14,6 +14,7 @@ from taskflow.types import failure as tf_failure
 
 from volume_worker import concurrency
 from volume_worker import exception
+from volume_worker.objects import fields
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ class Finish(VolumeTask):
             done = subject.destroy(expected_status=transition.via,
                                    journal=op.journal)
         else:
-            subject.status = transition.to
+            subject.status = (op.store['prior_status']
+                              if transition.to == fields.UNCHANGED
+                              else transition.to)
             done = subject.save(expected_status=transition.via,
                                 journal=op.journal)
         if not done:

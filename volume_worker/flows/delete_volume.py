@@ -42,6 +42,12 @@ def build():
 def check(op):
     if op.done:
         return
+    attached = db.attachment_others(op.subject.id, None)
+    if attached:
+        raise exception.ResourceInUse(
+            resource='volume', resource_id=op.subject.id,
+            reason='it has %d attachment(s); detach it first'
+            % len(attached))
     count = db.snapshot_count(op.subject.id)
     if count:
         raise exception.ResourceInUse(

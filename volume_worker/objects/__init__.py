@@ -6,6 +6,8 @@ from volume_worker.objects.fields import ReplicationStatus  # noqa
 from volume_worker.objects.fields import SnapshotStatus  # noqa
 from volume_worker.objects.fields import VolumeStatus  # noqa
 from volume_worker.objects.service import Service  # noqa
+from volume_worker.objects.fields import AttachStatus  # noqa
 from volume_worker.objects.volume import Snapshot  # noqa
+from volume_worker.objects.volume import VolumeAttachment  # noqa
 from volume_worker.objects.volume import Volume  # noqa
 from volume_worker.objects.volume import VolumeType  # noqa

@@ -25,9 +25,10 @@ class VolumeStatus(_StatusEnum):
     DETACHING = 'detaching'
     IN_USE = 'in-use'
     MAINTENANCE = 'maintenance'
+    REVERTING = 'reverting'
     ALL = (CREATING, AVAILABLE, DELETING, DELETED, ERROR, ERROR_DELETING,
            EXTENDING, ERROR_EXTENDING, ATTACHING, DETACHING, IN_USE,
-           MAINTENANCE)
+           MAINTENANCE, REVERTING)
 
 
 class VolumeStatusField(fields.BaseEnumField):
@@ -50,6 +51,37 @@ class SnapshotStatusField(fields.BaseEnumField):
     AUTO_TYPE = SnapshotStatus()
 
 
+class AttachStatus(_StatusEnum):
+    RESERVED = 'reserved'
+    ATTACHING = 'attaching'
+    ATTACHED = 'attached'
+    DETACHING = 'detaching'
+    DETACHED = 'detached'
+    ERROR_ATTACHING = 'error_attaching'
+    ERROR_DETACHING = 'error_detaching'
+    ALL = (RESERVED, ATTACHING, ATTACHED, DETACHING, DETACHED,
+           ERROR_ATTACHING, ERROR_DETACHING)
+
+
+class AttachStatusField(fields.BaseEnumField):
+    AUTO_TYPE = AttachStatus()
+
+
+class _SecretJSON(fields.FieldType):
+    """Any JSON value, shown as *** in an object's repr (it may hold secrets)."""
+
+    def stringify(self, value):
+        return '***' if value else repr(value)
+
+
+class SecretJSONField(fields.AutoTypedField):
+    AUTO_TYPE = _SecretJSON()
+
+
+class JSONField(fields.AutoTypedField):
+    AUTO_TYPE = fields.FieldType()
+
+
 class ReplicationStatus(_StatusEnum):
     DISABLED = 'disabled'
     ENABLED = 'enabled'
@@ -70,11 +102,15 @@ class ReplicationStatusField(fields.BaseEnumField):
 # to ``to`` (or to ``error`` if the operation fails); a resource it only
 # holds (a snapshot's parent volume) keeps its status, which must be one of
 # ``allowed_from``. ``ABSENT`` stands for "not in the database yet" (a
-# create); ``settled`` are the statuses in which a repeated request is
-# already done. ``on_restart`` says what start-up turns a status left by an
+# create); ``UNCHANGED`` as ``to`` means "back to the status it had" (an
+# extend of an in-use volume leaves it in-use); ``settled`` are the statuses
+# in which a repeated request is already done. An operation touching two
+# resources of one type (a clone and its source) gives a transition per
+# role. ``on_restart`` says what start-up turns a status left by an
 # operation that journaled nothing into.
 
 ABSENT = None
+UNCHANGED = '<unchanged>'
 
 
 class Transition:
@@ -114,21 +150,43 @@ class TransitionTable:
         self.operations = operations
         self.on_restart = on_restart
 
-    def __getitem__(self, operation):
+    def of(self, operation, role):
+        """The transition of the resource playing ``role`` in ``operation``."""
         try:
-            return self.operations[operation]
+            entry = self.operations[operation]
+            return entry[role] if isinstance(entry, dict) else entry
         except KeyError:
-            raise KeyError('no transition of %s for operation %s'
-                           % (self.resource_type, operation)) from None
+            raise KeyError('no transition of %s (%s) for operation %s'
+                           % (self.resource_type, role, operation)) from None
+
+    def all(self):
+        """Every (operation, transition), per role where roles differ."""
+        for operation, entry in self.operations.items():
+            if isinstance(entry, dict):
+                for role, transition in entry.items():
+                    yield '%s/%s' % (operation, role), transition
+            else:
+                yield operation, entry
 
 
 _V = VolumeStatus
+_NEW_VOLUME = Transition(
+    (ABSENT, _V.CREATING, _V.ERROR), via=_V.CREATING, to=_V.AVAILABLE,
+    error=_V.ERROR,
+    settled=(_V.AVAILABLE, _V.IN_USE, _V.ATTACHING, _V.DETACHING,
+             _V.EXTENDING, _V.DELETING, _V.ERROR_DELETING, _V.REVERTING))
 VOLUME_TRANSITIONS = TransitionTable('volume', {
-    'create_volume': Transition(
-        (ABSENT, _V.CREATING, _V.ERROR), via=_V.CREATING, to=_V.AVAILABLE,
-        error=_V.ERROR,
-        settled=(_V.AVAILABLE, _V.IN_USE, _V.ATTACHING, _V.DETACHING,
-                 _V.EXTENDING, _V.DELETING, _V.ERROR_DELETING)),
+    'create_volume': _NEW_VOLUME,
+    'create_volume_from_snapshot': _NEW_VOLUME,
+    'create_cloned_volume': {
+        'volume': _NEW_VOLUME,
+        'source': hold((_V.AVAILABLE, _V.IN_USE)),
+    },
+    'extend_volume': Transition(
+        (_V.AVAILABLE, _V.IN_USE), via=_V.EXTENDING, to=UNCHANGED,
+        error=_V.ERROR_EXTENDING),
+    'revert_to_snapshot': Transition(
+        (_V.AVAILABLE,), via=_V.REVERTING, to=_V.AVAILABLE, error=_V.ERROR),
     'delete_volume': Transition(
         (_V.AVAILABLE, _V.ERROR, _V.ERROR_DELETING, _V.ERROR_EXTENDING,
          _V.DELETING, _V.CREATING),
@@ -136,6 +194,9 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
         settled=(_V.DELETED,)),
     'create_snapshot': hold((_V.AVAILABLE,), forced=(_V.IN_USE,)),
     'delete_snapshot': hold(),
+    'attachment_update': hold((_V.AVAILABLE, _V.IN_USE)),
+    'attachment_complete': hold((_V.AVAILABLE, _V.IN_USE)),
+    'attachment_delete': hold(),
 }, on_restart={
     _V.CREATING: _V.ERROR,
     _V.DELETING: _V.ERROR_DELETING,
@@ -143,6 +204,7 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     _V.ATTACHING: _V.AVAILABLE,
     _V.DETACHING: _V.IN_USE,
     _V.MAINTENANCE: _V.ERROR,
+    _V.REVERTING: _V.ERROR,  # its data is neither the old nor the snapshot's
 })
 
 _S = SnapshotStatus
@@ -156,8 +218,29 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
          _S.CREATING),
         via=_S.DELETING, to=_S.DELETED, error=_S.ERROR_DELETING,
         settled=(_S.DELETED,)),
+    'create_volume_from_snapshot': hold((_S.AVAILABLE,)),
+    'revert_to_snapshot': hold((_S.AVAILABLE,)),
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,
     _S.RESTORING: _S.AVAILABLE,
+})
+
+_A = AttachStatus
+ATTACHMENT_TRANSITIONS = TransitionTable('attachment', {
+    # Connected, waiting for attachment_complete: "attaching" is where it
+    # stays, so the transitional status is also the result.
+    'attachment_update': Transition(
+        (ABSENT, _A.RESERVED, _A.ATTACHING, _A.ERROR_ATTACHING),
+        via=_A.ATTACHING, to=_A.ATTACHING, error=_A.ERROR_ATTACHING),
+    'attachment_complete': Transition(
+        (_A.ATTACHING,), via=_A.ATTACHED, to=_A.ATTACHED,
+        error=_A.ERROR_ATTACHING, settled=(_A.ATTACHED,)),
+    'attachment_delete': Transition(
+        (_A.RESERVED, _A.ATTACHING, _A.ATTACHED, _A.DETACHING,
+         _A.ERROR_ATTACHING, _A.ERROR_DETACHING),
+        via=_A.DETACHING, to=_A.DETACHED, error=_A.ERROR_DETACHING,
+        settled=(_A.DETACHED,)),
+}, on_restart={
+    _A.DETACHING: _A.ERROR_DETACHING,
 })

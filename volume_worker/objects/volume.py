@@ -275,3 +275,50 @@ class Snapshot(_PersistentObject):
 
 def _iso(value):
     return value.isoformat() if value is not None else None
+
+
+@base.register
+class VolumeAttachment(_PersistentObject):
+    """One consumer's hold on a volume: its connector and connection info.
+
+    ``status`` is Cinder's ``attach_status`` (both names work). The
+    connection info may carry CHAP secrets: it goes to the consumer that
+    asked for it, never into notifications or logs.
+    """
+
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'volume_id': fields.UUIDField(),
+        'host': fields.StringField(nullable=True),
+        'status': vw_fields.AttachStatusField(),
+        'instance_uuid': fields.UUIDField(nullable=True),
+        'attached_host': fields.StringField(nullable=True),
+        'mountpoint': fields.StringField(nullable=True),
+        'attach_mode': fields.StringField(nullable=True),
+        'connector': vw_fields.JSONField(nullable=True),
+        'connection_info': vw_fields.SecretJSONField(nullable=True),
+        'attach_time': fields.DateTimeField(nullable=True),
+        'detach_time': fields.DateTimeField(nullable=True),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(db.attachment_get)
+    _db_create = staticmethod(db.attachment_create)
+    _db_update = staticmethod(db.attachment_update)
+    _db_get_all = staticmethod(db.attachment_get_all)
+    _db_destroy = staticmethod(db.attachment_destroy)
+
+    DELETED = vw_fields.AttachStatus.DETACHED
+    PAYLOAD_ID = 'attachment_id'
+    PAYLOAD_FIELDS = ('volume_id', 'status', 'instance_uuid',
+                      'attached_host', 'mountpoint', 'attach_mode')
+
+    @property
+    def attach_status(self):
+        return self.status

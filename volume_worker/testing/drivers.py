@@ -7,7 +7,8 @@
 
 A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
 test knows the worker is inside that call and can kill it there), then
-sleeps that many seconds, then runs for real. No file, no fault.
+sleeps that many seconds, then runs for real; ``"raise"`` instead of a
+number makes the call fail with a backend error. No file, no fault.
 """
 
 import json
@@ -16,6 +17,7 @@ import time
 
 from oslo_config import cfg
 
+from drivers import exception
 from drivers import file as file_driver
 
 fault_opts = [
@@ -26,7 +28,11 @@ fault_opts = [
 
 FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
                   'remove_export', 'ensure_export', 'create_snapshot',
-                  'delete_snapshot')
+                  'delete_snapshot', 'create_volume_from_snapshot',
+                  'create_cloned_volume', 'extend_volume',
+                  'revert_to_snapshot', 'initialize_connection',
+                  'terminate_connection')
+RAISE = 'raise'  # instead of seconds: the call fails
 
 
 def control(path, faults):
@@ -75,6 +81,9 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
             seconds = (faults.get('*') or {}).get(method)
         if not seconds:
             return
+        if seconds == RAISE:
+            raise exception.VolumeBackendAPIException(
+                data='fault injected into %s of %s' % (method, resource_id))
         os.makedirs(path + '.inside', exist_ok=True)
         with open(marker(path, method, resource_id), 'w'):
             pass
