@@ -87,11 +87,12 @@ class FileVolumeDriver(base.ISCSIDriver):
     """Volumes as sparse files under ``file_volume_dir``.
 
     ``target_protocol`` picks the transport: ``local`` hands out the file's
-    path, ``iscsi`` exports each volume as its own CHAP-protected tgt target.
-    CHAP is always on for iSCSI, with a generated account per volume: the
-    shared ``use_chap_auth``/``chap_username``/``chap_password`` options are
-    not used (tgt accounts are global, so shared ones could not be removed
-    with a volume's export).
+    path, ``iscsi`` exports each volume as its own tgt target. With
+    ``use_chap_auth`` each target is behind a CHAP account generated for its
+    volume (``chap_username``/``chap_password`` are not used: tgt accounts
+    are global, so shared ones could not be removed with a volume's
+    export). ``report_discard_supported`` is passed on to consumers (tgt
+    runs the LUNs thin, so UNMAP punches holes in the file).
     """
 
     VERSION = '1.0.0'
@@ -447,23 +448,27 @@ class FileVolumeDriver(base.ISCSIDriver):
     def create_export(self, context, volume, connector):
         if self.tgt is None:
             return None
-        # Reuse credentials already recorded, so a retry converges.
-        user, secret = self._chap_from(volume) or (
-            _random_text(_CHAP_USER_LENGTH), _random_text(_CHAP_SECRET_LENGTH))
+        user = secret = None
+        if self.configuration.safe_get('use_chap_auth'):
+            # Reuse credentials already recorded, so a retry converges.
+            user, secret = self._chap_from(volume) or (
+                _random_text(_CHAP_USER_LENGTH),
+                _random_text(_CHAP_SECRET_LENGTH))
         iqn = self._target_iqn(volume)
         self.tgt.ensure_target(iqn, self._existing_volume_path(volume),
                                user, secret)
         return {'provider_location': self._iscsi_location(iqn, _ISCSI_LUN),
-                'provider_auth': self._chap_auth(user, secret)}
+                'provider_auth': (self._chap_auth(user, secret) if user
+                                  else None)}
 
     def ensure_export(self, context, volume):
         if self.tgt is None:
             return None
-        chap = self._chap_from(volume)
-        if chap is None or not getattr(volume, 'provider_location', None):
-            return None         # never exported: nothing to recreate
+        if not getattr(volume, 'provider_location', None):
+            return None         # not exported: nothing to recreate
         self.tgt.ensure_target(self._target_iqn(volume),
-                               self._existing_volume_path(volume), *chap)
+                               self._existing_volume_path(volume),
+                               *(self._chap_from(volume) or (None, None)))
         return None
 
     def remove_export(self, context, volume):
@@ -480,10 +485,7 @@ class FileVolumeDriver(base.ISCSIDriver):
             return {'driver_volume_type': 'local',
                     'data': {'device_path': self._existing_volume_path(volume),
                              'volume_id': volume.id}}
-        info = super().initialize_connection(volume, connector)
-        # tgt runs the LUN thin (UNMAP punches holes in the file).
-        info['data']['discard'] = True
-        return info
+        return super().initialize_connection(volume, connector)
 
     def terminate_connection(self, volume, connector, **kwargs):
         """Nothing to revoke: the export itself goes in remove_export."""

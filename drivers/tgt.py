@@ -118,7 +118,8 @@ class TgtAdm:
         return self.show_targets().get(iqn)
 
     def ensure_target(self, iqn, path, user, password, thin=True):
-        """Export ``path`` as LUN 1 of target ``iqn`` behind CHAP ``user``.
+        """Export ``path`` as LUN 1 of target ``iqn`` behind CHAP ``user``
+        (or open to any initiator when ``user`` is None).
 
         Idempotent: an existing, complete export is left alone (its sessions
         survive); a partial or different one is torn down and rebuilt.
@@ -129,7 +130,8 @@ class TgtAdm:
             existing = targets.get(iqn)
             if existing is not None:
                 if (existing.luns.get(1) == path
-                        and user in existing.accounts
+                        and (user in existing.accounts if user
+                             else not existing.accounts)
                         and 'ALL' in existing.acls):
                     # Leave the account alone: deleting it would unbind it.
                     return existing.tid
@@ -137,7 +139,8 @@ class TgtAdm:
                          iqn, existing.tid)
                 self._delete_target(existing.tid)
                 del targets[iqn]
-            self._ensure_account(user, password)
+            if user:
+                self._ensure_account(user, password)
             tid = self._new_target(iqn, {t.tid for t in targets.values()})
             try:
                 self._tgtadm('--op', 'new', '--mode', 'logicalunit',
@@ -147,8 +150,9 @@ class TgtAdm:
                     self._tgtadm('--op', 'update', '--mode', 'logicalunit',
                                  '--tid', tid, '--lun', 1,
                                  '--params', 'thin_provisioning=1')
-                self._tgtadm('--op', 'bind', '--mode', 'account',
-                             '--tid', tid, '--user', user)
+                if user:
+                    self._tgtadm('--op', 'bind', '--mode', 'account',
+                                 '--tid', tid, '--user', user)
                 self._tgtadm('--op', 'bind', '--mode', 'target',
                              '--tid', tid, '-I', 'ALL')
             except processutils.ProcessExecutionError as exc:

@@ -14,6 +14,7 @@ from oslo_log import log as logging
 from volume_worker import exception
 from volume_worker.flows import attachment as attachment_flows
 from volume_worker.flows import clone
+from volume_worker.flows import connection as connection_flows
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
@@ -196,6 +197,94 @@ class VolumeManager:
                                      attachment=attachment_id,
                                      volume=volume_id) as op:
             op.run()
+
+    # -- the legacy connection path, and snapshot connections -----------------
+
+    def _connect(self, family, context, connector, **resource):
+        validation.check_connector(connector)
+        with self.operations.acquire(family, context,
+                                     store={'connector': connector},
+                                     **resource) as op:
+            return (op.run() or {}).get('connection_info')
+
+    def _disconnect(self, family, context, connector, force, **resource):
+        validation.check_connector(connector)
+        validation.check_bool(force, 'force')
+        with self.operations.acquire(
+                family, context, store={'connector': connector,
+                                        'force': force}, **resource) as op:
+            op.run()
+
+    def _run_on(self, family, context, **resource):
+        with self.operations.acquire(family, context, **resource) as op:
+            op.run()
+
+    @validation.endpoint
+    def initialize_connection(self, context, volume_id, connector):
+        validation.check_uuid(volume_id, 'volume_id')
+        return self._connect(connection_flows.INITIALIZE, context, connector,
+                             volume=volume_id)
+
+    @validation.endpoint
+    def terminate_connection(self, context, volume_id, connector,
+                             force=False):
+        validation.check_uuid(volume_id, 'volume_id')
+        self._disconnect(connection_flows.TERMINATE, context, connector,
+                         force, volume=volume_id)
+
+    @validation.endpoint
+    def remove_export(self, context, volume_id):
+        validation.check_uuid(volume_id, 'volume_id')
+        self._run_on(connection_flows.REMOVE_EXPORT, context,
+                     volume=volume_id)
+
+    @validation.endpoint
+    def attach_volume(self, context, volume_id, instance_uuid=None,
+                      host_name=None, mountpoint=None, mode='rw'):
+        validation.check_uuid(volume_id, 'volume_id')
+        if instance_uuid is not None:
+            validation.check_uuid(instance_uuid, 'instance_uuid')
+        for value, what in ((host_name, 'host_name'),
+                            (mountpoint, 'mountpoint')):
+            if value is not None:
+                validation.check_text(value, what, 255)
+        attachment = objects.VolumeAttachment(
+            id=str(uuid.uuid4()), volume_id=volume_id,
+            instance_uuid=instance_uuid, attached_host=host_name,
+            mountpoint=mountpoint, attach_mode=mode)
+        attachment.obj_fill_unset()
+        with self.operations.acquire(connection_flows.ATTACH, context,
+                                     attachment=attachment,
+                                     volume=volume_id) as op:
+            op.run()
+            return op.subject
+
+    @validation.endpoint
+    def detach_volume(self, context, volume_id, attachment_id):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_uuid(attachment_id, 'attachment_id')
+        self._run_on(connection_flows.DETACH, context,
+                     attachment=attachment_id, volume=volume_id)
+
+    @validation.endpoint
+    def initialize_connection_snapshot(self, context, snapshot_id,
+                                       connector):
+        validation.check_uuid(snapshot_id, 'snapshot_id')
+        return self._connect(connection_flows.INITIALIZE_SNAPSHOT, context,
+                             connector, snapshot=snapshot_id)
+
+    @validation.endpoint
+    def terminate_connection_snapshot(self, context, snapshot_id, connector,
+                                      force=False):
+        validation.check_uuid(snapshot_id, 'snapshot_id')
+        self._disconnect(connection_flows.TERMINATE_SNAPSHOT, context,
+                         connector, force, snapshot=snapshot_id)
+
+    @validation.endpoint
+    def remove_export_snapshot(self, context, snapshot_id):
+        validation.check_uuid(snapshot_id, 'snapshot_id')
+        self._run_on(connection_flows.REMOVE_EXPORT_SNAPSHOT, context,
+                     snapshot=snapshot_id)
 
     @validation.endpoint(read_only=True)
     def list_attachments(self, context, volume_id):

@@ -15,6 +15,11 @@ Version history:
           of a volume with snapshot_id or source_volid (a copy) sends 1.2
     1.3 - attachment_update (call), attachment_complete (call),
           attachment_delete (call), list_attachments (call)
+    1.4 - legacy connection path: initialize_connection (call),
+          terminate_connection (call), attach_volume (call), detach_volume
+          (call), remove_export (cast); snapshot connections:
+          initialize_connection_snapshot (call),
+          terminate_connection_snapshot (call), remove_export_snapshot (cast)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -28,7 +33,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.3'
+RPC_API_VERSION = '1.4'
 
 
 class _AttachmentsAPI:
@@ -59,6 +64,55 @@ class _AttachmentsAPI:
         """Call: the volume's live attachments."""
         return self._call(backend, '1.3', 'list_attachments', ctxt,
                           volume_id=volume_id)
+
+    # Cinder's legacy path: connections without an attachment record.
+
+    def initialize_connection(self, ctxt, backend, volume_id, connector):
+        """Call: export the volume to ``connector``; its connection info."""
+        return self._call(backend, '1.4', 'initialize_connection', ctxt,
+                          volume_id=volume_id, connector=connector)
+
+    def terminate_connection(self, ctxt, backend, volume_id, connector,
+                             force=False):
+        """Call: revoke ``connector``'s connection."""
+        return self._call(backend, '1.4', 'terminate_connection', ctxt,
+                          volume_id=volume_id, connector=connector,
+                          force=force)
+
+    def remove_export(self, ctxt, backend, volume_id):
+        """Cast: stop exporting the volume."""
+        self._cast(backend, '1.4', 'remove_export', ctxt, volume_id=volume_id)
+
+    def attach_volume(self, ctxt, backend, volume_id, instance_uuid=None,
+                      host_name=None, mountpoint=None, mode='rw'):
+        """Call: record a consumer (and tell the driver); the attachment."""
+        return self._call(backend, '1.4', 'attach_volume', ctxt,
+                          volume_id=volume_id, instance_uuid=instance_uuid,
+                          host_name=host_name, mountpoint=mountpoint,
+                          mode=mode)
+
+    def detach_volume(self, ctxt, backend, volume_id, attachment_id):
+        """Call: the consumer is gone (the driver is told)."""
+        return self._call(backend, '1.4', 'detach_volume', ctxt,
+                          volume_id=volume_id, attachment_id=attachment_id)
+
+    def initialize_connection_snapshot(self, ctxt, backend, snapshot_id,
+                                       connector):
+        """Call: export the snapshot to ``connector``; its connection info."""
+        return self._call(backend, '1.4', 'initialize_connection_snapshot',
+                          ctxt, snapshot_id=snapshot_id, connector=connector)
+
+    def terminate_connection_snapshot(self, ctxt, backend, snapshot_id,
+                                      connector, force=False):
+        """Call: revoke ``connector``'s connection to the snapshot."""
+        return self._call(backend, '1.4', 'terminate_connection_snapshot',
+                          ctxt, snapshot_id=snapshot_id, connector=connector,
+                          force=force)
+
+    def remove_export_snapshot(self, ctxt, backend, snapshot_id):
+        """Cast: stop exporting the snapshot."""
+        self._cast(backend, '1.4', 'remove_export_snapshot', ctxt,
+                   snapshot_id=snapshot_id)
 
 
 class VolumeAPI(_AttachmentsAPI):

@@ -21,6 +21,7 @@ from tests.functional.test_file_driver_iscsi import qemu_write
 from tests.functional.test_file_driver_iscsi import tgtd  # noqa: F401
 from volume_worker.objects import AttachStatus
 from volume_worker.objects import VolumeStatus
+from volume_worker.testing import state
 
 MiB = 1 << 20
 CONSUMER = {'host': 'consumer1', 'initiator': 'iqn.2026-11.test:consumer1',
@@ -173,6 +174,7 @@ def test_iscsi_attachment_logs_in_with_the_returned_credentials(
         'volume_driver': 'drivers.file.FileVolumeDriver',
         'volume_backend_name': 'file1', 'file_volume_dir': str(volume_dir),
         'target_protocol': 'iscsi', 'target_ip_address': '127.0.0.1',
+        'use_chap_auth': True, 'report_discard_supported': True,
         'target_port': tgtd.portal_port, 'target_prefix': PREFIX,
         'file_tgt_control_port': tgtd.control_port}})
     try:
@@ -185,6 +187,7 @@ def test_iscsi_attachment_logs_in_with_the_returned_credentials(
         data = info['data']
         assert info['driver_volume_type'] == 'iscsi'
         assert data['auth_method'] == 'CHAP'
+        assert data['discard'] is True
         url = 'iscsi://%s%%%s@%s/%s/%d' % (
             data['auth_username'], data['auth_password'],
             data['target_portal'], data['target_iqn'], data['target_lun'])
@@ -214,3 +217,71 @@ def test_iscsi_attachment_logs_in_with_the_returned_credentials(
     finally:
         h.close()
         h.worker.stop()
+
+
+def test_legacy_path_and_snapshot_connections_with_real_data(rig):
+    from oslo_config import cfg
+    from drivers import datapath
+    from tests.functional.test_snapshots import _cast_snapshot
+    from tests.functional.test_snapshots import _wait_snapshot
+    from volume_worker.objects import SnapshotStatus
+    datapath.init_os_brick(cfg.CONF, lock_path=rig.state_dir,
+                           in_process_privsep=os.geteuid() == 0)
+    [volume_id] = rig.create_available(1)
+    api, ctx, backend = rig.api, rig.ctx, rig.backend
+    pattern = os.urandom(MiB)
+
+    info = api.initialize_connection(ctx, backend, volume_id, CONSUMER)
+    attachment = api.attach_volume(ctx, backend, volume_id,
+                                   host_name='consumer1', mountpoint='/dev/x')
+    assert rig.db.status(volume_id) == VolumeStatus.IN_USE
+    with datapath.Attachment(info) as path:
+        with open(path, 'r+b') as f:
+            f.write(pattern)
+    api.detach_volume(ctx, backend, volume_id, attachment.id)
+    api.terminate_connection(ctx, backend, volume_id, CONSUMER)
+    api.remove_export(ctx, backend, volume_id)
+    state.wait_until(
+        lambda: rig.db.volume(volume_id)['provider_location'] is None, 20,
+        'export removed')
+    assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
+
+    snapshot_id = _cast_snapshot(rig, volume_id)
+    _wait_snapshot(rig, snapshot_id, SnapshotStatus.AVAILABLE)
+    with open(os.path.join(rig.volume_dir, 'volume-' + volume_id),
+              'r+b') as f:
+        f.write(b'changed after the snapshot')
+    snap_info = api.initialize_connection_snapshot(ctx, backend, snapshot_id,
+                                                   CONSUMER)
+    with datapath.Attachment(snap_info) as path:
+        with open(path, 'rb') as f:
+            assert f.read(MiB) == pattern
+    api.terminate_connection_snapshot(ctx, backend, snapshot_id, CONSUMER)
+    api.remove_export_snapshot(ctx, backend, snapshot_id)
+    assert not rig.db.journal()
+
+
+def test_legacy_connection_failure_and_kill(rig):
+    from volume_worker.testing import drivers as faulty
+    [volume_id] = rig.create_available(1)
+    faulty.control(rig.control, {volume_id: {
+        'initialize_connection': faulty.RAISE}})
+    with pytest.raises(Exception) as err:
+        rig.api.initialize_connection(rig.ctx, rig.backend, volume_id,
+                                      CONSUMER)
+    assert 'fault injected' in str(err.value)
+    assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
+    assert not rig.db.journal()
+
+    rig.hang({volume_id: 'initialize_connection'})
+    rig.api.client.prepare(server=rig.backend).cast(
+        rig.ctx, 'initialize_connection', volume_id=volume_id,
+        connector=CONSUMER)
+    rig.wait_inside({volume_id: 'initialize_connection'})
+    assert volume_id in rig.db.journal()
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    assert not rig.db.journal()
+    assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
+    rig.assert_consistent()

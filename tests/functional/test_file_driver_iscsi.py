@@ -141,6 +141,7 @@ def make_driver(directory, daemon, **overrides):
     section = configuration.Configuration([], config_group='file1', conf=conf)
     driver = file_driver.FileVolumeDriver(configuration=section)
     options = {'file_volume_dir': str(directory), 'target_protocol': 'iscsi',
+               'use_chap_auth': True, 'report_discard_supported': True,
                'target_ip_address': '127.0.0.1',
                'target_port': daemon.portal_port, 'target_prefix': PREFIX,
                'file_tgt_control_port': daemon.control_port}
@@ -266,6 +267,26 @@ def test_bytes_written_over_iscsi_land_in_the_file(driver, tmp_path):
     with open(driver.local_path(vol), 'rb') as f:
         assert f.read(len(payload)) == payload
         assert f.read(MiB) == bytes(MiB)
+
+
+def test_without_chap_the_target_is_open_and_discard_as_configured(
+        tmp_path, tgtd):
+    drv = make_driver(tmp_path / 'open', tgtd, use_chap_auth=False,
+                      report_discard_supported=False)
+    vol = new_volume()
+    drv.create_volume(vol)
+    info = export(drv, vol)
+    data = info['data']
+    assert vol.provider_auth is None
+    assert 'auth_method' not in data and data['discard'] is False
+    inq = initiator('iscsi-inq', url(data))
+    assert inq.returncode == 0, inq.stderr
+    assert tgtd.accounts() == [] or all(
+        vol.id not in a for a in tgtd.accounts())
+    drv.ensure_export(None, vol)  # converges on the same open export
+    assert data['target_iqn'] in tgtd.targets()
+    drv.remove_export(None, vol)
+    assert data['target_iqn'] not in tgtd.targets()
 
 
 def test_remove_export_tears_down_target_and_account(driver, tgtd):

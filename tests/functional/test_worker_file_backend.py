@@ -58,6 +58,7 @@ def test_iscsi_file_backend_exports_with_chap(tmp_path, tgtd):  # noqa: F811
     volume_dir = tmp_path / 'volumes'
     h = start_harness(tmp_path, backends=_file_backend(
         volume_dir, target_protocol='iscsi', target_ip_address='127.0.0.1',
+        use_chap_auth=True,
         target_port=tgtd.portal_port, target_prefix=PREFIX,
         file_tgt_control_port=tgtd.control_port))
     try:

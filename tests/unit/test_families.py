@@ -58,8 +58,39 @@ def _attachment(ops, complete):
     return {'attachment': attachment.id, 'volume': volume.id}
 
 
+def _connected(ops, store=None):
+    volume = _available_volume(ops)
+    return {'volume': volume.id, 'store': dict(
+        store or {}, connector=dict(helpers.CONNECTOR))}
+
+
+def _snapshot_connected(ops, store=None):
+    return {'snapshot': _with_snapshot(ops).id, 'store': dict(
+        store or {}, connector=dict(helpers.CONNECTOR))}
+
+
+def _legacy_attached(ops):
+    from volume_worker.flows import connection
+    volume = _available_volume(ops)
+    attachment = helpers.new_attachment(volume.id)
+    helpers.run(ops, connection.ATTACH, attachment=attachment,
+                volume=volume.id)
+    return {'attachment': attachment.id, 'volume': volume.id}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'initialize_connection': _connected,
+    'terminate_connection': lambda ops: _connected(ops, {'force': False}),
+    'remove_export': lambda ops: {'volume': _available_volume(ops).id},
+    'attach_volume': lambda ops: {
+        'attachment': helpers.new_attachment(_available_volume(ops).id)},
+    'detach_volume': _legacy_attached,
+    'initialize_connection_snapshot': _snapshot_connected,
+    'terminate_connection_snapshot': lambda ops: _snapshot_connected(
+        ops, {'force': False}),
+    'remove_export_snapshot': lambda ops: {
+        'snapshot': _with_snapshot(ops).id},
     'attachment_update': lambda ops: {
         'attachment': helpers.new_attachment(_available_volume(ops).id)},
     'attachment_complete': lambda ops: _attachment(ops, complete=False),
@@ -180,14 +211,15 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
                                 % (operation, method))
         held = sorted(rid for _n, _t, rid in rows[0]['resources'])
         assert subject_id in held
-        assert status == transition.via, (
+        assert status == (transition.via or status), (
             '%s: subject %s, not %s, when driver.%s ran'
             % (operation, status, transition.via, method))
-    table = {'volume': 'volumes', 'snapshot': 'snapshots',
-             'attachment': 'volume_attachment'}[family.subject.type]
-    first = next(t for t in txns.committed
-                 if any('INTO OPERATIONS' in s for s in t))
-    assert any(table.upper() in s.split() for s in first), (
-        '%s: the journal row committed without the status change: %s'
-        % (operation, first))
+    if transition.changes_status:
+        table = {'volume': 'volumes', 'snapshot': 'snapshots',
+                 'attachment': 'volume_attachment'}[family.subject.type]
+        first = next(t for t in txns.committed
+                     if any('INTO OPERATIONS' in s for s in t))
+        assert any(table.upper() in s.split() for s in first), (
+            '%s: the journal row committed without the status change: %s'
+            % (operation, first))
     assert db.journal_get_all(HOST) == []

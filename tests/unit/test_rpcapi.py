@@ -75,3 +75,16 @@ def test_history_names_every_rpc_method_and_the_current_version():
         assert hasattr(rpcapi.VolumeAPI, name), name
     # Nothing else is reachable over the wire.
     assert 'recover' not in exposed and '_get' not in exposed
+
+
+def test_every_rpc_method_has_a_client_subcommand():
+    from volume_worker.cmd import client
+    exposed = {name for name, fn in inspect.getmembers(manager.VolumeManager)
+               if getattr(fn, 'exposed', False)}
+    commands = {c.method for c in client.COMMANDS}
+    # (a fanout to every worker has no resource to name)
+    assert exposed - commands == {'publish_service_capabilities'}
+    assert commands <= exposed
+    names = [c.name for c in client.COMMANDS]
+    assert names == [m.replace('_', '-') for m in
+                     (c.method for c in client.COMMANDS)]

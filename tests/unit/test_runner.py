@@ -965,3 +965,65 @@ def test_detach_resumed_after_a_crash(ops, driver, notifier, coordinator,
     assert attachment_status(attachment.id) == AttachStatus.DETACHED
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
     assert not driver._volumes[volume.id]['exported']
+
+
+# -- the legacy connection path and snapshot connections ------------------------
+
+from volume_worker.flows import connection  # noqa: E402
+
+
+def test_legacy_connection_path(ops, driver, notifier):
+    volume = available_volume(ops)
+    store = {'connector': dict(CONNECTOR)}
+    result = run(ops, connection.INITIALIZE, volume=volume.id, store=store)
+    info = result['connection_info']
+    assert info['driver_volume_type'] == 'iscsi'
+    assert driver._volumes[volume.id]['connections'] == [
+        CONNECTOR['initiator']]
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE  # unchanged
+
+    attachment = new_attachment(volume.id)
+    attachment.attached_host = 'consumer1'
+    run(ops, connection.ATTACH, attachment=attachment, volume=volume.id)
+    assert attachment_status(attachment.id) == AttachStatus.ATTACHED
+    assert status_of(volume.id) == VolumeStatus.IN_USE
+    run(ops, connection.DETACH, attachment=attachment.id, volume=volume.id)
+    assert attachment_status(attachment.id) == AttachStatus.DETACHED
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+
+    run(ops, connection.TERMINATE, volume=volume.id,
+        store=dict(store, force=False))
+    assert driver._volumes[volume.id]['connections'] == []
+    run(ops, connection.REMOVE_EXPORT, volume=volume.id)
+    assert not driver._volumes[volume.id]['exported']
+    assert db.volume_get(volume.id)['provider_location'] is None
+    assert journal_rows() == []
+    assert 'volume.initialize_connection.end' in notifier.types()
+
+
+def test_snapshot_connections(ops, driver):
+    volume = available_volume(ops)
+    snap = _snapshot_of(ops, volume)
+    store = {'connector': dict(CONNECTOR)}
+    info = run(ops, connection.INITIALIZE_SNAPSHOT, snapshot=snap.id,
+               store=store)['connection_info']
+    assert info['driver_volume_type'] == 'iscsi'
+    assert driver._snapshots[snap.id]['exported']
+    run(ops, connection.TERMINATE_SNAPSHOT, snapshot=snap.id,
+        store=dict(store, force=False))
+    run(ops, connection.REMOVE_EXPORT_SNAPSHOT, snapshot=snap.id)
+    assert not driver._snapshots[snap.id]['exported']
+    assert snapshot_status(snap.id) == SnapshotStatus.AVAILABLE
+
+
+def test_a_failed_legacy_connection_changes_no_status(
+        database, notifier, coordinator):
+    drv = make_driver(fake_fault_raise=['initialize_connection'])
+    ops = make_ops(drv, notifier, coordinator)
+    volume = available_volume(ops)
+    with pytest.raises(driver_exception.VolumeBackendAPIException):
+        run(ops, connection.INITIALIZE, volume=volume.id,
+            store={'connector': dict(CONNECTOR)})
+    assert status_of(volume.id) == VolumeStatus.AVAILABLE
+    assert journal_rows() == []
+    assert notifier.types()[-1] == 'volume.initialize_connection.error'

@@ -146,13 +146,20 @@ def _detach(ops, volume_id, attachment_id):
     _run(ops, attachment.DELETE, attachment=attachment_id, volume=volume_id)
 
 
+def _legacy(family_name, ops, volume_id):
+    from volume_worker.flows import connection
+    _run(ops, getattr(connection, family_name), volume=volume_id,
+         store={'connector': CONNECTOR, 'force': False})
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
 
 OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'copy of snapshot', 'extend', 'revert',
-              'attach (update + complete)', 'detach')
+              'attach (update + complete)', 'detach',
+              'legacy initialize_connection', 'legacy terminate_connection')
 
 
 def measure(state_dir, results, n):
@@ -210,6 +217,10 @@ def measure(state_dir, results, n):
                                       _attach, ops, volume_id)
                 timed((journal, 'detach'), _detach, ops, volume_id,
                       attachment_id)
+                timed((journal, 'legacy initialize_connection'), _legacy,
+                      'INITIALIZE', ops, volume_id)
+                timed((journal, 'legacy terminate_connection'), _legacy,
+                      'TERMINATE', ops, volume_id)
                 _delete(ops, copy_id)
                 timed((journal, 'delete'), _delete, ops, volume_id)
 

@@ -189,6 +189,18 @@ def _attachment_update(client, args, backend):
             'mode': args.mode}
 
 
+def _connection(client, args, backend):
+    kwargs = {'connector': _connector(args)}
+    if getattr(args, 'force', False):
+        kwargs['force'] = True
+    return kwargs
+
+
+def _legacy_attach(client, args, backend):
+    return {'instance_uuid': args.instance, 'host_name': args.host_name,
+            'mountpoint': args.mountpoint, 'mode': args.mode}
+
+
 def _attachment_id(client, args, backend):
     return {'attachment_id': args.attachment_id}
 
@@ -300,6 +312,12 @@ def _jsonable(value):
 _WAIT = (('--wait',), {'action': 'store_true',
                        'help': 'wait for the final status; non-zero on error'})
 _LIST = ((('--marker',), {}), (('--limit',), {'type': int}))
+_CONNECTOR = (
+    (('--connector',), {'help': 'the consumer\'s connector (JSON object)'}),
+    (('--connector-local',), {'action': 'store_true',
+                              'dest': 'connector_local',
+                              'help': 'this host\'s connector (os-brick)'}))
+_FORCE = ((('--force',), {'action': 'store_true'}),)
 
 COMMANDS = [
     Command('create_volume', 'create a volume', subject=('volume', 'id'),
@@ -353,12 +371,7 @@ COMMANDS = [
             'attachment with its connection info',
             subject=('volume', 'volume_id'), call=True,
             build=_attachment_update,
-            args=((('--connector',), {'help': 'the consumer\'s connector '
-                                              '(JSON object)'}),
-                   (('--connector-local',), {'action': 'store_true',
-                                             'dest': 'connector_local',
-                                             'help': 'this host\'s '
-                                                     'connector (os-brick)'}),
+            args=_CONNECTOR + (
                    (('--attachment',), {'help': 'update this attachment'}),
                    (('--instance',), {'help': 'the consumer\'s UUID'}),
                    (('--mountpoint',), {}),
@@ -372,6 +385,32 @@ COMMANDS = [
             args=((('attachment_id',), {}),)),
     Command('list_attachments', 'the volume\'s attachments',
             subject=('volume', 'volume_id'), call=True),
+    Command('initialize_connection', 'legacy path: export to a connector; '
+            'prints the connection info', subject=('volume', 'volume_id'),
+            call=True, build=_connection, args=_CONNECTOR),
+    Command('terminate_connection', 'legacy path: revoke a connector',
+            subject=('volume', 'volume_id'), call=True, build=_connection,
+            args=_CONNECTOR + _FORCE),
+    Command('attach_volume', 'legacy path: record a consumer',
+            subject=('volume', 'volume_id'), call=True, build=_legacy_attach,
+            args=((('--instance',), {'help': 'the consumer\'s UUID'}),
+                  (('--host-name',), {'dest': 'host_name'}),
+                  (('--mountpoint',), {}),
+                  (('--mode',), {'choices': ('rw', 'ro'), 'default': 'rw'}))),
+    Command('detach_volume', 'legacy path: the consumer is gone',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('remove_export', 'legacy path: stop exporting a volume',
+            subject=('volume', 'volume_id')),
+    Command('initialize_connection_snapshot', 'export a snapshot to a '
+            'connector; prints the connection info',
+            subject=('snapshot', 'snapshot_id'), call=True,
+            build=_connection, args=_CONNECTOR),
+    Command('terminate_connection_snapshot', 'revoke a connector\'s '
+            'connection to a snapshot', subject=('snapshot', 'snapshot_id'),
+            call=True, build=_connection, args=_CONNECTOR + _FORCE),
+    Command('remove_export_snapshot', 'stop exporting a snapshot',
+            subject=('snapshot', 'snapshot_id')),
     Command('get_capabilities', 'the last capability report',
             aliases=('capabilities',), call=True,
             build=lambda client, args, backend: {'discover': args.refresh},

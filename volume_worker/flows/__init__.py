@@ -7,6 +7,7 @@ this package to catch that).
 
 from volume_worker.flows import attachment
 from volume_worker.flows import clone
+from volume_worker.flows import connection
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
@@ -25,4 +26,12 @@ FAMILIES = {family.operation: family for family in (
     attachment.UPDATE,
     attachment.COMPLETE,
     attachment.DELETE,
+    connection.INITIALIZE,
+    connection.TERMINATE,
+    connection.REMOVE_EXPORT,
+    connection.ATTACH,
+    connection.DETACH,
+    connection.INITIALIZE_SNAPSHOT,
+    connection.TERMINATE_SNAPSHOT,
+    connection.REMOVE_EXPORT_SNAPSHOT,
 )}

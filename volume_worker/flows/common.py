@@ -45,9 +45,11 @@ class Begin(VolumeTask):
 
     A new subject is inserted; an existing one moves by compare-and-swap
     from a status its transition allows. The operation's journal row is
-    written in the same transaction. Resumed, the subject is already in the
-    transitional status: nothing to do. Revert moves it to the transition's
-    error status and sends ``<event>.error`` with the reason.
+    written in the same transaction. A subject the operation only holds
+    (a connection of a volume) keeps its status: the row is written alone.
+    Resumed, the subject is already in the transitional status: nothing to
+    do. Revert moves it to the transition's error status and sends
+    ``<event>.error`` with the reason.
     """
 
     idempotent = True
@@ -56,6 +58,11 @@ class Begin(VolumeTask):
         if op.resumed:
             return  # the first run moved it and announced the start
         subject, transition = op.subject, op.transition
+        if not transition.changes_status:
+            if op.journal is not None:
+                op.journal.flush()
+            notifier.info(op.family.event + '.start', subject)
+            return
         subject.status = transition.via
         if op.is_new:
             subject.create(journal=op.journal)
@@ -70,8 +77,11 @@ class Begin(VolumeTask):
     def revert(self, op, notifier, result=None, flow_failures=None,
                **kwargs):
         subject, transition = op.subject, op.transition
-        if not isinstance(result, tf_failure.Failure):
-            subject.status = transition.error
+        if (transition.changes_status and
+                not isinstance(result, tf_failure.Failure)):
+            subject.status = (op.store['prior_status']
+                              if transition.error == fields.UNCHANGED
+                              else transition.error)
             if not subject.save(expected_status=transition.via):
                 LOG.warning('%s %s left %s while its %s reverted',
                             op.family.subject.type, subject.id,
@@ -97,6 +107,11 @@ class Finish(VolumeTask):
     def execute(self, op, notifier, **updates):
         subject, transition = op.subject, op.transition
         merge_model_update(subject, *(updates[n] for n in self.updates))
+        if not transition.changes_status:
+            # Nothing of its own to write: the journal row goes at once.
+            subject.save(journal=op.journal)
+            notifier.info(op.family.event + '.end', subject)
+            return
         if transition.to == subject.DELETED:
             done = subject.destroy(expected_status=transition.via,
                                    journal=op.journal)

@@ -197,6 +197,12 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'attachment_update': hold((_V.AVAILABLE, _V.IN_USE)),
     'attachment_complete': hold((_V.AVAILABLE, _V.IN_USE)),
     'attachment_delete': hold(),
+    # The legacy connection path changes no volume status of its own.
+    'initialize_connection': hold((_V.AVAILABLE, _V.IN_USE)),
+    'terminate_connection': hold(),
+    'remove_export': hold(),
+    'attach_volume': hold((_V.AVAILABLE, _V.IN_USE)),
+    'detach_volume': hold(),
 }, on_restart={
     _V.CREATING: _V.ERROR,
     _V.DELETING: _V.ERROR_DELETING,
@@ -220,6 +226,9 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
         settled=(_S.DELETED,)),
     'create_volume_from_snapshot': hold((_S.AVAILABLE,)),
     'revert_to_snapshot': hold((_S.AVAILABLE,)),
+    'initialize_connection_snapshot': hold((_S.AVAILABLE,)),
+    'terminate_connection_snapshot': hold(),
+    'remove_export_snapshot': hold(),
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,
@@ -227,6 +236,11 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
 })
 
 _A = AttachStatus
+_DETACH = Transition(
+    (_A.RESERVED, _A.ATTACHING, _A.ATTACHED, _A.DETACHING,
+     _A.ERROR_ATTACHING, _A.ERROR_DETACHING),
+    via=_A.DETACHING, to=_A.DETACHED, error=_A.ERROR_DETACHING,
+    settled=(_A.DETACHED,))
 ATTACHMENT_TRANSITIONS = TransitionTable('attachment', {
     # Connected, waiting for attachment_complete: "attaching" is where it
     # stays, so the transitional status is also the result.
@@ -236,11 +250,12 @@ ATTACHMENT_TRANSITIONS = TransitionTable('attachment', {
     'attachment_complete': Transition(
         (_A.ATTACHING,), via=_A.ATTACHED, to=_A.ATTACHED,
         error=_A.ERROR_ATTACHING, settled=(_A.ATTACHED,)),
-    'attachment_delete': Transition(
-        (_A.RESERVED, _A.ATTACHING, _A.ATTACHED, _A.DETACHING,
-         _A.ERROR_ATTACHING, _A.ERROR_DETACHING),
-        via=_A.DETACHING, to=_A.DETACHED, error=_A.ERROR_DETACHING,
-        settled=(_A.DETACHED,)),
+    'attachment_delete': _DETACH,
+    # Legacy path: the attachment record is made and completed at once.
+    'attach_volume': Transition(
+        (ABSENT,), via=_A.ATTACHED, to=_A.ATTACHED, error=_A.ERROR_ATTACHING,
+        settled=(_A.ATTACHED,)),
+    'detach_volume': _DETACH,
 }, on_restart={
     _A.DETACHING: _A.ERROR_DETACHING,
 })
