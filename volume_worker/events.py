@@ -40,16 +40,24 @@ def to_event(body):
 
 
 class EventStream:
-    """Iterate over events as they arrive: ``for event in stream.events(): ...``."""
+    """Iterate over events as they arrive: ``for event in stream.events(): ...``.
+
+    The stream survives a broker restart: it connects again and declares
+    its queue again (events published while it was away are not seen;
+    ``gaps`` counts such interruptions).
+    """
 
     def __init__(self, transport_url, control_exchange='volume-worker',
                  notification_topic='notifications',
-                 scheduler_topic='volume-scheduler', capabilities=True):
+                 scheduler_topic='volume-scheduler', capabilities=True,
+                 exchange_durable=None):
         self.url = transport_url.replace('rabbit://', 'amqp://', 1)
         self.connection = kombu.Connection(self.url)
         name = 'volume-worker-watch-%s' % uuid.uuid4().hex[:12]
+        if exchange_durable is None:
+            exchange_durable = _configured_durability()
         topic_exchange = kombu.Exchange(control_exchange, type='topic',
-                                        durable=False)
+                                        durable=exchange_durable)
         fanout = kombu.Exchange('%s_fanout' % scheduler_topic, type='fanout',
                                 durable=False, auto_delete=True)
         bindings = [kombu.binding(topic_exchange, routing_key='%s.%s' % (
@@ -62,19 +70,23 @@ class EventStream:
                                  auto_delete=True, durable=False)
         self._buffer = []
         self._consumer = None
+        self.gaps = 0
 
     def start(self):
         self.connection.ensure_connection(max_retries=3)
-        channel = self.connection.channel()
+        self._subscribe()
+        return self
+
+    def _subscribe(self):
         for binding in self.queue.bindings:
-            binding.exchange(channel).declare()
+            _ensure_exchange(self.connection, binding.exchange)
+        channel = self.connection.channel()
         self._consumer = kombu.Consumer(channel, queues=[self.queue],
                                         callbacks=[self._on_message],
                                         accept=['json', 'text/plain',
                                                 'application/data'],
                                         no_ack=True)
         self._consumer.consume()
-        return self
 
     def _on_message(self, body, message):
         try:
@@ -83,15 +95,43 @@ class EventStream:
             self._buffer.append({'kind': 'malformed',
                                  'body': repr(message.body)[:200]})
 
+    # Most events one poll() returns: a busy bus cannot hold a caller forever.
+    POLL_BATCH = 1000
+
     def poll(self, timeout):
-        """Events that arrived within ``timeout`` seconds (maybe none)."""
+        """Events that arrived within ``timeout`` seconds (maybe none).
+
+        It waits up to ``timeout`` for the first, then takes every event
+        already delivered (one ``drain_events`` handles one message: a
+        poll that took only that would fall behind a busy bus).
+        """
         import socket
         try:
             self.connection.drain_events(timeout=timeout)
+            for _ in range(self.POLL_BATCH - 1):
+                self.connection.drain_events(timeout=0.001)
         except socket.timeout:
             pass
+        except (OSError,) + tuple(self.connection.connection_errors) + tuple(
+                self.connection.channel_errors):
+            self._reconnect(timeout)
         out, self._buffer = self._buffer, []
         return out
+
+    def _reconnect(self, timeout):
+        """Connect and subscribe again; on failure, try at the next poll."""
+        import time
+        self.gaps += 1
+        try:
+            self.connection.close()
+        except Exception:  # the old connection is dead already
+            pass
+        self.connection = kombu.Connection(self.url, connect_timeout=2)
+        try:
+            self.connection.ensure_connection(max_retries=1)
+            self._subscribe()
+        except Exception:
+            time.sleep(min(timeout, 1.0))
 
     def events(self, timeout=1.0):
         while True:
@@ -104,15 +144,47 @@ class EventStream:
             pass
 
 
-def declare_fanout_exchange(transport_url, topic):
+def _configured_durability():
+    """Durability of the control exchange per the process's configuration."""
+    from oslo_config import cfg
+    try:
+        from volume_worker import opts
+        return opts.exchange_durable(cfg.CONF)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
+        return False
+
+
+def _ensure_exchange(connection, exchange):
+    """Use ``exchange`` as it exists, or declare it when it does not.
+
+    A declaration that differs from the existing exchange (durable or not)
+    is refused by the broker; a passive one never is.
+    """
+    channel = connection.channel()
+    try:
+        channel.exchange_declare(exchange.name, exchange.type, passive=True)
+        return
+    except connection.channel_errors:
+        pass  # absent (404): the channel is closed; declare it anew
+    finally:
+        try:
+            channel.close()
+        except Exception:  # already closed by the broker
+            pass
+    exchange(connection.channel()).declare()
+
+
+def declare_fanout_exchange(transport_url, topic, durable=False):
     """Declare ``<topic>_fanout`` as oslo.messaging's consumers would.
 
     oslo.messaging publishes a fanout cast to an exchange that only its
     consumers declare; with no scheduler up yet, every report would fail and
     log an error. Declaring it ourselves makes such a report a quiet no-op.
+    ``durable``: ``[oslo_messaging_rabbit] rabbit_transient_quorum_queue``,
+    as oslo.messaging declares it.
     """
     url = transport_url.replace('rabbit://', 'amqp://', 1)
     with kombu.Connection(url, connect_timeout=5) as connection:
         exchange = kombu.Exchange('%s_fanout' % topic, type='fanout',
-                                  durable=False, auto_delete=True)
-        exchange(connection.channel()).declare()
+                                  durable=durable, auto_delete=True)
+        _ensure_exchange(connection, exchange)

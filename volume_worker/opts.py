@@ -121,9 +121,63 @@ def set_defaults(conf=CONF):
     conf.register_opts(messaging_transport._transport_opts)
     from oslo_messaging.notify import notifier as messaging_notifier
     cfg.set_defaults(messaging_notifier._notifier_opts, driver=['messagingv2'])
+    set_rabbit_defaults(conf)
     cfg.set_defaults(db_options.database_opts,
                      connection=DEFAULT_DB_CONNECTION)
     db_options.set_defaults(conf, connection=DEFAULT_DB_CONNECTION)
+
+
+# [oslo_messaging_rabbit] defaults of this project (oslo.messaging's own in
+# brackets). See the README's "Failure behaviour" for what each one buys.
+RABBIT_DEFAULTS = {
+    # A request queued for a worker survives a broker restart, and so does
+    # the queue's binding (the control exchange is durable with it), so a
+    # cast sent while the worker is down or still starting waits for it.
+    # Quorum queues are durable and keep every message on disk. [false]
+    'rabbit_quorum_queue': True,
+    # A message handed to a worker and returned unacknowledged this many
+    # times (the worker died each time before taking it) is dropped
+    # instead of crash-looping every worker of the queue. [0: no limit]
+    'rabbit_quorum_delivery_limit': 20,
+    # Reply and fanout queues stay classic and transient: they belong to
+    # one process and die with it; a call whose reply is lost times out
+    # at its caller. [false]
+    'rabbit_transient_quorum_queue': False,
+}
+
+# What the worker sizes [oslo_messaging_rabbit] rpc_conn_pool_size to, on
+# top of executor_thread_pool_size per RPC server (service.py), unless set.
+CONNECTION_POOL_RESERVE = 8
+
+
+def rabbit_opt_groups():
+    """oslo.messaging's option lists read by its rabbit driver.
+
+    Registered here so that defaults can be set before a transport exists;
+    the driver registers the very same option objects again (harmless).
+    """
+    from oslo_messaging._drivers import amqp as messaging_amqp
+    from oslo_messaging._drivers import impl_rabbit
+    from oslo_messaging import server as messaging_server
+    return [('oslo_messaging_rabbit', messaging_amqp.amqp_opts),
+            ('oslo_messaging_rabbit', impl_rabbit.rabbit_opts),
+            (None, messaging_server._pool_opts)]
+
+
+def set_rabbit_defaults(conf=CONF):
+    groups = rabbit_opt_groups()
+    for _group, opts in groups:
+        cfg.set_defaults(opts, **{key: value for key, value in
+                                  RABBIT_DEFAULTS.items()
+                                  if key in {o.dest for o in opts}})
+    for group, opts in groups:
+        conf.register_opts(opts, group=group)
+
+
+def exchange_durable(conf=CONF):
+    """Whether oslo.messaging declares the control exchange durable."""
+    section = conf.oslo_messaging_rabbit
+    return bool(section.rabbit_quorum_queue or section.amqp_durable_queues)
 
 
 def list_opts():

@@ -42,6 +42,61 @@ def get_notification_transport(conf):
         conf, allowed_remote_exmods=ALLOWED_EXMODS)
 
 
+class QueueConflict(RuntimeError):
+    """A queue or exchange exists on the broker with other arguments."""
+
+
+def declare_server_queues(transport, topic, servers):
+    """Declare the queues RPC servers of ``servers`` will consume, now.
+
+    The worker calls this before its drivers are set up, and starts its
+    RPC servers only once they are ready: requests sent meanwhile wait in
+    the (durable) queues on the broker, not in the worker's memory, so a
+    worker that dies or is stopped during set-up loses none of them, and
+    none is taken before its backend can serve it.
+
+    Why not start the servers at once and hold requests until the driver
+    is ready? oslo.messaging acknowledges a request before it dispatches
+    it: every request held that way would already be gone from the broker,
+    and a crash during a long ``do_setup`` would lose them all.
+
+    The queues are declared through oslo.messaging's own rabbit connection
+    and consumer declaration (``declare_topic_consumer``, what its RPC
+    listener calls), so their arguments (durable, quorum, delivery limit,
+    exchange) are exactly those the server declares again later; nothing
+    consumes from this connection, which is closed at once. Returns the
+    queue names, or None for a transport that is not RabbitMQ.
+    """
+    driver = getattr(transport, '_driver', None)
+    get_connection = getattr(driver, '_get_connection', None)
+    if get_connection is None or not hasattr(driver, '_get_exchange'):
+        LOG.info('Transport %s declares its queues only when its RPC '
+                 'servers start', type(driver).__name__)
+        return None
+    from oslo_messaging._drivers import common as driver_common
+    exchange = driver._get_exchange(messaging.Target(topic=topic))
+    # The shared topic queue, then one per server: as the listener does.
+    names = [topic] + ['%s.%s' % (topic, server) for server in servers]
+    with get_connection(driver_common.PURPOSE_LISTEN) as conn:
+        declare = getattr(conn.connection, 'declare_topic_consumer', None)
+        if declare is None:
+            return None
+        for name in names:
+            try:
+                declare(exchange_name=exchange, topic=name, callback=None)
+            except Exception as exc:
+                if 'PRECONDITION_FAILED' in str(exc) or \
+                        type(exc).__name__ == 'PreconditionFailed':
+                    raise QueueConflict(
+                        'queue %s (exchange %s) exists on the broker with '
+                        'other arguments than [oslo_messaging_rabbit] asks '
+                        'for: %s. It was declared by an older volume-worker '
+                        'or other settings; see "Moving to quorum queues" '
+                        'in the README.' % (name, exchange, exc)) from exc
+                raise
+    return names
+
+
 def get_serializer():
     return RequestContextSerializer()
 

@@ -45,6 +45,53 @@ def load_driver(conf, backend_name, host, active_backend_id=None):
                       active_backend_id=active_backend_id)
 
 
+def server_names(conf, backend_name):
+    """The RPC server names of a backend: host@backend (and cluster@backend)."""
+    names = ['%s@%s' % (conf.host, backend_name)]
+    if conf.cluster:
+        names.append('%s@%s' % (conf.cluster, backend_name))
+    return names
+
+
+def size_connection_pools(conf):
+    """Give oslo.messaging's connection pools room for every request at once.
+
+    Each RPC server runs up to ``executor_thread_pool_size`` requests at a
+    time, and each request publishes notifications (or its reply) through a
+    pooled connection of the transport. With fewer connections than that,
+    senders queue for one (oslo.messaging logs "Connection pool limit
+    exceeded" for every wait). Unless ``[oslo_messaging_rabbit]
+    rpc_conn_pool_size`` is set in the configuration, it becomes the
+    concurrency of all this worker's RPC servers plus a reserve for the
+    periodic reports; connections are opened only as they are needed.
+    """
+    servers = sum(len(server_names(conf, name))
+                  for name in conf.enabled_backends)
+    needed = (conf.executor_thread_pool_size * servers +
+              opts.CONNECTION_POOL_RESERVE)
+    section = conf.oslo_messaging_rabbit
+    if section.rpc_conn_pool_size >= needed:
+        return
+    if _set_by_operator(conf, 'rpc_conn_pool_size', 'oslo_messaging_rabbit'):
+        LOG.warning('[oslo_messaging_rabbit] rpc_conn_pool_size = %d is below '
+                    'this worker\'s concurrency (%d requests at a time, plus '
+                    'reports): bursts will wait for connections',
+                    section.rpc_conn_pool_size, needed)
+        return
+    conf.set_default('rpc_conn_pool_size', needed,
+                     group='oslo_messaging_rabbit')
+    LOG.debug('rpc_conn_pool_size sized to %d', needed)
+
+
+def _set_by_operator(conf, name, group):
+    try:
+        location = conf.get_location(name, group).location
+    except Exception:
+        return True
+    return location not in (cfg.Locations.opt_default,
+                            cfg.Locations.set_default)
+
+
 class BackendService:
     def __init__(self, conf, backend_name, transport, notification_transport,
                  coordinator):
@@ -61,12 +108,15 @@ class BackendService:
                                   self.service.active_backend_id)
         self.notifier = rpc.Notifier(notification_transport,
                                      'volume-worker.%s' % self.host)
+        transient_durable = (
+            conf.oslo_messaging_rabbit.rabbit_transient_quorum_queue)
         self.reporter = reporting.CapabilityReporter(
             self.host, self.driver,
             rpcapi.SchedulerReportAPI(conf, transport),
             declare_exchange=functools.partial(
                 events.declare_fanout_exchange, conf.transport_url,
-                conf.scheduler_topic))
+                conf.scheduler_topic,
+                durable=transient_durable))
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
@@ -154,9 +204,7 @@ class BackendService:
                 delay = min(delay * 2, 60)
 
     def start_rpc(self):
-        targets = [self.host]
-        if self.conf.cluster:
-            targets.append('%s@%s' % (self.conf.cluster, self.backend_name))
+        targets = server_names(self.conf, self.backend_name)
         for server_name in targets:
             target = messaging.Target(topic=self.conf.volume_topic,
                                       server=server_name)
@@ -250,7 +298,24 @@ class WorkerService:
         self._loop = None
 
     def start(self):
+        """Queues first, then the database, locks and drivers, then serve.
+
+        Each backend's queues are declared before anything slow (database
+        migration, driver set-up, recovery): a request sent from then on
+        waits on the broker for its backend. Each backend's RPC server
+        starts as soon as that backend is set up and has recovered, so
+        nothing is taken before it can be served (see
+        ``rpc.declare_server_queues``).
+        """
         conf = self.conf
+        size_connection_pools(conf)
+        transport = rpc.get_transport(conf)
+        notification_transport = rpc.get_notification_transport(conf)
+        for name in conf.enabled_backends:
+            servers = server_names(conf, name)
+            rpc.declare_server_queues(transport, conf.volume_topic, servers)
+            LOG.info('Queues of %s declared: requests wait there until it is '
+                     'ready', ', '.join(servers))
         db.configure(conf.database.connection)
         objects.configure_names(conf.volume_name_template,
                                 conf.snapshot_name_template)
@@ -261,15 +326,12 @@ class WorkerService:
             conf.coordination.backend_url, member_id=conf.host)
         self.coordinator.start()
         _init_os_brick(conf)
-        transport = rpc.get_transport(conf)
-        notification_transport = rpc.get_notification_transport(conf)
         for name in conf.enabled_backends:
             backend = BackendService(conf, name, transport,
                                      notification_transport, self.coordinator)
             backend.init_host()
-            self.backends.append(backend)
-        for backend in self.backends:
             backend.start_rpc()
+            self.backends.append(backend)
         self._loop = concurrency.spawn(self._periodic_loop)
         LOG.info('volume-worker started on %s (%s executor): %s',
                  conf.host, concurrency.mode(),

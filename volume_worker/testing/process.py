@@ -14,6 +14,15 @@ import uuid
 
 VENV_BIN = os.path.dirname(sys.executable)
 
+# Host names and scheduler topics of the workers configured by this process:
+# what a test session removes from the broker at its end (cleanup_broker).
+CONFIGURED = {'queues': set(), 'exchanges': set()}
+
+# Queues that belong to one process (RPC reply and fanout queues) outlive
+# it by this long on the broker ([oslo_messaging_rabbit]
+# rabbit_transient_queues_ttl, oslo.messaging's default 1800 s).
+TRANSIENT_QUEUES_TTL = 60
+
 
 def write_config(state_dir, host=None, executor='eventlet', backends=None,
                  database=None, extra_default=None, scheduler_topic=None,
@@ -27,9 +36,18 @@ def write_config(state_dir, host=None, executor='eventlet', backends=None,
     os.makedirs(state_dir, exist_ok=True)
     host = host or 'node-%s' % uuid.uuid4().hex[:8]
     scheduler_topic = scheduler_topic or 'volume-scheduler-%s' % host
+    sections = dict(sections or {})
+    sections['oslo_messaging_rabbit'] = dict(
+        {'rabbit_transient_queues_ttl': str(TRANSIENT_QUEUES_TTL)},
+        **sections.get('oslo_messaging_rabbit', {}))
     backends = backends or {'fake1': {
         'volume_driver': 'drivers.fake.FakeDriver',
         'volume_backend_name': 'fake1'}}
+    topic = (extra_default or {}).get('volume_topic', 'volume-worker')
+    for server in (host, (extra_default or {}).get('cluster')):
+        for backend in (backends if server else ()):
+            CONFIGURED['queues'].add('%s.%s@%s' % (topic, server, backend))
+    CONFIGURED['exchanges'].add('%s_fanout' % scheduler_topic)
     lines = ['[DEFAULT]',
              'state_path = %s' % state_dir,
              'host = %s' % host,
@@ -46,7 +64,7 @@ def write_config(state_dir, host=None, executor='eventlet', backends=None,
         database or 'sqlite:///%s/volume-worker.sqlite' % state_dir)]
     lines += ['', '[coordination]', 'backend_url = %s' % (
         coordination_url or 'file://%s/locks' % state_dir)]
-    for name, options in dict(sections or {}, **backends).items():
+    for name, options in dict(sections, **backends).items():
         lines += ['', '[%s]' % name]
         lines += ['%s = %s' % item for item in options.items()]
     path = os.path.join(state_dir, 'volume-worker.conf')
@@ -117,6 +135,102 @@ class WorkerProcess:
             self.kill()
         finally:
             self._log.close()
+
+
+def cleanup_broker(transport_url='amqp://guest:guest@127.0.0.1:5672//'):
+    """Delete the queues and exchanges of the workers configured here.
+
+    Each worker's queues are durable (they wait for it across restarts),
+    and the fanout exchange it declares for its reports is never bound
+    when no scheduler listens: neither goes by itself. Returns how many
+    were deleted.
+    """
+    import kombu
+    deleted = 0
+    url = transport_url.replace('rabbit://', 'amqp://', 1)
+    with kombu.Connection(url, connect_timeout=5) as conn:
+        for kind, names in (('queue', CONFIGURED['queues']),
+                            ('exchange', CONFIGURED['exchanges'])):
+            for name in sorted(names):
+                channel = conn.channel()
+                try:
+                    if kind == 'queue':
+                        channel.queue_delete(name)
+                    else:
+                        channel.exchange_delete(name)
+                    deleted += 1
+                except conn.channel_errors:
+                    pass  # already gone
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:  # closed by the broker's refusal
+                        pass
+            names.clear()
+    return deleted
+
+
+def purge_queues(names,
+                 transport_url='amqp://guest:guest@127.0.0.1:5672//'):
+    """Empty the named queues (those that exist)."""
+    import kombu
+    with kombu.Connection(transport_url, connect_timeout=5) as conn:
+        for name in names:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(name)
+            except conn.channel_errors:
+                pass  # absent
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # closed by the broker's refusal
+                    pass
+
+
+def rabbitmqctl(*args, timeout=60):
+    return subprocess.run(['rabbitmqctl', '-q'] + list(args),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def broker_answers():
+    """True when RabbitMQ accepts connections and has finished starting."""
+    import socket
+    try:
+        with socket.create_connection(('127.0.0.1', 5672), timeout=1):
+            pass
+    except OSError:
+        return False
+    return rabbitmqctl('await_startup', timeout=30).returncode == 0
+
+
+class BrokerOutage:
+    """``with BrokerOutage():`` RabbitMQ is stopped inside, started after.
+
+    ``rabbitmqctl stop_app``/``start_app``; the broker is always started
+    again (and awaited), whatever happens inside.
+    """
+
+    def __enter__(self):
+        result = rabbitmqctl('stop_app')
+        if result.returncode != 0:
+            self.restore()
+            raise RuntimeError('rabbitmqctl stop_app failed: %s'
+                               % result.stderr)
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+    @staticmethod
+    def restore(timeout=60):
+        rabbitmqctl('start_app')
+        deadline = time.monotonic() + timeout
+        while not broker_answers():
+            if time.monotonic() > deadline:
+                raise TimeoutError('RabbitMQ not back within %ss' % timeout)
+            time.sleep(0.5)
 
 
 def client_config(conf_path):
