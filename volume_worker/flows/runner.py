@@ -69,6 +69,12 @@ class FlowFamily:
         self.check = check
         self.on_resume = on_resume
         self._template = None
+        self._engines = engines.EnginePool(self.new_flow)
+
+    @property
+    def engines(self):
+        """Engines of this family's flow kept for the next runs."""
+        return self._engines
 
     def new_flow(self):
         """A flow for one run.
@@ -147,8 +153,17 @@ class FlowRunner:
             op.journal = db.OperationJournal.start(
                 op.id, self.host, op.family.operation, op.resource_list(),
                 op.store)
-        flow = op.family.new_flow()
-        return self._run_engine(flow, op, deps, progress={})
+        pool = op.family.engines
+        engine = pool.checkout(_store(op, deps))
+        tasks = [t for t in engine.tasks if isinstance(t, tf_task.Task)]
+        try:
+            result = self._run_engine(engine, tasks, op, progress={})
+        except Exception:
+            pool.checkin(engine)  # failed and reverted: reusable
+            raise
+        # (Anything else, the thread killed say, keeps the engine out.)
+        pool.checkin(engine)
+        return result
 
     def resume(self, op, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
@@ -163,35 +178,42 @@ class FlowRunner:
                  'Reverting' if revert else 'Resuming', op.family.operation,
                  op.family.subject.type, op.subject.id,
                  ', '.join(progress) or 'none')
-        return self._run_engine(flow, op, deps, progress, resumed=True,
-                                revert=revert)
-
-    def _run_engine(self, flow, op, deps, progress, resumed=False,
-                    revert=False):
         tasks = list(iter_tasks(flow))
-        store = dict(op.store, **deps)
-        store.update(op.resources)
-        store['op'] = op
-        engine = engines.load(flow, store)
+        engine = engines.load(flow, _store(op, deps))
+        engine.compile()
+        engine.prepare()
+        _mark_done(engine, tasks, progress, revert)
+        return self._run_engine(engine, tasks, op, progress)
+
+    def _run_engine(self, engine, tasks, op, progress):
+        listener = None
         if op.journal is not None:
-            engine.atom_notifier.register(
-                '*', _JournalListener(op.journal, tasks, progress))
-        if resumed:
-            engine.compile()
-            engine.prepare()
-            _mark_done(engine, tasks, progress, revert)
+            listener = _JournalListener(op.journal, tasks, progress)
+            engine.atom_notifier.register('*', listener)
         try:
-            engine.run()
-        except Exception:
-            # Failed and reverted: the operation has ended. Anything else
-            # (the thread killed, the process exiting) leaves the row for
-            # the next start, as a crash would.
+            try:
+                engine.run()
+            except Exception:
+                # Failed and reverted: the operation has ended. Anything
+                # else (the thread killed, the process exiting) leaves the
+                # row for the next start, as a crash would.
+                if op.journal is not None:
+                    op.journal.finish()
+                raise
             if op.journal is not None:
-                op.journal.finish()
-            raise
-        if op.journal is not None:
-            op.journal.flush()  # the finish, if the last task wrote nothing
-        return engine.storage.fetch_all()
+                op.journal.flush()  # the finish, if the last task wrote nothing
+            return engine.storage.fetch_all()
+        finally:
+            if listener is not None:
+                engine.atom_notifier.deregister('*', listener)
+
+
+def _store(op, deps):
+    """What a run's tasks may ask for: the request, the deps, the resources."""
+    store = dict(op.store, **deps)
+    store.update(op.resources)
+    store['op'] = op
+    return store
 
 
 def iter_tasks(flow):
