@@ -73,7 +73,19 @@ class ManageableFiles:
             os.stat(self.layout.reference_path(existing_ref)).st_size)
 
     def adopt(self, existing_ref, dst, mode, source_volume_id=None):
-        """Rename the referenced file to ``dst``, rounded up to whole GiB."""
+        """Rename the referenced file to ``dst``, rounded up to whole GiB.
+
+        Run again after it succeeded (the reference gone, ``dst`` there),
+        it is done: ``dst`` is named after the new volume or snapshot, so
+        only an earlier run of this same call can have made it.
+        """
+        name = (existing_ref or {}).get('source-name') \
+            if isinstance(existing_ref, dict) else None
+        if (isinstance(name, str) and name and '/' not in name
+                and self.layout.check_file(dst, 'target') is not None
+                and not os.path.lexists(os.path.join(self.layout.directory,
+                                                     name))):
+            return
         src = self.layout.reference_path(existing_ref)
         if self.layout.check_file(dst, 'target') is not None:
             raise exception.ManageExistingInvalidReference(

@@ -118,6 +118,11 @@ class RPCVersionTooNew(WorkerException):
     code = 400
 
 
+class RetypeNotPossible(WorkerException):
+    message = 'Volume %(volume_id)s cannot be retyped: %(reason)s'
+    code = 409
+
+
 class DriverNotInitialized(WorkerException):
     message = 'Backend %(backend)s is not initialized: %(reason)s'
     code = 503

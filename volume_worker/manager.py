@@ -11,6 +11,7 @@ import uuid
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
+from volume_worker import concurrency
 from volume_worker import exception
 from volume_worker.flows import attachment as attachment_flows
 from volume_worker.flows import clone
@@ -18,6 +19,8 @@ from volume_worker.flows import connection as connection_flows
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
+from volume_worker.flows import manage
+from volume_worker.flows import retype as retype_flows
 from volume_worker.flows import revert
 from volume_worker.flows import snapshot as snapshot_flows
 from volume_worker import objects
@@ -88,10 +91,12 @@ class VolumeManager:
         return '%s#%s' % (self.backend, self.default_pool or 'default')
 
     @validation.endpoint
-    def delete_volume(self, context, volume_id):
+    def delete_volume(self, context, volume_id, unmanage_only=False):
         validation.check_uuid(volume_id, 'volume_id')
-        with self.operations.acquire(delete_volume.FAMILY, context,
-                                     volume=volume_id) as op:
+        validation.check_bool(unmanage_only, 'unmanage_only')
+        with self.operations.acquire(
+                delete_volume.FAMILY, context, volume=volume_id,
+                store={'unmanage_only': unmanage_only}) as op:
             op.run()
 
     @validation.endpoint
@@ -100,6 +105,20 @@ class VolumeManager:
         validation.check_size(new_size, self.conf.max_volume_size_gb)
         with self.operations.acquire(extend.FAMILY, context, volume=volume_id,
                                      store={'new_size': new_size}) as op:
+            op.run()
+
+    @validation.endpoint
+    def retype(self, context, volume_id, new_type_id,
+               migration_policy='never'):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_uuid(new_type_id, 'new_type_id')
+        if migration_policy not in ('never', 'on-demand'):
+            raise exception.InvalidInput(reason='migration_policy must be '
+                                         'never or on-demand')
+        with self.operations.acquire(
+                retype_flows.FAMILY, context, volume=volume_id,
+                store={'new_type_id': new_type_id,
+                       'migration_policy': migration_policy}) as op:
             op.run()
 
     @validation.endpoint
@@ -153,6 +172,85 @@ class VolumeManager:
     def list_snapshots(self, context, filters=None, marker=None, limit=None):
         return self._list(objects.Snapshot, SNAPSHOT_FILTERS, filters, marker,
                           limit)
+
+    # -- manage, unmanage, transfer ------------------------------------------
+
+    @validation.endpoint
+    def manage_existing(self, context, volume, existing_ref):
+        validation.check_object(volume, objects.Volume, 'volume')
+        validation.check_uuid(volume.id, 'volume id')
+        validation.check_names(volume)
+        validation.check_reference(existing_ref)
+        if not volume.obj_attr_is_set('size'):
+            volume.size = 0  # the backend object's, once measured
+        volume.host = self._place(volume)
+        volume.obj_fill_unset()
+        with self.operations.acquire(
+                manage.VOLUME, context, volume=volume,
+                store={'existing_ref': existing_ref}) as op:
+            op.run()
+
+    @validation.endpoint
+    def manage_existing_snapshot(self, context, snapshot, existing_ref):
+        validation.check_object(snapshot, objects.Snapshot, 'snapshot')
+        validation.check_uuid(snapshot.id, 'snapshot id')
+        validation.check_uuid(snapshot.volume_id, 'volume_id')
+        validation.check_names(snapshot)
+        validation.check_reference(existing_ref)
+        if not snapshot.obj_attr_is_set('volume_size'):
+            snapshot.volume_size = 0  # the backend object's, once measured
+        snapshot.obj_fill_unset()
+        with self.operations.acquire(
+                manage.SNAPSHOT, context, snapshot=snapshot,
+                store={'existing_ref': existing_ref}) as op:
+            op.run()
+
+    @validation.endpoint(read_only=True)
+    def get_manageable_volumes(self, context, marker=None, limit=None,
+                               offset=0, sort_keys=None, sort_dirs=None):
+        return self._manageable(self.driver.get_manageable_volumes,
+                                objects.Volume, marker, limit, offset,
+                                sort_keys, sort_dirs)
+
+    @validation.endpoint(read_only=True)
+    def get_manageable_snapshots(self, context, marker=None, limit=None,
+                                 offset=0, sort_keys=None, sort_dirs=None):
+        return self._manageable(self.driver.get_manageable_snapshots,
+                                objects.Snapshot, marker, limit, offset,
+                                sort_keys, sort_dirs)
+
+    def _manageable(self, listing, cls, marker, limit, offset, sort_keys,
+                    sort_dirs):
+        if marker is not None:
+            validation.check_text(marker, 'marker', 255)
+        limit = validation.check_limit(limit)
+        sort_keys, sort_dirs = validation.check_sort(sort_keys, sort_dirs,
+                                                     ('identifier', 'size'))
+        if isinstance(offset, bool) or not isinstance(offset, int) or \
+                offset < 0:
+            raise exception.InvalidInput(reason='offset must be an integer '
+                                         '>= 0')
+        if not self.driver.initialized:
+            raise exception.DriverNotInitialized(
+                backend=self.backend, reason='set-up has not succeeded')
+        managed = cls.get_all(filters={'backend': self.backend},
+                              limit=validation.MAX_MANAGED_LIST)
+        return concurrency.run_blocking(listing, managed, marker, limit,
+                                        offset, sort_keys, sort_dirs)
+
+    @validation.endpoint
+    def accept_transfer(self, context, volume_id, new_user, new_project,
+                        no_snapshots=False):
+        validation.check_uuid(volume_id, 'volume_id')
+        validation.check_text(new_user, 'new_user', 255)
+        validation.check_text(new_project, 'new_project', 255)
+        validation.check_bool(no_snapshots, 'no_snapshots')
+        with self.operations.acquire(
+                manage.TRANSFER, context, volume=volume_id,
+                store={'new_user': new_user, 'new_project': new_project,
+                       'no_snapshots': no_snapshots}) as op:
+            op.run()
+            return op.subject
 
     # -- attachments ----------------------------------------------------------
 

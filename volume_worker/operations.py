@@ -85,6 +85,13 @@ class Operation:
         return RESOURCE_TYPES[self.family.subject.type].transitions.of(
             self.family.operation, self.family.subject.name)
 
+    def backend_reports(self, capability):
+        """A capability from the driver's last report (asks it once if none)."""
+        from volume_worker import concurrency
+        stats = concurrency.run_blocking(
+            self._operations.driver.get_volume_stats) or {}
+        return stats.get(capability)
+
     def resource_list(self):
         return [[role.name, role.type, self.resources[role.name].id]
                 for role in self.family.roles]

@@ -20,6 +20,10 @@ Version history:
           (call), remove_export (cast); snapshot connections:
           initialize_connection_snapshot (call),
           terminate_connection_snapshot (call), remove_export_snapshot (cast)
+    1.5 - manage_existing (cast), manage_existing_snapshot (cast),
+          get_manageable_volumes (call), get_manageable_snapshots (call),
+          accept_transfer (call); delete_volume with unmanage_only sends 1.5
+    1.6 - retype (cast)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -33,7 +37,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.4'
+RPC_API_VERSION = '1.6'
 
 
 class _AttachmentsAPI:
@@ -169,9 +173,52 @@ class VolumeAPI(_AttachmentsAPI):
         self._cast(backend, '1.2', 'revert_to_snapshot', ctxt,
                    volume_id=volume_id, snapshot_id=snapshot_id)
 
-    def delete_volume(self, ctxt, backend, volume_id):
-        """Cast: delete the volume with this id."""
-        self._cast(backend, '1.0', 'delete_volume', ctxt, volume_id=volume_id)
+    def delete_volume(self, ctxt, backend, volume_id, unmanage_only=False):
+        """Cast: delete the volume (``unmanage_only``: leave the backend object)."""
+        if unmanage_only:
+            self._cast(backend, '1.5', 'delete_volume', ctxt,
+                       volume_id=volume_id, unmanage_only=True)
+        else:
+            self._cast(backend, '1.0', 'delete_volume', ctxt,
+                       volume_id=volume_id)
+
+    def retype(self, ctxt, backend, volume_id, new_type_id,
+               migration_policy='never'):
+        """Cast: give the volume another type (in place on this backend)."""
+        self._cast(backend, '1.6', 'retype', ctxt, volume_id=volume_id,
+                   new_type_id=new_type_id, migration_policy=migration_policy)
+
+    def manage_existing(self, ctxt, backend, volume, existing_ref):
+        """Cast: adopt the backend object ``existing_ref`` as ``volume``."""
+        self._cast(backend, '1.5', 'manage_existing', ctxt, volume=volume,
+                   existing_ref=existing_ref)
+
+    def manage_existing_snapshot(self, ctxt, backend, snapshot, existing_ref):
+        """Cast: adopt the backend object ``existing_ref`` as ``snapshot``."""
+        self._cast(backend, '1.5', 'manage_existing_snapshot', ctxt,
+                   snapshot=snapshot, existing_ref=existing_ref)
+
+    def get_manageable_volumes(self, ctxt, backend, marker=None, limit=None,
+                               offset=0, sort_keys=None, sort_dirs=None):
+        """Call: backend objects that could be managed as volumes."""
+        return self._call(backend, '1.5', 'get_manageable_volumes', ctxt,
+                          marker=marker, limit=limit, offset=offset,
+                          sort_keys=sort_keys, sort_dirs=sort_dirs)
+
+    def get_manageable_snapshots(self, ctxt, backend, marker=None,
+                                 limit=None, offset=0, sort_keys=None,
+                                 sort_dirs=None):
+        """Call: backend objects that could be managed as snapshots."""
+        return self._call(backend, '1.5', 'get_manageable_snapshots', ctxt,
+                          marker=marker, limit=limit, offset=offset,
+                          sort_keys=sort_keys, sort_dirs=sort_dirs)
+
+    def accept_transfer(self, ctxt, backend, volume_id, new_user,
+                        new_project, no_snapshots=False):
+        """Call: the volume (and its snapshots) change owner."""
+        return self._call(backend, '1.5', 'accept_transfer', ctxt,
+                          volume_id=volume_id, new_user=new_user,
+                          new_project=new_project, no_snapshots=no_snapshots)
 
     def get_capabilities(self, ctxt, backend, discover=False):
         """Call: the backend's last capability report (fresh if discover)."""

@@ -178,3 +178,36 @@ def check_connector(connector):
             raise exception.InvalidConnector(reason='%s: nested objects are '
                                              'not connector values' % key)
     return connector
+
+
+MAX_REFERENCE_BYTES = 4096
+MAX_MANAGED_LIST = 100000
+
+
+def check_reference(existing_ref):
+    """A manage request's reference to a backend object: a small JSON object."""
+    if not isinstance(existing_ref, dict) or not existing_ref:
+        raise exception.InvalidInput(reason='existing_ref must be a non-empty '
+                                     'JSON object')
+    try:
+        size = len(json.dumps(existing_ref))
+    except (TypeError, ValueError) as exc:
+        raise exception.InvalidInput(reason='existing_ref: %s' % exc)
+    if size > MAX_REFERENCE_BYTES:
+        raise exception.InvalidInput(reason='existing_ref is %d bytes; at '
+                                     'most %d' % (size, MAX_REFERENCE_BYTES))
+    return existing_ref
+
+
+def check_sort(sort_keys, sort_dirs, allowed_keys):
+    """Sort keys and directions of a listing, defaulted and checked."""
+    sort_keys = list(sort_keys or [allowed_keys[0]])
+    sort_dirs = list(sort_dirs or ['asc'] * len(sort_keys))
+    if not all(isinstance(k, str) and k in allowed_keys for k in sort_keys):
+        raise exception.InvalidInput(reason='sort keys must be among %s'
+                                     % ', '.join(allowed_keys))
+    if len(sort_dirs) != len(sort_keys) or not all(
+            d in ('asc', 'desc') for d in sort_dirs):
+        raise exception.InvalidInput(reason='one sort direction (asc or '
+                                     'desc) per sort key')
+    return sort_keys, sort_dirs

@@ -227,3 +227,56 @@ def test_client_copy_extend_revert_subcommands(rig):
     reverted = json.loads(out.stdout)
     assert (reverted['status'], reverted['size']) == ('available', 3)
     assert 'Traceback' not in out.stderr
+
+
+def test_generic_revert_through_a_scratch_volume(tmp_path):
+    """A driver without revert_to_snapshot: the snapshot is cloned into a
+    scratch volume, copied back through os-brick, and the scratch removed."""
+    from oslo_config import cfg
+    from drivers import configuration
+    from drivers import datapath
+    from drivers import file as file_driver
+    from tests.unit import test_runner as units
+    from volume_worker.db import api as db
+    from volume_worker.db import migration
+    from volume_worker.flows import revert
+    from volume_worker.flows import snapshot as snapshot_flows
+
+    datapath.init_os_brick(cfg.CONF, lock_path=str(tmp_path),
+                           in_process_privsep=os.geteuid() == 0)
+
+    class NoRevertDriver(file_driver.FileVolumeDriver):
+        def revert_to_snapshot(self, context, volume, snapshot):
+            raise NotImplementedError()
+
+    conf = cfg.ConfigOpts()
+    driver = NoRevertDriver(configuration=configuration.Configuration(
+        [], config_group='file1', conf=conf), host=units.HOST)
+    conf.set_override('file_volume_dir', str(tmp_path / 'volumes'),
+                      group='file1')
+    conf.set_override('target_protocol', 'local', group='file1')
+    driver.do_setup(None)
+    driver.check_for_setup_error()
+    driver.set_initialized()
+    db.configure('sqlite:///%s' % (tmp_path / 'db.sqlite'))
+    migration.db_sync()
+    coordinator = units.RecordingCoordinator('file://%s' % (tmp_path / 'l'))
+    try:
+        ops = units.make_ops(driver, units.RecordingNotifier(), coordinator)
+        volume = units.available_volume(ops)
+        path = driver.local_path(volume)
+        with open(path, 'r+b') as f:
+            f.write(b'snapshot bytes')
+        snap = units.new_snapshot(volume.id)
+        units.run(ops, snapshot_flows.CREATE, snapshot=snap)
+        with open(path, 'r+b') as f:
+            f.write(b'OVERWRITTEN!!!')
+        before = set(os.listdir(tmp_path / 'volumes'))
+        units.run(ops, revert.FAMILY, volume=volume.id, snapshot=snap.id)
+        with open(path, 'rb') as f:
+            assert f.read(14) == b'snapshot bytes'
+        assert set(os.listdir(tmp_path / 'volumes')) == before  # no scratch
+        assert units.status_of(volume.id) == VolumeStatus.AVAILABLE
+    finally:
+        coordinator.stop()
+        db.dispose()

@@ -78,8 +78,49 @@ def _legacy_attached(ops):
     return {'attachment': attachment.id, 'volume': volume.id}
 
 
+def _unmanaged_volume_ref(ops):
+    volume = _available_volume(ops)
+    helpers.run(ops, flows.FAMILIES['delete_volume'], volume=volume.id,
+                store={'unmanage_only': True})
+    return {'source-name': volume.name}
+
+
+def _manage_volume(ops):
+    volume = helpers.new_volume()
+    volume.size = 0
+    return {'volume': volume,
+            'store': {'existing_ref': _unmanaged_volume_ref(ops)}}
+
+
+def _manage_snapshot(ops):
+    snap = _with_snapshot(ops)
+    helpers.run(ops, flows.FAMILIES['delete_snapshot'], snapshot=snap.id,
+                store={'unmanage_only': True})
+    adopted = helpers.new_snapshot(snap.volume_id)
+    adopted.volume_size = 0
+    return {'snapshot': adopted,
+            'store': {'existing_ref': {'source-name': snap.name}}}
+
+
+def _retype(ops):
+    from volume_worker import objects
+    new_type = objects.VolumeType(id=str(uuid.uuid4()), name='gold-%s'
+                                  % uuid.uuid4().hex[:6], extra_specs={})
+    new_type.create()
+    return {'volume': _available_volume(ops).id,
+            'store': {'new_type_id': new_type.id,
+                      'migration_policy': 'never'}}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'retype': _retype,
+    'manage_existing': _manage_volume,
+    'manage_existing_snapshot': _manage_snapshot,
+    'accept_transfer': lambda ops: {
+        'volume': _available_volume(ops).id,
+        'store': {'new_user': 'u2', 'new_project': 'p2',
+                  'no_snapshots': False}},
     'initialize_connection': _connected,
     'terminate_connection': lambda ops: _connected(ops, {'force': False}),
     'remove_export': lambda ops: {'volume': _available_volume(ops).id},

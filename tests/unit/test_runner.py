@@ -1027,3 +1027,131 @@ def test_a_failed_legacy_connection_changes_no_status(
     assert status_of(volume.id) == VolumeStatus.AVAILABLE
     assert journal_rows() == []
     assert notifier.types()[-1] == 'volume.initialize_connection.error'
+
+
+# -- manage, unmanage, transfer ----------------------------------------------------
+
+from volume_worker.flows import manage  # noqa: E402
+
+
+def _unmanaged(ops, size=2):
+    volume = new_volume(size=size)
+    run_create(ops, volume)
+    run(ops, delete_volume.FAMILY, volume=volume.id,
+        store={'unmanage_only': True})
+    return volume
+
+
+def test_manage_adopts_with_the_backend_size_and_unmanage_lets_go(
+        ops, driver, notifier):
+    old = _unmanaged(ops, size=3)
+    assert old.id not in driver._volumes
+    assert old.name in driver._unmanaged_volumes
+    adopted = new_volume()
+    adopted.size = 0
+    run(ops, manage.VOLUME, volume=adopted,
+        store={'existing_ref': {'source-name': old.name}})
+    row = db.volume_get(adopted.id)
+    assert (row['status'], row['size']) == (VolumeStatus.AVAILABLE, 3)
+    assert adopted.id in driver._volumes
+    assert notifier.types()[-1] == 'volume.manage_existing.end'
+
+
+def test_a_bad_reference_leaves_error_managing(ops, driver):
+    adopted = new_volume()
+    adopted.size = 0
+    with pytest.raises(driver_exception.ManageExistingInvalidReference):
+        run(ops, manage.VOLUME, volume=adopted,
+            store={'existing_ref': {'source-name': 'no-such-object'}})
+    assert status_of(adopted.id) == VolumeStatus.ERROR_MANAGING
+    assert adopted.id not in driver._volumes
+
+
+def test_accept_transfer_moves_the_volume_and_its_snapshots(ops, driver):
+    volume = available_volume(ops)
+    snap = _snapshot_of(ops, volume)
+    run(ops, manage.TRANSFER, volume=volume.id,
+        store={'new_user': 'u2', 'new_project': 'p2', 'no_snapshots': False})
+    row = db.volume_get(volume.id)
+    assert (row['user_id'], row['project_id']) == ('u2', 'p2')
+    assert db.snapshot_get(snap.id)['project_id'] == 'p2'
+    assert driver._volumes[volume.id]['project_id'] == 'p2'
+    run(ops, manage.TRANSFER, volume=volume.id,
+        store={'new_user': 'u3', 'new_project': 'p3', 'no_snapshots': True})
+    assert db.volume_get(volume.id)['project_id'] == 'p3'
+    assert db.snapshot_get(snap.id)['project_id'] == 'p2'
+
+
+# -- retype ------------------------------------------------------------------
+
+from volume_worker.flows import retype as retype_flows  # noqa: E402
+
+
+def _volume_type(**extra_specs):
+    vtype = objects.VolumeType(id=str(uuid.uuid4()),
+                               name='t-%s' % uuid.uuid4().hex[:8],
+                               extra_specs=extra_specs)
+    vtype.create()
+    return vtype
+
+
+def test_retype_in_place_hands_the_driver_the_specs_diff(ops, driver,
+                                                         monkeypatch):
+    old, new = _volume_type(tier='silver', a='1'), _volume_type(tier='gold',
+                                                               a='1')
+    volume = new_volume()
+    volume.volume_type_id = old.id
+    run_create(ops, volume)
+    seen = []
+
+    def retype(context, volume, new_type, diff, host):
+        seen.append((new_type.id, diff, host['host']))
+        return True, {'provider_id': 'gold-lun'}
+    monkeypatch.setattr(driver, 'retype', retype)
+    run(ops, retype_flows.FAMILY, volume=volume.id,
+        store={'new_type_id': new.id, 'migration_policy': 'never'})
+    row = db.volume_get(volume.id)
+    assert (row['volume_type_id'], row['provider_id'], row['status']) == (
+        new.id, 'gold-lun', VolumeStatus.AVAILABLE)
+    assert seen == [(new.id, {'extra_specs': {'tier': ('silver', 'gold')},
+                              'qos_specs': {}, 'encryption': {}},
+                     volume.host)]
+
+
+def test_a_retype_the_driver_cannot_do_leaves_the_old_type(ops, driver,
+                                                           notifier,
+                                                           monkeypatch):
+    old, new = _volume_type(), _volume_type(x='y')
+    volume = new_volume()
+    volume.volume_type_id = old.id
+    run_create(ops, volume)
+    db.volume_update(volume.id, {'status': VolumeStatus.IN_USE})
+    monkeypatch.setattr(driver, 'retype', lambda *a: (False, None))
+    with pytest.raises(exception.RetypeNotPossible, match='in place'):
+        run(ops, retype_flows.FAMILY, volume=volume.id,
+            store={'new_type_id': new.id, 'migration_policy': 'on-demand'})
+    row = db.volume_get(volume.id)
+    assert (row['volume_type_id'], row['status']) == (old.id,
+                                                      VolumeStatus.IN_USE)
+    assert notifier.types()[-1] == 'volume.retype.error'
+    with pytest.raises(exception.VolumeTypeNotFound):
+        run(ops, retype_flows.FAMILY, volume=volume.id,
+            store={'new_type_id': str(uuid.uuid4()),
+                   'migration_policy': 'never'})
+
+
+def test_backend_capabilities_gate_multiattach_and_attached_extend(
+        ops, driver, monkeypatch):
+    volume = new_volume()
+    volume.multiattach = True
+    run_create(ops, volume)
+    attach(ops, volume.id)
+    with pytest.raises(exception.ResourceInUse, match='online_extend'):
+        run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
+    stats = dict(driver.get_volume_stats(), multiattach=False)
+    monkeypatch.setattr(driver, 'get_volume_stats', lambda *a, **k: stats)
+    with pytest.raises(exception.ResourceInUse, match='does not report'):
+        attach(ops, volume.id)
+    stats['online_extend_support'] = True
+    run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
+    assert db.volume_get(volume.id)['size'] == 2

@@ -152,6 +152,44 @@ def _legacy(family_name, ops, volume_id):
          store={'connector': CONNECTOR, 'force': False})
 
 
+def _unmanage(ops, volume_id):
+    from volume_worker.flows import delete_volume
+    _run(ops, delete_volume.FAMILY, volume=volume_id,
+         store={'unmanage_only': True})
+
+
+def _manage(ops, backend, name):
+    from volume_worker import objects
+    from volume_worker.flows import manage
+    volume = objects.Volume(id=str(uuid.uuid4()), size=0,
+                            host=backend + '#pool1')
+    volume.obj_fill_unset()
+    _run(ops, manage.VOLUME, volume=volume,
+         store={'existing_ref': {'source-name': name}})
+    return volume.id
+
+
+def _transfer(ops, volume_id):
+    from volume_worker.flows import manage
+    _run(ops, manage.TRANSFER, volume=volume_id,
+         store={'new_user': 'u', 'new_project': 'p', 'no_snapshots': False})
+
+
+def _retype(ops, volume_id, type_id):
+    from volume_worker.flows import retype
+    _run(ops, retype.FAMILY, volume=volume_id,
+         store={'new_type_id': type_id, 'migration_policy': 'never'})
+
+
+def _new_type():
+    from volume_worker import objects
+    vtype = objects.VolumeType(id=str(uuid.uuid4()),
+                               name='bench-%s' % uuid.uuid4().hex,
+                               extra_specs={})
+    vtype.create()
+    return vtype.id
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
@@ -159,7 +197,8 @@ def _one_volume(ops, backend):
 OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'copy of snapshot', 'extend', 'revert',
               'attach (update + complete)', 'detach',
-              'legacy initialize_connection', 'legacy terminate_connection')
+              'legacy initialize_connection', 'legacy terminate_connection',
+              'accept_transfer', 'unmanage', 'manage_existing', 'retype')
 
 
 def measure(state_dir, results, n):
@@ -221,6 +260,15 @@ def measure(state_dir, results, n):
                       'INITIALIZE', ops, volume_id)
                 timed((journal, 'legacy terminate_connection'), _legacy,
                       'TERMINATE', ops, volume_id)
+                timed((journal, 'accept_transfer'), _transfer, ops,
+                      volume_id)
+                timed((journal, 'retype'), _retype, ops, volume_id,
+                      _new_type())
+                spare = _create(ops, backend)
+                timed((journal, 'unmanage'), _unmanage, ops, spare)
+                adopted = timed((journal, 'manage_existing'), _manage, ops,
+                                backend, 'volume-' + spare)
+                _delete(ops, adopted)
                 _delete(ops, copy_id)
                 timed((journal, 'delete'), _delete, ops, volume_id)
 

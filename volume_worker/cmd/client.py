@@ -89,7 +89,8 @@ class Client:
                 raise ClientError('%s refused: %s' % (
                     event['event_type'].rsplit('.', 1)[0],
                     payload.get('reason')))
-            self.reasons[resource_id] = payload.get('reason')
+            self.reasons[resource_id] = payload.get('reason') or 'failed'
+
 
     def default_backend(self):
         return '%s@%s' % (self.conf.host, self.conf.enabled_backends[0])
@@ -205,6 +206,40 @@ def _attachment_id(client, args, backend):
     return {'attachment_id': args.attachment_id}
 
 
+def _reference(args):
+    try:
+        ref = json.loads(args.ref)
+    except ValueError as exc:
+        raise ClientError('--ref is not JSON: %s' % exc)
+    return ref
+
+
+def _manage_volume(client, args, backend):
+    from volume_worker import objects
+    volume = objects.Volume(id=args.id or str(uuid.uuid4()), host=backend,
+                            display_name=args.name, metadata={})
+    return {'volume': volume, 'existing_ref': _reference(args)}
+
+
+def _manage_snapshot(client, args, backend):
+    from volume_worker import objects
+    snapshot = objects.Snapshot(id=args.id or str(uuid.uuid4()),
+                                volume_id=args.volume_id,
+                                display_name=args.name, metadata={})
+    return {'snapshot': snapshot, 'existing_ref': _reference(args)}
+
+
+def _manageable(client, args, backend):
+    keys, dirs = [], []
+    for item in args.sort or ():
+        key, _, direction = item.partition(':')
+        keys.append(key)
+        dirs.append(direction or 'asc')
+    return {'marker': args.marker, 'limit': args.limit,
+            'offset': args.offset, 'sort_keys': keys or None,
+            'sort_dirs': dirs or None}
+
+
 def _listing(client, args, backend):
     filters = {key: getattr(args, key) for key in ('status', 'volume_id')
                if getattr(args, key, None)}
@@ -279,6 +314,8 @@ class Command:
         def done(resource):
             if client.ended.get(resource_id) == end:
                 return True
+            if resource_id in client.reasons:  # its .error arrived
+                return True
             if resource is None:
                 return gone_is_done
             return (resource.status == transition.error or
@@ -292,7 +329,9 @@ class Command:
             _print({'id': resource_id, 'status': transition.to})
             return 0
         _print(_object_json(got))
-        if got.status == transition.error:
+        if got.status == transition.error or (
+                resource_id in client.reasons and
+                client.ended.get(resource_id) != end):
             reason = client.reasons.get(resource_id) or 'see the worker log'
             print('error: %s %s ended %s: %s' % (kind, resource_id,
                                                  got.status, reason),
@@ -318,6 +357,18 @@ _CONNECTOR = (
                               'dest': 'connector_local',
                               'help': 'this host\'s connector (os-brick)'}))
 _FORCE = ((('--force',), {'action': 'store_true'}),)
+_UNMANAGE_ONLY = (('--unmanage-only',), {
+    'action': 'store_true', 'dest': 'unmanage_only',
+    'help': 'stop managing it; the backend object stays'})
+_MANAGEABLE = _LIST + (
+    (('--offset',), {'type': int, 'default': 0}),
+    (('--sort',), {'action': 'append',
+                   'help': 'KEY[:asc|desc], KEY identifier or size; '
+                           'repeatable'}))
+
+
+def _unmanage_only(client, args, backend):
+    return {'unmanage_only': True} if args.unmanage_only else {}
 
 COMMANDS = [
     Command('create_volume', 'create a volume', subject=('volume', 'id'),
@@ -336,6 +387,16 @@ COMMANDS = [
             build=lambda client, args, backend: {'new_size': args.new_size},
             args=((('new_size',), {'type': int, 'help': 'new size in GiB'}),
                   _WAIT)),
+    Command('retype', 'give a volume another volume type',
+            subject=('volume', 'volume_id'), operation='retype',
+            build=lambda client, args, backend: {
+                'new_type_id': args.new_type_id,
+                'migration_policy': args.migration_policy},
+            args=((('new_type_id',), {'help': 'the new volume type\'s id'}),
+                  (('--migration-policy',), {
+                      'dest': 'migration_policy', 'default': 'never',
+                      'choices': ('never', 'on-demand')}),
+                  _WAIT)),
     Command('revert_to_snapshot', 'put a volume\'s latest snapshot back',
             subject=('volume', 'volume_id'), operation='revert_to_snapshot',
             build=lambda client, args, backend: {
@@ -344,7 +405,42 @@ COMMANDS = [
                   _WAIT)),
     Command('delete_volume', 'delete a volume',
             subject=('volume', 'volume_id'), operation='delete_volume',
-            aliases=('delete',), args=(_WAIT,)),
+            aliases=('delete',), build=_unmanage_only,
+            args=(_WAIT, _UNMANAGE_ONLY)),
+    Command('manage_existing', 'adopt a backend object as a new volume',
+            subject=('volume', 'id'), operation='manage_existing', new=True,
+            build=_manage_volume,
+            args=((('--ref',), {'required': True,
+                                'help': 'the backend object (JSON), e.g. '
+                                        '{"source-name": "FILE"}'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('manage_existing_snapshot', 'adopt a backend object as a new '
+            'snapshot of a volume', subject=('snapshot', 'id'),
+            operation='manage_existing_snapshot', new=True,
+            build=_manage_snapshot,
+            args=((('volume_id',), {'help': 'the snapshot\'s volume'}),
+                  (('--ref',), {'required': True,
+                                'help': 'the backend object (JSON)'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('get_manageable_volumes', 'backend objects that could be '
+            'managed as volumes', call=True, build=_manageable,
+            args=_MANAGEABLE),
+    Command('get_manageable_snapshots', 'backend objects that could be '
+            'managed as snapshots', call=True, build=_manageable,
+            args=_MANAGEABLE),
+    Command('accept_transfer', 'give a volume (and its snapshots) to another '
+            'owner', subject=('volume', 'volume_id'), call=True,
+            build=lambda client, args, backend: {
+                'new_user': args.user, 'new_project': args.project,
+                'no_snapshots': args.no_snapshots},
+            args=((('--user',), {'required': True}),
+                  (('--project',), {'required': True}),
+                  (('--no-snapshots',), {'action': 'store_true',
+                                         'dest': 'no_snapshots'}))),
     Command('get_volume', 'show one volume', subject=('volume', 'volume_id'),
             aliases=('show',), call=True),
     Command('list_volumes', 'list volumes', build=_listing, aliases=('list',),
@@ -360,7 +456,7 @@ COMMANDS = [
                   _WAIT)),
     Command('delete_snapshot', 'delete a snapshot',
             subject=('snapshot', 'snapshot_id'), operation='delete_snapshot',
-            args=(_WAIT,)),
+            build=_unmanage_only, args=(_WAIT, _UNMANAGE_ONLY)),
     Command('get_snapshot', 'show one snapshot',
             subject=('snapshot', 'snapshot_id'), aliases=('show-snapshot',),
             call=True),

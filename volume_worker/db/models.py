@@ -60,6 +60,8 @@ snapshots = sa.Table(
     sa.Column('provider_auth', sa.Text),
     sa.Column('progress', sa.String(255)),
     sa.Column('metadata', sa.JSON),
+    sa.Column('project_id', sa.String(255)),
+    sa.Column('user_id', sa.String(255)),
     *_timestamps(),
 )
 

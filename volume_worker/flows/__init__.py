@@ -11,6 +11,8 @@ from volume_worker.flows import connection
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
+from volume_worker.flows import manage
+from volume_worker.flows import retype
 from volume_worker.flows import revert
 from volume_worker.flows import snapshot
 
@@ -34,4 +36,8 @@ FAMILIES = {family.operation: family for family in (
     connection.INITIALIZE_SNAPSHOT,
     connection.TERMINATE_SNAPSHOT,
     connection.REMOVE_EXPORT_SNAPSHOT,
+    manage.VOLUME,
+    manage.SNAPSHOT,
+    manage.TRANSFER,
+    retype.FAMILY,
 )}

@@ -98,10 +98,17 @@ def check_update(op):
             reason='of volume %s' % attachment.volume_id)
     if attachment.attach_mode not in MODES:
         raise exception.InvalidInput(reason='attach mode must be rw or ro')
-    if _others(attachment) and not multiattach(volume):
-        raise exception.ResourceInUse(
-            resource='volume', resource_id=volume.id,
-            reason='it is attached already and does not allow multiattach')
+    if _others(attachment):
+        if not multiattach(volume):
+            raise exception.ResourceInUse(
+                resource='volume', resource_id=volume.id,
+                reason='it is attached already and does not allow '
+                       'multiattach')
+        if not op.backend_reports('multiattach'):
+            raise exception.ResourceInUse(
+                resource='volume', resource_id=volume.id,
+                reason='it is attached already and backend %s does not '
+                       'report multiattach' % op._operations.backend)
 
 
 def multiattach(volume):

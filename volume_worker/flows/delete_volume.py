@@ -22,16 +22,20 @@ class RemoveExport(common.VolumeTask):
 
 
 class DeleteOnBackend(common.VolumeTask):
-    """Delete the backend object. Cannot be undone: no revert.
+    """Delete the backend object, or with ``unmanage_only`` just let it go.
 
-    No checkpoint: deleting an absent volume succeeds, so a resumed delete
+    Cannot be undone: no revert. No checkpoint: deleting an absent volume
+    succeeds (and unmanaging one already let go), so a resumed delete
     simply runs this again.
     """
 
     idempotent = True
 
-    def execute(self, driver, volume):
-        common.call_driver(driver.delete_volume, volume)
+    def execute(self, driver, volume, unmanage_only=False):
+        if unmanage_only:
+            common.call_driver(driver.unmanage, volume)
+        else:
+            common.call_driver(driver.delete_volume, volume)
 
 
 def build():

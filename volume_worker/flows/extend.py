@@ -6,6 +6,7 @@ Resume rule: resume (extending to a size a volume already has changes
 nothing).
 """
 
+from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import runner
@@ -33,6 +34,12 @@ def check(op):
         raise exception.InvalidInput(
             reason='volume %s is %d GiB; a new size must be larger, not %d'
             % (volume.id, volume.size, new_size))
+    if (db.attachment_others(volume.id, None) and
+            not op.backend_reports('online_extend_support')):
+        raise exception.ResourceInUse(
+            resource='volume', resource_id=volume.id,
+            reason='it is attached and the backend cannot extend attached '
+                   'volumes (no online_extend_support); detach it first')
 
 
 FAMILY = runner.FlowFamily(

@@ -26,9 +26,12 @@ class VolumeStatus(_StatusEnum):
     IN_USE = 'in-use'
     MAINTENANCE = 'maintenance'
     REVERTING = 'reverting'
+    MANAGING = 'managing'
+    ERROR_MANAGING = 'error_managing'
+    RETYPING = 'retyping'
     ALL = (CREATING, AVAILABLE, DELETING, DELETED, ERROR, ERROR_DELETING,
            EXTENDING, ERROR_EXTENDING, ATTACHING, DETACHING, IN_USE,
-           MAINTENANCE, REVERTING)
+           MAINTENANCE, REVERTING, MANAGING, ERROR_MANAGING, RETYPING)
 
 
 class VolumeStatusField(fields.BaseEnumField):
@@ -189,7 +192,7 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
         (_V.AVAILABLE,), via=_V.REVERTING, to=_V.AVAILABLE, error=_V.ERROR),
     'delete_volume': Transition(
         (_V.AVAILABLE, _V.ERROR, _V.ERROR_DELETING, _V.ERROR_EXTENDING,
-         _V.DELETING, _V.CREATING),
+         _V.ERROR_MANAGING, _V.DELETING, _V.CREATING),
         via=_V.DELETING, to=_V.DELETED, error=_V.ERROR_DELETING,
         settled=(_V.DELETED,)),
     'create_snapshot': hold((_V.AVAILABLE,), forced=(_V.IN_USE,)),
@@ -203,6 +206,15 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'remove_export': hold(),
     'attach_volume': hold((_V.AVAILABLE, _V.IN_USE)),
     'detach_volume': hold(),
+    'manage_existing': Transition(
+        (ABSENT,), via=_V.MANAGING, to=_V.AVAILABLE, error=_V.ERROR_MANAGING,
+        settled=(_V.AVAILABLE, _V.IN_USE, _V.ERROR_MANAGING)),
+    'manage_existing_snapshot': hold((_V.AVAILABLE, _V.IN_USE)),
+    'accept_transfer': hold((_V.AVAILABLE,)),
+    # A failed retype leaves the volume as it was, on its old type.
+    'retype': Transition(
+        (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
+        error=UNCHANGED),
 }, on_restart={
     _V.CREATING: _V.ERROR,
     _V.DELETING: _V.ERROR_DELETING,
@@ -211,6 +223,8 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     _V.DETACHING: _V.IN_USE,
     _V.MAINTENANCE: _V.ERROR,
     _V.REVERTING: _V.ERROR,  # its data is neither the old nor the snapshot's
+    _V.MANAGING: _V.ERROR_MANAGING,
+    _V.RETYPING: _V.AVAILABLE,  # the database still has the old type
 })
 
 _S = SnapshotStatus
@@ -229,6 +243,9 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
     'initialize_connection_snapshot': hold((_S.AVAILABLE,)),
     'terminate_connection_snapshot': hold(),
     'remove_export_snapshot': hold(),
+    'manage_existing_snapshot': Transition(
+        (ABSENT,), via=_S.CREATING, to=_S.AVAILABLE, error=_S.ERROR,
+        settled=(_S.AVAILABLE, _S.ERROR)),
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,

@@ -232,7 +232,8 @@ class Volume(_PersistentObject):
 @base.register
 class Snapshot(_PersistentObject):
     # Version 1.0: initial version
-    VERSION = '1.0'
+    # Version 1.1: project_id, user_id
+    VERSION = '1.1'
 
     fields = {
         'id': fields.UUIDField(),
@@ -246,6 +247,8 @@ class Snapshot(_PersistentObject):
         'provider_auth': fields.SensitiveStringField(nullable=True),
         'progress': fields.StringField(nullable=True),
         'metadata': fields.DictOfNullableStringsField(default={}),
+        'project_id': fields.StringField(nullable=True),
+        'user_id': fields.StringField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted_at': fields.DateTimeField(nullable=True),
@@ -259,6 +262,12 @@ class Snapshot(_PersistentObject):
     _db_destroy = staticmethod(db.snapshot_destroy)
 
     DELETED = vw_fields.SnapshotStatus.DELETED
+
+    def obj_make_compatible(self, primitive, target_version):
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop('project_id', None)
+            primitive.pop('user_id', None)
 
     @property
     def name(self):

@@ -31,7 +31,7 @@ FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
                   'delete_snapshot', 'create_volume_from_snapshot',
                   'create_cloned_volume', 'extend_volume',
                   'revert_to_snapshot', 'initialize_connection',
-                  'terminate_connection')
+                  'terminate_connection', 'manage_existing')
 RAISE = 'raise'  # instead of seconds: the call fails
 
 
