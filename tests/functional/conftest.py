@@ -69,6 +69,11 @@ class Harness:
             lambda e: e.get('event_type') == event_type and
             e['payload'].get('volume_id') == volume_id, timeout)
 
+    def wait_notification_of(self, event_type, snapshot_id, timeout=20):
+        return self.wait_event(
+            lambda e: e.get('event_type') == event_type and
+            e['payload'].get('snapshot_id') == snapshot_id, timeout)
+
     def wait_status(self, volume_id, statuses, backend=None, timeout=20):
         deadline = time.monotonic() + timeout
         last = None
