@@ -160,3 +160,21 @@ def test_allocated_capacity_grouped_by_pool(database):
         _volume(size=size, host=host).create()
     assert db.volume_allocated_capacity_by_pool('h@b') == {
         'p1': 3, 'p2': 5, None: 13}
+
+
+def test_a_volume_lists_its_live_attachments_when_read(database):
+    volume = _volume()
+    volume.obj_fill_unset()
+    volume.create()
+    loaded = objects.Volume.get_by_id(volume.id)
+    assert loaded.volume_attachment == []
+    attachment = objects.VolumeAttachment(
+        id=str(uuid.uuid4()), volume_id=volume.id, status='attached',
+        host='h@b#p', attached_host='consumer')
+    attachment.obj_fill_unset()
+    attachment.create()
+    again = objects.Volume.get_by_id(volume.id)
+    assert [a['attached_host'] for a in again['volume_attachment']] == [
+        'consumer']
+    older = again.obj_to_primitive(target_version='1.1')
+    assert 'volume_attachment' not in older['versioned_object.data']

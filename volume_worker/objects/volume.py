@@ -151,10 +151,11 @@ class Volume(_PersistentObject):
     # Version 1.0: initial version
     # Version 1.1: project_id, user_id, multiattach, bootable, group_id,
     #              _name_id, encryption_key_id, volume_type
-    VERSION = '1.1'
+    # Version 1.2: volume_attachment
+    VERSION = '1.2'
 
     DELETED = vw_fields.VolumeStatus.DELETED
-    NON_COLUMN_FIELDS = ('volume_type',)
+    NON_COLUMN_FIELDS = ('volume_type', 'volume_attachment')
     NEW_IN_1_1 = ('project_id', 'user_id', 'multiattach', 'bootable',
                   'group_id', '_name_id', 'encryption_key_id', 'volume_type')
 
@@ -186,6 +187,8 @@ class Volume(_PersistentObject):
         '_name_id': fields.UUIDField(nullable=True),
         'encryption_key_id': fields.UUIDField(nullable=True),
         'volume_type': fields.ObjectField('VolumeType', nullable=True),
+        'volume_attachment': fields.ListOfObjectsField('VolumeAttachment',
+                                                       nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted_at': fields.DateTimeField(nullable=True),
@@ -199,20 +202,33 @@ class Volume(_PersistentObject):
     _db_destroy = staticmethod(db.volume_destroy)
 
     def obj_make_compatible(self, primitive, target_version):
-        super().obj_make_compatible(primitive, target_version)
-        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+        """Drop what an older reader does not know.
+
+        The child objects (VolumeType 1.1, VolumeAttachment 1.0) are at the
+        only versions any reader that knows these fields has, so nothing of
+        theirs needs converting.
+        """
+        version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 2):
+            primitive.pop('volume_attachment', None)
+        if version < (1, 1):
             for name in self.NEW_IN_1_1:
                 primitive.pop(name, None)
 
     def obj_load_attr(self, attrname):
-        """Load ``volume_type`` (with its extra and QoS specs) when first read."""
-        if attrname != 'volume_type':
+        """Load ``volume_type`` (with its extra and QoS specs) and
+        ``volume_attachment`` (the live attachments) when first read."""
+        if attrname == 'volume_type':
+            type_id = (self.volume_type_id
+                       if self.obj_attr_is_set('volume_type_id') else None)
+            self.volume_type = (VolumeType.get_by_id(type_id)
+                                if type_id else None)
+        elif attrname == 'volume_attachment':
+            self.volume_attachment = VolumeAttachment.get_all(
+                filters={'volume_id': self.id})
+        else:
             super().obj_load_attr(attrname)
-        type_id = (self.volume_type_id
-                   if self.obj_attr_is_set('volume_type_id') else None)
-        self.volume_type = (VolumeType.get_by_id(type_id)
-                            if type_id else None)
-        self.obj_reset_changes(['volume_type'])
+        self.obj_reset_changes([attrname])
 
     @property
     def name_id(self):
