@@ -93,8 +93,12 @@ class Operation:
         return stats.get(capability)
 
     def resource_list(self):
-        return [[role.name, role.type, self.resources[role.name].id]
-                for role in self.family.roles]
+        out = []
+        for role in self.family.roles:
+            value = self.resources[role.name]
+            for resource in (value if role.many else [value]):
+                out.append([role.name, role.type, resource.id])
+        return out
 
     def run(self):
         """Run the family's flow; nothing when the request was already done."""
@@ -141,7 +145,7 @@ class Operations:
                             backend=self.backend,
                             reason='set-up has not succeeded')
                     ids = _resolve_ids(family, given)
-                    locks.enter_context(self._locked(ids.items(), family))
+                    locks.enter_context(self._locked(_pairs(ids), family))
                     self._load(op, given, ids)
                 yield op
             if op.subject.obj_attr_is_set('deleted') and op.subject.deleted:
@@ -183,6 +187,11 @@ class Operations:
         for role in family.roles:
             rtype = RESOURCE_TYPES[role.type]
             transition = rtype.transitions.of(family.operation, role.name)
+            if role.many:
+                op.resources[role.name] = [
+                    self._load_held(rtype, role, transition, rid, op)
+                    for rid in ids[role.name]]
+                continue
             try:
                 resource = rtype.load(ids[role.name])
             except exception.NotFound:
@@ -232,6 +241,22 @@ class Operations:
         if family.check is not None:
             family.check(op)
 
+    def _load_held(self, rtype, role, transition, resource_id, op):
+        """One existing resource, owned here, in a status the operation allows."""
+        resource = rtype.load(resource_id)
+        if resource.deleted:
+            raise rtype.missing(resource_id)
+        if resource.owner() != self.backend:
+            raise exception.NotOwned(
+                resource=role.type, resource_id=resource.id,
+                owner=resource.host, backend=self.backend)
+        if not transition.allows(resource.status, op.force):
+            raise exception.InvalidStatus(
+                resource=role.type, resource_id=resource.id,
+                status=resource.status, operation=op.family.operation,
+                expected=', '.join(transition.expected(op.force)))
+        return resource
+
     # -- recovery ---------------------------------------------------------------
 
     def resume(self, family, row, context):
@@ -241,13 +266,27 @@ class Operations:
             op = Operation(family, context, row['store'],
                            operation_id=row['id'], operations=self)
             op.resumed = True
+            many = {role.name for role in family.roles if role.many}
+            for name in many:
+                op.resources[name] = []
             for name, rtype, rid in row['resources']:
-                op.resources[name] = RESOURCE_TYPES[rtype].load(rid)
+                resource = RESOURCE_TYPES[rtype].load(rid)
+                if name in many:
+                    op.resources[name].append(resource)
+                else:
+                    op.resources[name] = resource
             op.loaded_status = op.subject.status
             try:
                 return self.runner.resume(op, row, self.deps(context))
             finally:
                 self.reporter.mark_dirty()
+
+
+def _pairs(ids):
+    """(role, id) for every resource, members of a list one by one."""
+    for name, value in ids.items():
+        for resource_id in (value if isinstance(value, list) else [value]):
+            yield name, resource_id
 
 
 def _resolve_ids(family, given):
@@ -259,7 +298,13 @@ def _resolve_ids(family, given):
     ids = {}
     for role in family.roles:
         value = given.get(role.name)
-        if value is not None:
+        if role.many:
+            if not isinstance(value, (list, tuple)):
+                raise TypeError('%s needs a list of %s'
+                                % (family.operation, role.name))
+            ids[role.name] = [v if isinstance(v, str) else v.id
+                              for v in value]
+        elif value is not None:
             ids[role.name] = value if isinstance(value, str) else value.id
     for role in family.roles:
         if role.name in ids:

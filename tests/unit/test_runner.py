@@ -1155,3 +1155,68 @@ def test_backend_capabilities_gate_multiattach_and_attached_extend(
     stats['online_extend_support'] = True
     run(ops, extend.FAMILY, volume=volume.id, store={'new_size': 2})
     assert db.volume_get(volume.id)['size'] == 2
+
+
+# -- a role of many resources (a group's members) ---------------------------------
+
+class _TouchMembers(common.VolumeTask):
+    idempotent = True
+
+    def execute(self, driver, members):
+        for member in members:
+            driver.calls['touched ' + member.id] += 1
+
+
+def _members_family(monkeypatch):
+    monkeypatch.setitem(
+        fields.VOLUME_TRANSITIONS.operations, 'touch_members', {
+            'volume': fields.Transition(
+                (VolumeStatus.AVAILABLE,), via=VolumeStatus.MAINTENANCE,
+                to=fields.UNCHANGED, error=fields.UNCHANGED),
+            'members': fields.hold((VolumeStatus.AVAILABLE,))})
+    return flow_runner.FlowFamily(
+        'touch_members',
+        lambda: common.operation_flow('touch_members', _TouchMembers()),
+        subject=flow_runner.Role('volume'),
+        held=(flow_runner.Role('volume', name='members', many=True),),
+        event='volume.touch', on_resume=flow_runner.RESUME)
+
+
+def test_many_members_are_locked_journaled_and_resumed(
+        ops, driver, notifier, coordinator, monkeypatch):
+    family = _members_family(monkeypatch)
+    leader = available_volume(ops)
+    members = [available_volume(ops) for _ in range(3)]
+    held = []
+
+    def crash(task, driver, members):
+        held.append(set(coordinator.held))
+        raise _Crash('members')
+    with monkeypatch.context() as m:
+        m.setattr(_TouchMembers, 'execute', crash)
+        m.setattr(db.OperationJournal, 'finish', lambda self: None)
+        with pytest.raises(_Crash):
+            run(ops, family, volume=leader.id,
+                members=[v.id for v in members])
+    expected = {operations.lock_name('volume', v.id)
+                for v in [leader] + members}
+    assert held == [expected]
+    [row] = journal_rows()
+    assert sorted(r[2] for r in row['resources'] if r[0] == 'members') == \
+        sorted(v.id for v in members)
+    assert status_of(leader.id) == VolumeStatus.MAINTENANCE
+
+    new_ops = make_ops(driver, notifier, coordinator)
+    new_ops.resume(family, row, None)
+    assert all(driver.calls['touched ' + v.id] == 1 for v in members)
+    assert status_of(leader.id) == VolumeStatus.AVAILABLE
+
+    foreign = new_volume()
+    foreign.host = 'other@fake1#pool1'
+    foreign.status = VolumeStatus.AVAILABLE
+    foreign.create()
+    with pytest.raises(exception.NotOwned):
+        run(ops, family, volume=leader.id,
+            members=[members[0].id, foreign.id])
+    with pytest.raises(TypeError, match='list of members'):
+        run(ops, family, volume=leader.id, members=members[0].id)

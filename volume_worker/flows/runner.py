@@ -36,13 +36,20 @@ class Role:
     ``new``: the request brings it and it may not be in the database yet (a
     create). ``id_from='snapshot.volume_id'``: its id is that field of
     another role's resource (a field that never changes, so it may be read
-    before the locks are taken).
+    before the locks are taken). ``many``: the request names a list of
+    them (a group's member volumes); each is locked, loaded and checked,
+    and tasks get the list.
     """
 
-    def __init__(self, resource_type, name=None, new=False, id_from=None):
+    def __init__(self, resource_type, name=None, new=False, id_from=None,
+                 many=False):
+        if many and (new or id_from):
+            raise ValueError('a role of many resources is named by the '
+                             'request, as existing resources')
         self.type = resource_type
         self.name = name or resource_type
         self.new = new
+        self.many = many
         self.id_from = tuple(id_from.split('.', 1)) if id_from else None
 
 
