@@ -69,12 +69,44 @@ def test_targets_are_judged(smoke):
     assert any(m.startswith('start-up to "recovered in"') for m in judged)
 
 
+def test_the_peer_is_opt_in(smoke):
+    # The smoke run (as the default one) neither installs nor runs Cinder.
+    data, table = smoke
+    assert not any(row['section'].startswith('10 peer')
+                   for row in data['rows'])
+    assert 'peer' not in data['skipped'] and 'cinder' not in table
+
+
 def test_quick_and_json_options_parse():
     sys.path.insert(0, os.path.join(ROOT, 'tools', 'bench'))
     try:
         import main
         args = main.parse(['--quick', '--json', 'x.json'])
         assert args.size == 'quick' and args.json == 'x.json'
+        assert args.peer is None
         assert main.parse([]).size == 'full'
+        peer = main.parse(['--quick', '--peer', 'cinder', '--sections',
+                           'control'])
+        # The ratios need the raw limit of the same run; results are kept.
+        assert peer.sections == ['raw', 'control']
+        assert peer.markdown.startswith(os.path.join(
+            ROOT, 'tools', 'bench', 'results', 'peer-cinder-'))
     finally:
         sys.path.remove(os.path.join(ROOT, 'tools', 'bench'))
+
+
+def test_the_cinder_driver_script_stands_alone():
+    # It runs in Cinder's venv: nothing of ours may be imported there.
+    import ast
+    path = os.path.join(ROOT, 'tools', 'bench', 'peer_cinder.py')
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split('.')[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or '').split('.')[0])
+    assert not imported & {'volume_worker', 'drivers', 'common', 'control',
+                           'peer', 'main'}, imported
+    assert {'cinder', 'oslo_messaging'} <= imported

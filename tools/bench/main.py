@@ -3,7 +3,8 @@
 Measures, in one run and side by side: the raw oslo.messaging limit, the
 control path through a real worker, driver-call concurrency, start-up and
 reports at scale, the file driver's data path, worker memory, and the flow
-journal's own cost. Prints a table; ``--json`` / ``--markdown`` save it.
+journal's own cost; with ``--peer cinder``, a real cinder-volume 29 beside
+ours (issue 20). Prints a table; ``--json`` / ``--markdown`` save it.
 """
 
 import argparse
@@ -27,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [HERE, ROOT]
 
 import common  # noqa: E402
+import peer  # noqa: E402  (imports nothing of the project or of Cinder)
 
 PROFILE_SECTION = '9 worker profile (py-spy, create+delete burst)'
 
@@ -35,14 +37,17 @@ PROFILE_SECTION = '9 worker profile (py-spy, create+delete burst)'
 SIZES = {
     'smoke': dict(control=10, calls=100, concurrent_calls=320, casts=300,
                   scale_small=10, scale_large=200, volume_gb=1, data_mib=32,
-                  journal=10, caps_repeat=5, rounds=1),
+                  journal=10, caps_repeat=5, rounds=1,
+                  peer=20, peer_lone=5, peer_rounds=1, peer_warm=10),
     'quick': dict(control=50, calls=300, concurrent_calls=960, casts=1000,
                   scale_small=100, scale_large=10000, volume_gb=2,
-                  data_mib=128, journal=30, caps_repeat=10, rounds=1),
+                  data_mib=128, journal=30, caps_repeat=10, rounds=1,
+                  peer=100, peer_lone=20, peer_rounds=1, peer_warm=20),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
                  volume_gb=10, data_mib=1024, journal=300, caps_repeat=30,
-                 rounds=2),
+                 rounds=2, peer=300, peer_lone=50, peer_rounds=3,
+                 peer_warm=50),
 }
 
 ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'datapath',
@@ -155,6 +160,8 @@ class Bench:
             self.section('scale', self.scale)
             self.section('datapath', self.datapath)
             self.section('journal', self.journal)
+            if self.args.peer:
+                self.section('peer', self.peer, enabled=True)
         finally:
             self.cleanup()
         self.results.note(
@@ -165,8 +172,8 @@ class Bench:
                 load_before, os.getloadavg()[0]))
         return self.results
 
-    def section(self, name, fn, *args):
-        if name not in self.args.sections:
+    def section(self, name, fn, *args, enabled=None):
+        if not (name in self.args.sections if enabled is None else enabled):
             return
         try:
             fn(*args)
@@ -235,6 +242,17 @@ class Bench:
         import journal
         journal.measure(self.state, self.results, self.size['journal'])
 
+    def peer(self):
+        s = self.size
+        peer.measure(self, self.results, s['peer'], s['peer_lone'],
+                     s['peer_rounds'], s['peer_warm'])
+
+    def event_collector(self):
+        if self.collector is None:
+            self.collector = common.EventCollector(
+                self.conf.transport_url).start()
+        return self.collector
+
     def cleanup(self):
         for worker in self.workers:
             try:
@@ -289,6 +307,17 @@ def parse(argv):
                    help='with --profile, keep the raw py-spy stacks here')
     p.add_argument('--keep', action='store_true',
                    help='keep the temporary state directory (logs, DBs)')
+    p.add_argument('--peer', choices=('cinder',),
+                   help='also run a real cinder-volume %s beside ours on the '
+                        'same broker (installs it with pip into a venv of '
+                        'its own, about half a minute) and report the '
+                        'ratios; results are saved under '
+                        'tools/bench/results/ unless --json/--markdown say '
+                        'where' % peer.CINDER_VERSION)
+    p.add_argument('--peer-venv', metavar='DIR',
+                   help='with --peer, the venv to install Cinder into (or '
+                        'reuse); default: a new one in the scratch '
+                        'directory, removed after the run')
     args = p.parse_args(argv)
     args.argv = list(argv)
     args.sections = [s.strip() for s in args.sections.split(',') if s.strip()]
@@ -297,6 +326,15 @@ def parse(argv):
         p.error('unknown sections: %s' % ', '.join(sorted(unknown)))
     args.executors = [e.strip() for e in args.executors.split(',')
                       if e.strip()]
+    if args.peer_venv and not args.peer:
+        p.error('--peer-venv needs --peer')
+    if args.peer:
+        if 'raw' not in args.sections:
+            args.sections.insert(0, 'raw')  # the peer ratios need the limit
+        date = datetime.date.today().isoformat()
+        base = os.path.join(HERE, 'results', 'peer-%s-%s' % (args.peer, date))
+        args.json = args.json or base + '.json'
+        args.markdown = args.markdown or base + '.md'
     return args
 
 
