@@ -57,6 +57,14 @@ class AttachmentNotFound(NotFound):
     message = 'Attachment %(attachment_id)s does not exist.'
 
 
+class GroupNotFound(NotFound):
+    message = 'Group %(group_id)s does not exist.'
+
+
+class GroupTypeNotFound(NotFound):
+    message = 'Group type %(group_type_id)s does not exist.'
+
+
 class VolumeTypeNotFound(NotFound):
     message = 'Volume type %(volume_type_id)s does not exist.'
 
@@ -116,6 +124,10 @@ class RPCVersionTooNew(WorkerException):
     message = ('%(method)s needs RPC API %(version)s, but this client is '
                'capped at %(cap)s ([upgrade_levels] volume).')
     code = 400
+
+
+class GroupFailed(WorkerException):
+    message = 'Group %(group_id)s: %(reason)s'
 
 
 class RetypeNotPossible(WorkerException):

@@ -18,7 +18,9 @@ from volume_worker.flows import clone
 from volume_worker.flows import connection as connection_flows
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
+from volume_worker.db import api as db
 from volume_worker.flows import extend
+from volume_worker.flows import group as group_flows
 from volume_worker.flows import manage
 from volume_worker.flows import retype as retype_flows
 from volume_worker.flows import revert
@@ -32,6 +34,7 @@ LOG = logging.getLogger(__name__)
 
 VOLUME_FILTERS = ('status', 'display_name', 'volume_type_id', 'id')
 SNAPSHOT_FILTERS = ('status', 'volume_id', 'display_name', 'id')
+GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 
 
 class VolumeManager:
@@ -251,6 +254,51 @@ class VolumeManager:
                        'no_snapshots': no_snapshots}) as op:
             op.run()
             return op.subject
+
+    # -- groups -----------------------------------------------------------------
+
+    @validation.endpoint
+    def create_group(self, context, group):
+        validation.check_object(group, objects.Group, 'group')
+        validation.check_uuid(group.id, 'group id')
+        if group.obj_attr_is_set('group_type_id') and group.group_type_id:
+            validation.check_uuid(group.group_type_id, 'group_type_id')
+            objects.GroupType.get_by_id(group.group_type_id)
+        group.host = self.backend
+        group.obj_fill_unset()
+        with self.operations.acquire(group_flows.CREATE, context,
+                                     group=group) as op:
+            op.run()
+
+    @validation.endpoint
+    def update_group(self, context, group_id, add_volumes=None,
+                     remove_volumes=None):
+        validation.check_uuid(group_id, 'group_id')
+        add = validation.check_uuid_list(add_volumes, 'add_volumes')
+        remove = validation.check_uuid_list(remove_volumes, 'remove_volumes')
+        with self.operations.acquire(group_flows.UPDATE, context,
+                                     group=group_id, add=add,
+                                     remove=remove) as op:
+            op.run()
+
+    @validation.endpoint
+    def delete_group(self, context, group_id, delete_volumes=False):
+        validation.check_uuid(group_id, 'group_id')
+        validation.check_bool(delete_volumes, 'delete_volumes')
+        with self.operations.acquire(
+                group_flows.DELETE, context, group=group_id,
+                members=db.group_member_ids(group_id),
+                store={'delete_volumes': delete_volumes}) as op:
+            op.run()
+
+    @validation.endpoint(read_only=True)
+    def get_group(self, context, group_id):
+        return self._get(objects.Group, group_id, 'group_id')
+
+    @validation.endpoint(read_only=True)
+    def list_groups(self, context, filters=None, marker=None, limit=None):
+        return self._list(objects.Group, GROUP_FILTERS, filters, marker,
+                          limit)
 
     # -- attachments ----------------------------------------------------------
 

@@ -42,6 +42,9 @@ RESOURCE_TYPES = {
     'snapshot': ResourceType(
         'snapshot', objects.Snapshot, fields.SNAPSHOT_TRANSITIONS,
         lambda i: exception.SnapshotNotFound(snapshot_id=i)),
+    'group': ResourceType(
+        'group', objects.Group, fields.GROUP_TRANSITIONS,
+        lambda i: exception.GroupNotFound(group_id=i)),
     'attachment': ResourceType(
         'attachment', objects.VolumeAttachment, fields.ATTACHMENT_TRANSITIONS,
         lambda i: exception.AttachmentNotFound(attachment_id=i)),

@@ -24,6 +24,8 @@ Version history:
           get_manageable_volumes (call), get_manageable_snapshots (call),
           accept_transfer (call); delete_volume with unmanage_only sends 1.5
     1.6 - retype (cast)
+    1.7 - create_group (cast), update_group (cast), delete_group (cast),
+          get_group (call), list_groups (call)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -37,7 +39,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.6'
+RPC_API_VERSION = '1.7'
 
 
 class _AttachmentsAPI:
@@ -187,6 +189,32 @@ class VolumeAPI(_AttachmentsAPI):
         """Cast: give the volume another type (in place on this backend)."""
         self._cast(backend, '1.6', 'retype', ctxt, volume_id=volume_id,
                    new_type_id=new_type_id, migration_policy=migration_policy)
+
+    def create_group(self, ctxt, backend, group):
+        """Cast: create ``group`` (a Group whose id the caller chose)."""
+        self._cast(backend, '1.7', 'create_group', ctxt, group=group)
+
+    def update_group(self, ctxt, backend, group_id, add_volumes=None,
+                     remove_volumes=None):
+        """Cast: add and remove volumes (lists of ids)."""
+        self._cast(backend, '1.7', 'update_group', ctxt, group_id=group_id,
+                   add_volumes=add_volumes, remove_volumes=remove_volumes)
+
+    def delete_group(self, ctxt, backend, group_id, delete_volumes=False):
+        """Cast: delete the group (and, with ``delete_volumes``, its volumes)."""
+        self._cast(backend, '1.7', 'delete_group', ctxt, group_id=group_id,
+                   delete_volumes=delete_volumes)
+
+    def get_group(self, ctxt, backend, group_id):
+        """Call: the Group with this id (raises GroupNotFound)."""
+        return self._call(backend, '1.7', 'get_group', ctxt,
+                          group_id=group_id)
+
+    def list_groups(self, ctxt, backend, filters=None, marker=None,
+                    limit=None):
+        """Call: a page of the backend's groups, oldest first."""
+        return self._call(backend, '1.7', 'list_groups', ctxt,
+                          filters=filters, marker=marker, limit=limit)
 
     def manage_existing(self, ctxt, backend, volume, existing_ref):
         """Cast: adopt the backend object ``existing_ref`` as ``volume``."""

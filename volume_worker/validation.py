@@ -211,3 +211,20 @@ def check_sort(sort_keys, sort_dirs, allowed_keys):
         raise exception.InvalidInput(reason='one sort direction (asc or '
                                      'desc) per sort key')
     return sort_keys, sort_dirs
+
+
+MAX_MEMBERS = 1000
+
+
+def check_uuid_list(values, what):
+    """A list of ids (None: none), each a UUID, no repeats."""
+    if values is None:
+        return []
+    if not isinstance(values, list) or len(values) > MAX_MEMBERS:
+        raise exception.InvalidInput(reason='%s must be a list of at most %d '
+                                     'ids' % (what, MAX_MEMBERS))
+    for value in values:
+        check_uuid(value, what)
+    if len(set(values)) != len(values):
+        raise exception.InvalidInput(reason='%s repeats an id' % what)
+    return list(values)

@@ -112,8 +112,35 @@ def _retype(ops):
                       'migration_policy': 'never'}}
 
 
+def _group(ops, members=0):
+    from volume_worker import objects
+    group = helpers.new_group()
+    helpers.run(ops, flows.FAMILIES['create_group'], group=group)
+    volumes = [_available_volume(ops).id for _ in range(members)]
+    if volumes:
+        helpers.run(ops, flows.FAMILIES['update_group'], group=group.id,
+                    add=volumes, remove=[])
+    assert objects.Group.get_by_id(group.id).status == 'available'
+    return group, volumes
+
+
+def _update_group(ops):
+    group, _ = _group(ops)
+    return {'group': group.id, 'add': [_available_volume(ops).id],
+            'remove': []}
+
+
+def _delete_group(ops):
+    group, members = _group(ops, members=2)
+    return {'group': group.id, 'members': members,
+            'store': {'delete_volumes': True}}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'create_group': lambda ops: {'group': helpers.new_group()},
+    'update_group': _update_group,
+    'delete_group': _delete_group,
     'retype': _retype,
     'manage_existing': _manage_volume,
     'manage_existing_snapshot': _manage_snapshot,
@@ -257,7 +284,8 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
             % (operation, status, transition.via, method))
     if transition.changes_status:
         table = {'volume': 'volumes', 'snapshot': 'snapshots',
-                 'attachment': 'volume_attachment'}[family.subject.type]
+                 'attachment': 'volume_attachment',
+                 'group': 'groups'}[family.subject.type]
         first = next(t for t in txns.committed
                      if any('INTO OPERATIONS' in s for s in t))
         assert any(table.upper() in s.split() for s in first), (

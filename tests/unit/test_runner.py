@@ -170,6 +170,12 @@ def new_snapshot(volume_id):
     return snap
 
 
+def new_group():
+    group = objects.Group(id=str(uuid.uuid4()), name='g', host=HOST)
+    group.obj_fill_unset()
+    return group
+
+
 CONNECTOR = {'host': 'consumer1', 'initiator': 'iqn.2026-11.test:consumer1',
              'ip': '127.0.0.1', 'multipath': False}
 
@@ -1220,3 +1226,93 @@ def test_many_members_are_locked_journaled_and_resumed(
             members=[members[0].id, foreign.id])
     with pytest.raises(TypeError, match='list of members'):
         run(ops, family, volume=leader.id, members=members[0].id)
+
+
+# -- groups ---------------------------------------------------------------------
+
+from volume_worker.flows import group as group_flows  # noqa: E402
+
+
+def _group_with(ops, count):
+    group = new_group()
+    run(ops, group_flows.CREATE, group=group)
+    volumes = [available_volume(ops) for _ in range(count)]
+    run(ops, group_flows.UPDATE, group=group.id, add=[v.id for v in volumes],
+        remove=[])
+    return group, volumes
+
+
+def test_group_membership_and_delete_through_the_driver(ops, driver,
+                                                        notifier):
+    group, volumes = _group_with(ops, 3)
+    assert driver._groups[group.id]
+    assert {db.volume_get(v.id)['group_id'] for v in volumes} == {group.id}
+    assert all(driver._volumes[v.id]['group_id'] == group.id
+               for v in volumes)
+    run(ops, group_flows.UPDATE, group=group.id, add=[],
+        remove=[volumes[0].id])
+    assert db.volume_get(volumes[0].id)['group_id'] is None
+    other = new_group()
+    run(ops, group_flows.CREATE, group=other)
+    with pytest.raises(exception.InvalidInput, match='is in group'):
+        run(ops, group_flows.UPDATE, group=other.id, add=[volumes[1].id],
+            remove=[])
+    members = db.group_member_ids(group.id)
+    with pytest.raises(exception.ResourceInUse, match='2 volume'):
+        run(ops, group_flows.DELETE, group=group.id, members=members,
+            store={'delete_volumes': False})
+    run(ops, group_flows.DELETE, group=group.id, members=members,
+        store={'delete_volumes': True})
+    for volume in volumes[1:]:
+        assert db.volume_get(volume.id, read_deleted=True)['deleted']
+        assert volume.id not in driver._volumes
+    assert status_of(volumes[0].id) == VolumeStatus.AVAILABLE
+    assert db.group_get(group.id, read_deleted=True)['deleted']
+    assert notifier.types()[-1] == 'group.delete.end'
+
+
+def test_a_member_the_driver_could_not_delete_fails_the_group(ops, driver):
+    group, volumes = _group_with(ops, 2)
+    _snapshot_of(ops, volumes[1])  # the fake refuses to delete it
+    run(ops, snapshot_flows.DELETE, snapshot=_snapshot_of(ops, volumes[0]).id,
+        store={'unmanage_only': False})
+    with pytest.raises(exception.GroupFailed):
+        run(ops, group_flows.DELETE, group=group.id,
+            members=db.group_member_ids(group.id),
+            store={'delete_volumes': True})
+    assert db.group_get(group.id)['status'] == 'error_deleting'
+    assert db.volume_get(volumes[0].id, read_deleted=True)['deleted']
+    assert status_of(volumes[1].id) == VolumeStatus.ERROR_DELETING
+
+
+def test_generic_group_delete_resumes_the_members_left(
+        ops, driver, notifier, coordinator, monkeypatch):
+    group, volumes = _group_with(ops, 4)
+    for name in ('create_group', 'delete_group', 'update_group'):
+        monkeypatch.setattr(driver, name, _not_implemented)
+    deleted = []
+    original = driver.delete_volume
+
+    def dying_delete(volume):
+        if len(deleted) == 2:
+            raise _Crash('halfway')
+        deleted.append(volume.id)
+        return original(volume)
+    with monkeypatch.context() as m:
+        m.setattr(driver, 'delete_volume', dying_delete)
+        m.setattr(db.OperationJournal, 'finish', lambda self: None)
+        with pytest.raises(_Crash):
+            run(ops, group_flows.DELETE, group=group.id,
+                members=db.group_member_ids(group.id),
+                store={'delete_volumes': True})
+    assert len([v for v in volumes if v.id in driver._volumes]) == 2
+    assert resume_all(driver, notifier, coordinator) == ['done']
+    assert all(v.id not in driver._volumes for v in volumes)
+    assert all(db.volume_get(v.id, read_deleted=True)['deleted']
+               for v in volumes)
+    assert db.group_get(group.id, read_deleted=True)['deleted']
+    assert journal_rows() == []
+
+
+def _not_implemented(*args, **kwargs):
+    raise NotImplementedError()

@@ -190,6 +190,26 @@ def _new_type():
     return vtype.id
 
 
+def _group_create(ops, backend):
+    from volume_worker import objects
+    from volume_worker.flows import group
+    new = objects.Group(id=str(uuid.uuid4()), host=backend)
+    new.obj_fill_unset()
+    _run(ops, group.CREATE, group=new)
+    return new.id
+
+
+def _group_add(ops, group_id, members):
+    from volume_worker.flows import group
+    _run(ops, group.UPDATE, group=group_id, add=members, remove=[])
+
+
+def _group_delete(ops, group_id, members):
+    from volume_worker.flows import group
+    _run(ops, group.DELETE, group=group_id, members=sorted(members),
+         store={'delete_volumes': True})
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
@@ -198,7 +218,9 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'copy of snapshot', 'extend', 'revert',
               'attach (update + complete)', 'detach',
               'legacy initialize_connection', 'legacy terminate_connection',
-              'accept_transfer', 'unmanage', 'manage_existing', 'retype')
+              'accept_transfer', 'unmanage', 'manage_existing', 'retype',
+              'group create', 'group update (add 2 volumes)',
+              'group delete with 2 volumes')
 
 
 def measure(state_dir, results, n):
@@ -264,6 +286,13 @@ def measure(state_dir, results, n):
                       volume_id)
                 timed((journal, 'retype'), _retype, ops, volume_id,
                       _new_type())
+                group_id = timed((journal, 'group create'), _group_create,
+                                 ops, backend)
+                members = [_create(ops, backend) for _ in range(2)]
+                timed((journal, 'group update (add 2 volumes)'), _group_add,
+                      ops, group_id, members)
+                timed((journal, 'group delete with 2 volumes'), _group_delete,
+                      ops, group_id, members)
                 spare = _create(ops, backend)
                 timed((journal, 'unmanage'), _unmanage, ops, spare)
                 adopted = timed((journal, 'manage_existing'), _manage, ops,

@@ -78,7 +78,8 @@ class Client:
             payload = event.get('payload') or {}
             event_type = event.get('event_type') or ''
             if resource_id not in (payload.get('volume_id'),
-                                   payload.get('snapshot_id')):
+                                   payload.get('snapshot_id'),
+                                   payload.get('group_id')):
                 continue
             if event_type.endswith('.end'):
                 self.ended[resource_id] = event_type
@@ -238,6 +239,18 @@ def _manageable(client, args, backend):
     return {'marker': args.marker, 'limit': args.limit,
             'offset': args.offset, 'sort_keys': keys or None,
             'sort_dirs': dirs or None}
+
+
+def _new_group(client, args, backend):
+    from volume_worker import objects
+    group = objects.Group(id=args.id or str(uuid.uuid4()), name=args.name,
+                          group_type_id=args.type,
+                          volume_type_ids=args.volume_types or [])
+    return {'group': group}
+
+
+def _ids(text):
+    return [i for i in (text or '').split(',') if i]
 
 
 def _listing(client, args, backend):
@@ -507,6 +520,34 @@ COMMANDS = [
             call=True, build=_connection, args=_CONNECTOR + _FORCE),
     Command('remove_export_snapshot', 'stop exporting a snapshot',
             subject=('snapshot', 'snapshot_id')),
+    Command('create_group', 'create a group of volumes',
+            subject=('group', 'id'), operation='create_group', new=True,
+            build=_new_group,
+            args=((('--type',), {'help': 'group type id'}),
+                  (('--volume-types',), {'dest': 'volume_types',
+                                         'type': _ids,
+                                         'help': 'volume type ids, '
+                                                 'comma-separated'}),
+                  (('--name',), {}), (('--id',), {}), _WAIT)),
+    Command('update_group', 'add and remove volumes of a group',
+            subject=('group', 'group_id'), operation='update_group',
+            build=lambda client, args, backend: {
+                'add_volumes': _ids(args.add),
+                'remove_volumes': _ids(args.remove)},
+            args=((('--add',), {'help': 'volume ids, comma-separated'}),
+                  (('--remove',), {'help': 'volume ids, comma-separated'}),
+                  _WAIT)),
+    Command('delete_group', 'delete a group',
+            subject=('group', 'group_id'), operation='delete_group',
+            build=lambda client, args, backend: {
+                'delete_volumes': args.delete_volumes},
+            args=((('--delete-volumes',), {'action': 'store_true',
+                                           'dest': 'delete_volumes'}),
+                  _WAIT)),
+    Command('get_group', 'show one group', subject=('group', 'group_id'),
+            aliases=('show-group',), call=True),
+    Command('list_groups', 'list groups', build=_listing, call=True,
+            args=((('--status',), {}),) + _LIST),
     Command('get_capabilities', 'the last capability report',
             aliases=('capabilities',), call=True,
             build=lambda client, args, backend: {'discover': args.refresh},

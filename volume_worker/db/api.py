@@ -375,6 +375,53 @@ def attachment_others(volume_id, attachment_id):
             query, {'vid': volume_id, 'aid': attachment_id or ''})]
 
 
+# -- groups --------------------------------------------------------------------
+
+def group_get(group_id, read_deleted=False):
+    row = _get(models.groups, group_id, read_deleted=read_deleted)
+    if row is None:
+        raise exception.GroupNotFound(group_id=group_id)
+    return row
+
+
+def group_create(values, journal=None):
+    return _create_unique(models.groups, 'Group', values, journal)
+
+
+def group_update(group_id, values, expected_status=None, journal=None):
+    return _update(models.groups, group_id, values, expected_status, journal)
+
+
+def group_destroy(group_id, status, expected_status=None, journal=None):
+    return _soft_delete(models.groups, group_id, status, expected_status,
+                        journal)
+
+
+def group_get_all(filters=None, marker=None, limit=None):
+    return _list(models.groups, filters, marker, limit)
+
+
+def group_member_ids(group_id):
+    """Ids of the group's live volumes, in a stable order."""
+    t = models.volumes
+    query = (sa.select(t.c.id)
+             .where(t.c.group_id == group_id, t.c.deleted == sa.false())
+             .order_by(t.c.id))
+    with get_engine().connect() as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
+def group_type_get(type_id):
+    row = _get(models.group_types, type_id)
+    if row is None:
+        raise exception.GroupTypeNotFound(group_type_id=type_id)
+    return row
+
+
+def group_type_create(values, journal=None):
+    return _create(models.group_types, values, journal)
+
+
 # -- volume types ----------------------------------------------------------------
 
 def volume_type_get(type_id):

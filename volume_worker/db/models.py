@@ -82,6 +82,29 @@ volume_attachment = sa.Table(
     *_timestamps(),
 )
 
+groups = sa.Table(
+    'groups', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('name', sa.String(255)),
+    sa.Column('description', sa.Text),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('group_type_id', sa.String(36)),
+    sa.Column('volume_type_ids', sa.JSON),
+    sa.Column('project_id', sa.String(255)),
+    sa.Column('user_id', sa.String(255)),
+    *_timestamps(),
+)
+
+group_types = sa.Table(
+    'group_types', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('name', sa.String(255), nullable=False, unique=True),
+    sa.Column('description', sa.Text),
+    sa.Column('group_specs', sa.JSON),
+    *_timestamps(),
+)
+
 volume_types = sa.Table(
     'volume_types', metadata,
     sa.Column('id', sa.String(36), primary_key=True),

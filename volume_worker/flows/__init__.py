@@ -11,6 +11,7 @@ from volume_worker.flows import connection
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
+from volume_worker.flows import group
 from volume_worker.flows import manage
 from volume_worker.flows import retype
 from volume_worker.flows import revert
@@ -40,4 +41,7 @@ FAMILIES = {family.operation: family for family in (
     manage.SNAPSHOT,
     manage.TRANSFER,
     retype.FAMILY,
+    group.CREATE,
+    group.UPDATE,
+    group.DELETE,
 )}

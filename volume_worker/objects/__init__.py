@@ -11,3 +11,6 @@ from volume_worker.objects.volume import Snapshot  # noqa
 from volume_worker.objects.volume import VolumeAttachment  # noqa
 from volume_worker.objects.volume import Volume  # noqa
 from volume_worker.objects.volume import VolumeType  # noqa
+from volume_worker.objects.fields import GroupStatus  # noqa
+from volume_worker.objects.group import Group  # noqa
+from volume_worker.objects.group import GroupType  # noqa

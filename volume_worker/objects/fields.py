@@ -70,6 +70,22 @@ class AttachStatusField(fields.BaseEnumField):
     AUTO_TYPE = AttachStatus()
 
 
+class GroupStatus(_StatusEnum):
+    CREATING = 'creating'
+    AVAILABLE = 'available'
+    UPDATING = 'updating'
+    DELETING = 'deleting'
+    DELETED = 'deleted'
+    ERROR = 'error'
+    ERROR_DELETING = 'error_deleting'
+    ALL = (CREATING, AVAILABLE, UPDATING, DELETING, DELETED, ERROR,
+           ERROR_DELETING)
+
+
+class GroupStatusField(fields.BaseEnumField):
+    AUTO_TYPE = GroupStatus()
+
+
 class _SecretJSON(fields.FieldType):
     """Any JSON value, shown as *** in an object's repr (it may hold secrets)."""
 
@@ -211,6 +227,11 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
         settled=(_V.AVAILABLE, _V.IN_USE, _V.ERROR_MANAGING)),
     'manage_existing_snapshot': hold((_V.AVAILABLE, _V.IN_USE)),
     'accept_transfer': hold((_V.AVAILABLE,)),
+    'update_group': {'add': hold((_V.AVAILABLE, _V.IN_USE)),
+                     'remove': hold()},
+    'delete_group': {'members': hold((_V.AVAILABLE, _V.ERROR,
+                                      _V.ERROR_DELETING,
+                                      _V.ERROR_EXTENDING))},
     # A failed retype leaves the volume as it was, on its old type.
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
@@ -275,4 +296,21 @@ ATTACHMENT_TRANSITIONS = TransitionTable('attachment', {
     'detach_volume': _DETACH,
 }, on_restart={
     _A.DETACHING: _A.ERROR_DETACHING,
+})
+
+_G = GroupStatus
+GROUP_TRANSITIONS = TransitionTable('group', {
+    'create_group': Transition(
+        (ABSENT, _G.CREATING, _G.ERROR), via=_G.CREATING, to=_G.AVAILABLE,
+        error=_G.ERROR, settled=(_G.AVAILABLE, _G.UPDATING, _G.DELETING)),
+    'update_group': Transition(
+        (_G.AVAILABLE,), via=_G.UPDATING, to=_G.AVAILABLE, error=_G.ERROR),
+    'delete_group': Transition(
+        (_G.AVAILABLE, _G.ERROR, _G.ERROR_DELETING, _G.DELETING),
+        via=_G.DELETING, to=_G.DELETED, error=_G.ERROR_DELETING,
+        settled=(_G.DELETED,)),
+}, on_restart={
+    _G.CREATING: _G.ERROR,
+    _G.UPDATING: _G.ERROR,
+    _G.DELETING: _G.ERROR_DELETING,
 })

@@ -1,0 +1,101 @@
+"""Groups end to end: the real broker, a worker process, the file driver.
+
+The file driver has no group calls, so the worker's generic behaviour runs:
+a group of file volumes is created, filled, emptied and deleted with its
+volumes, and a kill -9 halfway through deleting the members is finished at
+the next start with nothing stuck or leaked.
+"""
+
+import json
+import os
+import uuid
+
+import pytest
+
+from tests.functional.test_crash_recovery import running_rig
+from volume_worker.objects import VolumeStatus
+from volume_worker.testing import state
+
+
+@pytest.fixture(scope='module')
+def rig(tmp_path_factory):
+    yield from running_rig(tmp_path_factory, 'groups')
+
+
+def _group_row(rig, group_id):
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    t = models.groups
+    with rig.db.engine.connect() as conn:
+        row = conn.execute(sa.select(t).where(t.c.id == group_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def _create_group(rig, volume_count):
+    from volume_worker import objects
+    group = objects.Group(id=str(uuid.uuid4()), name='g')
+    rig.api.create_group(rig.ctx, rig.backend, group)
+    state.wait_until(lambda: (_group_row(rig, group.id) or {}).get(
+        'status') == 'available', 30, 'group available')
+    volumes = rig.create_available(volume_count)
+    rig.api.update_group(rig.ctx, rig.backend, group.id, add_volumes=volumes)
+    state.wait_until(lambda: all(rig.db.volume(v)['group_id'] == group.id
+                                 for v in volumes), 30, 'members added')
+    return group.id, volumes
+
+
+def test_a_group_of_file_volumes_lives_and_goes_with_its_volumes(rig):
+    group_id, volumes = _create_group(rig, 5)
+    listed = rig.api.list_groups(rig.ctx, rig.backend)
+    assert group_id in [g.id for g in listed]
+    rig.api.update_group(rig.ctx, rig.backend, group_id,
+                         remove_volumes=[volumes[0]])
+    state.wait_until(lambda: rig.db.volume(volumes[0])['group_id'] is None,
+                     30, 'member removed')
+    with pytest.raises(Exception) as err:
+        rig.api.client.prepare(server=rig.backend, timeout=10).call(
+            rig.ctx, 'delete_group', group_id=group_id)
+    assert '4 volume' in str(err.value)
+    rig.api.delete_group(rig.ctx, rig.backend, group_id, delete_volumes=True)
+    state.wait_until(lambda: _group_row(rig, group_id)['deleted'], 30,
+                     'group deleted')
+    for volume_id in volumes[1:]:
+        assert rig.db.volume(volume_id)['deleted']
+    assert rig.db.status(volumes[0]) == VolumeStatus.AVAILABLE
+    rig.assert_consistent()
+
+
+def test_kill_halfway_through_deleting_the_members(rig):
+    group_id, volumes = _create_group(rig, 6)
+    third = sorted(volumes)[2]
+    rig.hang({third: 'delete_volume'})
+    rig.api.delete_group(rig.ctx, rig.backend, group_id, delete_volumes=True)
+    rig.wait_inside({third: 'delete_volume'})
+    files = set(rig.volume_files())
+    assert len([v for v in volumes if 'volume-' + v in files]) == 4
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    assert _group_row(rig, group_id)['deleted']
+    assert all(rig.db.volume(v)['deleted'] for v in volumes)
+    assert not rig.db.journal()
+    rig.assert_consistent()
+
+
+def test_client_group_subcommands(rig):
+    out = rig.client('create-group', '--name', 'cli', '--wait')
+    assert out.returncode == 0, out.stderr
+    group = json.loads(out.stdout)
+    [volume_id] = rig.create_available(1)
+    out = rig.client('update-group', group['id'], '--add', volume_id,
+                     '--wait')
+    assert out.returncode == 0, out.stderr
+    assert json.loads(rig.client('show-group', group['id']).stdout)[
+        'status'] == 'available'
+    out = rig.client('delete-group', group['id'], '--wait')
+    assert out.returncode != 0 and 'refused' in out.stderr
+    out = rig.client('delete-group', group['id'], '--delete-volumes',
+                     '--wait')
+    assert out.returncode == 0, out.stderr
+    assert not os.path.exists(os.path.join(rig.volume_dir,
+                                           'volume-' + volume_id))

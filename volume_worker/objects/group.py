@@ -1,0 +1,64 @@
+"""Group and GroupType: volumes managed together (consistent snapshots, replication)."""
+
+from oslo_versionedobjects import fields
+
+from volume_worker.db import api as db
+from volume_worker.objects import base
+from volume_worker.objects import fields as vw_fields
+from volume_worker.objects.volume import _PersistentObject
+
+
+@base.register
+class GroupType(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'name': fields.StringField(),
+        'description': fields.StringField(nullable=True),
+        'group_specs': fields.DictOfNullableStringsField(default={}),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(lambda i, read_deleted=False: db.group_type_get(i))
+    _db_create = staticmethod(db.group_type_create)
+
+    def is_consistent_snapshot_type(self):
+        spec = (self.group_specs or {}).get(
+            'consistent_group_snapshot_enabled') or ''
+        return spec.strip().lower() in ('<is> true', 'true')
+
+
+@base.register
+class Group(_PersistentObject):
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'status': vw_fields.GroupStatusField(),
+        'name': fields.StringField(nullable=True),
+        'description': fields.StringField(nullable=True),
+        'host': fields.StringField(nullable=True),
+        'group_type_id': fields.UUIDField(nullable=True),
+        'volume_type_ids': fields.ListOfStringsField(default=[]),
+        'project_id': fields.StringField(nullable=True),
+        'user_id': fields.StringField(nullable=True),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(db.group_get)
+    _db_create = staticmethod(db.group_create)
+    _db_update = staticmethod(db.group_update)
+    _db_get_all = staticmethod(db.group_get_all)
+    _db_destroy = staticmethod(db.group_destroy)
+
+    DELETED = vw_fields.GroupStatus.DELETED
+    PAYLOAD_ID = 'group_id'
+    PAYLOAD_FIELDS = ('status', 'name', 'host', 'group_type_id')
