@@ -1,0 +1,314 @@
+"""One ``Command`` per RPC method: what each subcommand sends and how its arguments read."""
+
+import json
+import uuid
+
+from volume_worker.cmd.client_core import ClientError
+from volume_worker.cmd.client_core import Command
+
+def _new_volume(client, args, backend):
+    from volume_worker import objects
+    if args.size < 1:
+        raise ClientError('--size must be a whole number of GiB >= 1')
+    volume = objects.Volume(id=args.id or str(uuid.uuid4()), size=args.size,
+                            display_name=args.name, metadata={}, host=backend,
+                            snapshot_id=args.snapshot,
+                            source_volid=args.source_volume)
+    return {'volume': volume}
+
+
+def _new_snapshot(client, args, backend):
+    from volume_worker import objects
+    snapshot = objects.Snapshot(id=args.id or str(uuid.uuid4()),
+                                volume_id=args.volume_id,
+                                display_name=args.name, metadata={})
+    return {'snapshot': snapshot, 'force': args.force}
+
+
+def _connector(args):
+    if args.connector_local:
+        import os
+        import tempfile
+        from oslo_config import cfg
+        from drivers import datapath
+        datapath.init_os_brick(cfg.CONF, lock_path=tempfile.gettempdir(),
+                               in_process_privsep=os.geteuid() == 0)
+        return datapath.local_connector()
+    if not args.connector:
+        raise ClientError('give --connector JSON or --connector-local')
+    try:
+        connector = json.loads(args.connector)
+    except ValueError as exc:
+        raise ClientError('--connector is not JSON: %s' % exc)
+    return connector
+
+
+def _attachment_update(client, args, backend):
+    return {'connector': _connector(args), 'attachment_id': args.attachment,
+            'instance_uuid': args.instance, 'mountpoint': args.mountpoint,
+            'mode': args.mode}
+
+
+def _connection(client, args, backend):
+    kwargs = {'connector': _connector(args)}
+    if getattr(args, 'force', False):
+        kwargs['force'] = True
+    return kwargs
+
+
+def _legacy_attach(client, args, backend):
+    return {'instance_uuid': args.instance, 'host_name': args.host_name,
+            'mountpoint': args.mountpoint, 'mode': args.mode}
+
+
+def _attachment_id(client, args, backend):
+    return {'attachment_id': args.attachment_id}
+
+
+def _reference(args):
+    try:
+        ref = json.loads(args.ref)
+    except ValueError as exc:
+        raise ClientError('--ref is not JSON: %s' % exc)
+    return ref
+
+
+def _manage_volume(client, args, backend):
+    from volume_worker import objects
+    volume = objects.Volume(id=args.id or str(uuid.uuid4()), host=backend,
+                            display_name=args.name, metadata={})
+    return {'volume': volume, 'existing_ref': _reference(args)}
+
+
+def _manage_snapshot(client, args, backend):
+    from volume_worker import objects
+    snapshot = objects.Snapshot(id=args.id or str(uuid.uuid4()),
+                                volume_id=args.volume_id,
+                                display_name=args.name, metadata={})
+    return {'snapshot': snapshot, 'existing_ref': _reference(args)}
+
+
+def _manageable(client, args, backend):
+    keys, dirs = [], []
+    for item in args.sort or ():
+        key, _, direction = item.partition(':')
+        keys.append(key)
+        dirs.append(direction or 'asc')
+    return {'marker': args.marker, 'limit': args.limit,
+            'offset': args.offset, 'sort_keys': keys or None,
+            'sort_dirs': dirs or None}
+
+
+def _new_group(client, args, backend):
+    from volume_worker import objects
+    group = objects.Group(id=args.id or str(uuid.uuid4()), name=args.name,
+                          group_type_id=args.type,
+                          volume_type_ids=args.volume_types or [])
+    return {'group': group}
+
+
+def _ids(text):
+    return [i for i in (text or '').split(',') if i]
+
+
+def _listing(client, args, backend):
+    filters = {key: getattr(args, key) for key in ('status', 'volume_id')
+               if getattr(args, key, None)}
+    return {'filters': filters or None, 'marker': args.marker,
+            'limit': args.limit}
+
+
+_WAIT = (('--wait',), {'action': 'store_true',
+                       'help': 'wait for the final status; non-zero on error'})
+_LIST = ((('--marker',), {}), (('--limit',), {'type': int}))
+_CONNECTOR = (
+    (('--connector',), {'help': 'the consumer\'s connector (JSON object)'}),
+    (('--connector-local',), {'action': 'store_true',
+                              'dest': 'connector_local',
+                              'help': 'this host\'s connector (os-brick)'}))
+_FORCE = ((('--force',), {'action': 'store_true'}),)
+_UNMANAGE_ONLY = (('--unmanage-only',), {
+    'action': 'store_true', 'dest': 'unmanage_only',
+    'help': 'stop managing it; the backend object stays'})
+_MANAGEABLE = _LIST + (
+    (('--offset',), {'type': int, 'default': 0}),
+    (('--sort',), {'action': 'append',
+                   'help': 'KEY[:asc|desc], KEY identifier or size; '
+                           'repeatable'}))
+
+
+def _unmanage_only(client, args, backend):
+    return {'unmanage_only': True} if args.unmanage_only else {}
+
+COMMANDS = [
+    Command('create_volume', 'create a volume', subject=('volume', 'id'),
+            operation='create_volume', new=True, build=_new_volume,
+            aliases=('create',),
+            args=((('--size',), {'type': int, 'required': True,
+                                 'help': 'size in GiB'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  (('--snapshot',), {'help': 'a copy of this snapshot'}),
+                  (('--source-volume',), {'dest': 'source_volume',
+                                          'help': 'a clone of this volume'}),
+                  _WAIT)),
+    Command('extend_volume', 'grow a volume',
+            subject=('volume', 'volume_id'), operation='extend_volume',
+            build=lambda client, args, backend: {'new_size': args.new_size},
+            args=((('new_size',), {'type': int, 'help': 'new size in GiB'}),
+                  _WAIT)),
+    Command('retype', 'give a volume another volume type',
+            subject=('volume', 'volume_id'), operation='retype',
+            build=lambda client, args, backend: {
+                'new_type_id': args.new_type_id,
+                'migration_policy': args.migration_policy},
+            args=((('new_type_id',), {'help': 'the new volume type\'s id'}),
+                  (('--migration-policy',), {
+                      'dest': 'migration_policy', 'default': 'never',
+                      'choices': ('never', 'on-demand')}),
+                  _WAIT)),
+    Command('revert_to_snapshot', 'put a volume\'s latest snapshot back',
+            subject=('volume', 'volume_id'), operation='revert_to_snapshot',
+            build=lambda client, args, backend: {
+                'snapshot_id': args.snapshot_id},
+            args=((('snapshot_id',), {'help': 'its most recent snapshot'}),
+                  _WAIT)),
+    Command('delete_volume', 'delete a volume',
+            subject=('volume', 'volume_id'), operation='delete_volume',
+            aliases=('delete',), build=_unmanage_only,
+            args=(_WAIT, _UNMANAGE_ONLY)),
+    Command('manage_existing', 'adopt a backend object as a new volume',
+            subject=('volume', 'id'), operation='manage_existing', new=True,
+            build=_manage_volume,
+            args=((('--ref',), {'required': True,
+                                'help': 'the backend object (JSON), e.g. '
+                                        '{"source-name": "FILE"}'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('manage_existing_snapshot', 'adopt a backend object as a new '
+            'snapshot of a volume', subject=('snapshot', 'id'),
+            operation='manage_existing_snapshot', new=True,
+            build=_manage_snapshot,
+            args=((('volume_id',), {'help': 'the snapshot\'s volume'}),
+                  (('--ref',), {'required': True,
+                                'help': 'the backend object (JSON)'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('get_manageable_volumes', 'backend objects that could be '
+            'managed as volumes', call=True, build=_manageable,
+            args=_MANAGEABLE),
+    Command('get_manageable_snapshots', 'backend objects that could be '
+            'managed as snapshots', call=True, build=_manageable,
+            args=_MANAGEABLE),
+    Command('accept_transfer', 'give a volume (and its snapshots) to another '
+            'owner', subject=('volume', 'volume_id'), call=True,
+            build=lambda client, args, backend: {
+                'new_user': args.user, 'new_project': args.project,
+                'no_snapshots': args.no_snapshots},
+            args=((('--user',), {'required': True}),
+                  (('--project',), {'required': True}),
+                  (('--no-snapshots',), {'action': 'store_true',
+                                         'dest': 'no_snapshots'}))),
+    Command('get_volume', 'show one volume', subject=('volume', 'volume_id'),
+            aliases=('show',), call=True),
+    Command('list_volumes', 'list volumes', build=_listing, aliases=('list',),
+            call=True, args=((('--status',), {}),) + _LIST),
+    Command('create_snapshot', 'snapshot a volume',
+            subject=('snapshot', 'id'), operation='create_snapshot',
+            new=True, build=_new_snapshot,
+            args=((('volume_id',), {'help': 'the volume to snapshot'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  (('--force',), {'action': 'store_true',
+                                  'help': 'even of an in-use volume'}),
+                  _WAIT)),
+    Command('delete_snapshot', 'delete a snapshot',
+            subject=('snapshot', 'snapshot_id'), operation='delete_snapshot',
+            build=_unmanage_only, args=(_WAIT, _UNMANAGE_ONLY)),
+    Command('get_snapshot', 'show one snapshot',
+            subject=('snapshot', 'snapshot_id'), aliases=('show-snapshot',),
+            call=True),
+    Command('list_snapshots', 'list snapshots', build=_listing, call=True,
+            args=((('--status',), {}), (('--volume-id',),
+                                        {'dest': 'volume_id'})) + _LIST),
+    Command('attachment_update', 'connect a consumer; prints the '
+            'attachment with its connection info',
+            subject=('volume', 'volume_id'), call=True,
+            build=_attachment_update,
+            args=_CONNECTOR + (
+                   (('--attachment',), {'help': 'update this attachment'}),
+                   (('--instance',), {'help': 'the consumer\'s UUID'}),
+                   (('--mountpoint',), {}),
+                   (('--mode',), {'choices': ('rw', 'ro'),
+                                  'default': 'rw'}))),
+    Command('attachment_complete', 'the consumer is attached',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('attachment_delete', 'disconnect a consumer',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('list_attachments', 'the volume\'s attachments',
+            subject=('volume', 'volume_id'), call=True),
+    Command('initialize_connection', 'legacy path: export to a connector; '
+            'prints the connection info', subject=('volume', 'volume_id'),
+            call=True, build=_connection, args=_CONNECTOR),
+    Command('terminate_connection', 'legacy path: revoke a connector',
+            subject=('volume', 'volume_id'), call=True, build=_connection,
+            args=_CONNECTOR + _FORCE),
+    Command('attach_volume', 'legacy path: record a consumer',
+            subject=('volume', 'volume_id'), call=True, build=_legacy_attach,
+            args=((('--instance',), {'help': 'the consumer\'s UUID'}),
+                  (('--host-name',), {'dest': 'host_name'}),
+                  (('--mountpoint',), {}),
+                  (('--mode',), {'choices': ('rw', 'ro'), 'default': 'rw'}))),
+    Command('detach_volume', 'legacy path: the consumer is gone',
+            subject=('volume', 'volume_id'), call=True, build=_attachment_id,
+            args=((('attachment_id',), {}),)),
+    Command('remove_export', 'legacy path: stop exporting a volume',
+            subject=('volume', 'volume_id')),
+    Command('initialize_connection_snapshot', 'export a snapshot to a '
+            'connector; prints the connection info',
+            subject=('snapshot', 'snapshot_id'), call=True,
+            build=_connection, args=_CONNECTOR),
+    Command('terminate_connection_snapshot', 'revoke a connector\'s '
+            'connection to a snapshot', subject=('snapshot', 'snapshot_id'),
+            call=True, build=_connection, args=_CONNECTOR + _FORCE),
+    Command('remove_export_snapshot', 'stop exporting a snapshot',
+            subject=('snapshot', 'snapshot_id')),
+    Command('create_group', 'create a group of volumes',
+            subject=('group', 'id'), operation='create_group', new=True,
+            build=_new_group,
+            args=((('--type',), {'help': 'group type id'}),
+                  (('--volume-types',), {'dest': 'volume_types',
+                                         'type': _ids,
+                                         'help': 'volume type ids, '
+                                                 'comma-separated'}),
+                  (('--name',), {}), (('--id',), {}), _WAIT)),
+    Command('update_group', 'add and remove volumes of a group',
+            subject=('group', 'group_id'), operation='update_group',
+            build=lambda client, args, backend: {
+                'add_volumes': _ids(args.add),
+                'remove_volumes': _ids(args.remove)},
+            args=((('--add',), {'help': 'volume ids, comma-separated'}),
+                  (('--remove',), {'help': 'volume ids, comma-separated'}),
+                  _WAIT)),
+    Command('delete_group', 'delete a group',
+            subject=('group', 'group_id'), operation='delete_group',
+            build=lambda client, args, backend: {
+                'delete_volumes': args.delete_volumes},
+            args=((('--delete-volumes',), {'action': 'store_true',
+                                           'dest': 'delete_volumes'}),
+                  _WAIT)),
+    Command('get_group', 'show one group', subject=('group', 'group_id'),
+            aliases=('show-group',), call=True),
+    Command('list_groups', 'list groups', build=_listing, call=True,
+            args=((('--status',), {}),) + _LIST),
+    Command('get_capabilities', 'the last capability report',
+            aliases=('capabilities',), call=True,
+            build=lambda client, args, backend: {'discover': args.refresh},
+            args=((('--refresh',), {'action': 'store_true',
+                                    'help': 'ask the driver for fresh '
+                                            'figures'}),)),
+]
