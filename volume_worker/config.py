@@ -30,28 +30,98 @@ def setup_logging(conf, name=PROJECT):
         'taskflow=WARNING', 'tooz=WARNING', 'alembic=WARNING',
         'os_brick=INFO'])
     logging.setup(conf, name)
-    std_logging.getLogger('oslo_messaging.rpc.server').addFilter(
-        _RejectedRequestFilter())
+    for logger in REFUSAL_LOGGERS:
+        std_logging.getLogger(logger).addFilter(REFUSALS)
 
 
-class _RejectedRequestFilter(std_logging.Filter):
-    """One line, not a traceback, for requests the dispatcher refuses.
+# Loggers that report refused requests: oslo.messaging's RPC server (unknown
+# method or version), its rabbit driver (bodies that are no oslo.messaging
+# message), our dispatcher (arguments that cannot be deserialized) and our
+# endpoints (arguments that fail validation).
+REFUSAL_LOGGERS = ('oslo_messaging.rpc.server',
+                   'oslo.messaging._drivers.impl_rabbit',
+                   'oslo_messaging._drivers.impl_rabbit',
+                   'volume_worker.rpc', 'volume_worker.validation',
+                   'object')  # oslo.versionedobjects
 
-    An unknown method or an unsupported version is the caller's mistake,
-    already returned to it when it waits for a reply.
+
+class RefusalFilter(std_logging.Filter):
+    """Every refused request costs one short line; a flood, a few.
+
+    A refusal is the sender's mistake (and a call's caller gets the error
+    itself): one WARNING line with the method and the reason, at most
+    ``MAX_CHARS`` characters, no traceback, no line breaks. Lines beyond a
+    burst of ``BURST`` are let through at ``PER_SECOND``; the next line let
+    through says how many were left out, so a flood of hostile messages
+    cannot fill a disk. Other records pass unchanged.
+
+    A rewritten record keeps the name WARNING but gets a level number just
+    below it: oslo.log appends the exception being handled to any record
+    of WARNING or above, and some refusals are logged inside an ``except``
+    (with the sender's bytes in the exception's message).
     """
 
-    REFUSALS = ('NoSuchMethod', 'UnsupportedVersion')
+    MAX_CHARS = 300
+    BURST = 20
+    PER_SECOND = 1.0
+    TEMPLATES = ('%s refused: %s', '%s rejected: %s')
+    DISPATCH_ERRORS = ('NoSuchMethod', 'UnsupportedVersion')
+    DROPPED = 'Failed to process message ... skipping it.'
+    # Said again by the refusal of the request that carried the object.
+    REDUNDANT = ('Unable to instantiate unregistered object type '
+                 '%(objtype)s',)
+    LEVEL = std_logging.WARNING - 1
+
+    def __init__(self, clock=None):
+        super().__init__()
+        import threading
+        import time
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._tokens = float(self.BURST)
+        self._last = self._clock()
+        self.suppressed = 0
 
     def filter(self, record):
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and type(exc).__name__ in self.REFUSALS:
-            record.msg = 'Request refused: %s'
-            record.args = (exc,)
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = std_logging.WARNING, 'WARNING'
+        if record.msg in self.REDUNDANT:
+            return False
+        text = self._refusal(record)
+        if text is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.BURST, self._tokens +
+                               (now - self._last) * self.PER_SECOND)
+            self._last = now
+            if self._tokens < 1:
+                self.suppressed += 1
+                return False
+            self._tokens -= 1
+            left_out, self.suppressed = self.suppressed, 0
+        text = ' '.join(text.split())  # one line, whatever the reason holds
+        if len(text) > self.MAX_CHARS:
+            text = text[:self.MAX_CHARS - 3] + '...'
+        if left_out:
+            text += ' (%d more refusals not logged)' % left_out
+        record.msg, record.args = text, None
+        record.exc_info = record.exc_text = record.stack_info = None
+        record.levelno, record.levelname = self.LEVEL, 'WARNING'
         return True
+
+    def _refusal(self, record):
+        """The line to log if ``record`` reports a refusal, else None."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.msg in self.TEMPLATES:
+            return record.getMessage()
+        if exc is not None and type(exc).__name__ in self.DISPATCH_ERRORS:
+            return 'Request refused: %s' % exc
+        if record.msg == self.DROPPED:
+            return 'Message dropped, not an oslo.messaging request: %s: %s' % (
+                type(exc).__name__ if exc else 'unknown', exc)
+        return None
+
+
+REFUSALS = RefusalFilter()
 
 
 def early_option(argv, name, default):

@@ -1,15 +1,61 @@
 """Transport, serializer and notifier set-up shared by the worker and its clients."""
 
+import re
+
 import oslo_messaging as messaging
 from oslo_context import context as oslo_context
 from oslo_log import log as logging
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
+from oslo_messaging.rpc import server as rpc_server
+from oslo_versionedobjects import exception as ovo_exception
 
+from volume_worker import exception
 from volume_worker import objects
 
 LOG = logging.getLogger(__name__)
 
 # Exceptions whose type a caller may see as-is (others arrive as RemoteError).
 ALLOWED_EXMODS = ['volume_worker.exception', 'drivers.exception']
+
+# The one log line of a request refused before any endpoint ran (the
+# logging set-up in config.py bounds and rate-limits it).
+REFUSED = '%s refused: %s'
+MAX_DEPTH = 32  # nesting of any argument (objects are about 6 deep)
+MAX_METHOD = 128
+
+
+class RefusedArgument(Exception):
+    """A request that cannot be dispatched: ``error`` says why, for its caller."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _bounded(value, limit=200):
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def check_depth(entity, limit=MAX_DEPTH):
+    """Refuse arguments nested deeper than ``limit``, without recursing.
+
+    Deserializing (and validating) nested values recurses: a few hundred
+    levels would end every such request in a RecursionError traceback.
+    """
+    stack = [(entity, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            raise RefusedArgument(exception.InvalidInput(
+                reason='arguments nest deeper than %d levels' % limit))
+        stack.extend((child, depth + 1) for child in children)
 
 
 class RequestContextSerializer(messaging.Serializer):
@@ -31,6 +77,110 @@ class RequestContextSerializer(messaging.Serializer):
 
     def deserialize_context(self, context):
         return oslo_context.RequestContext.from_dict(context or {})
+
+
+class RequestSerializer(RequestContextSerializer):
+    """The worker's side: what cannot be an argument is refused.
+
+    An object of an unknown or newer version, a malformed primitive, a
+    context that is no JSON object, nesting too deep: ``RefusedArgument``
+    with the error its caller gets (see ``RefusingDispatcher``).
+    """
+
+    def deserialize_entity(self, context, entity):
+        check_depth(entity)
+        try:
+            return self._base.deserialize_entity(context, entity)
+        except exception.WorkerException as exc:
+            raise RefusedArgument(exc)
+        except ovo_exception.IncompatibleObjectVersion as exc:
+            kwargs = getattr(exc, 'kwargs', {})
+            raise RefusedArgument(exception.IncompatibleObjectVersion(
+                objname=_bounded(kwargs.get('objname'), 64),
+                objver=_bounded(kwargs.get('objver'), 32),
+                supported=_bounded(kwargs.get('supported'), 32)))
+        except (ovo_exception.VersionedObjectsException, ValueError,
+                TypeError, KeyError, AttributeError) as exc:
+            raise RefusedArgument(exception.InvalidInput(
+                reason='not a valid object: %s: %s' % (
+                    type(exc).__name__, _bounded(str(exc)))))
+
+    def deserialize_context(self, context):
+        if context is not None and not isinstance(context, dict):
+            raise RefusedArgument(exception.InvalidInput(
+                reason='the request context must be a JSON object'))
+        check_depth(context)
+        try:
+            return super().deserialize_context(context)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise RefusedArgument(exception.InvalidInput(
+                reason='bad request context: %s' % _bounded(str(exc))))
+
+
+_VERSION = re.compile(r'^\d{1,6}\.\d{1,6}(\.\d{1,6})?$')
+
+
+class RefusingDispatcher(rpc_dispatcher.RPCDispatcher):
+    """oslo.messaging's dispatcher, refusing what cannot be dispatched.
+
+    A request whose envelope is malformed (method, arguments, version),
+    whose arguments cannot be deserialized, or that names no method of the
+    endpoint, is refused with one log line (method and reason) and its
+    caller gets the error (``InvalidInput``, ``IncompatibleObjectVersion``,
+    ``NoSuchMethod``...) rather than a traceback in the log. oslo.messaging
+    logs only at debug level what is raised as ``ExpectedException``.
+    """
+
+    def dispatch(self, incoming):
+        message = incoming.message
+        method = message.get('method') if isinstance(message, dict) else None
+        try:
+            _check_envelope(message)
+            return super().dispatch(incoming)
+        except RefusedArgument as refused:
+            error = refused.error
+        except (rpc_dispatcher.NoSuchMethod,
+                rpc_dispatcher.UnsupportedVersion) as exc:
+            error = exc
+        # Logged outside the except block: oslo.log would append the
+        # active exception to the line.
+        LOG.warning(REFUSED, _bounded(method, MAX_METHOD)
+                    if isinstance(method, str) else '(no method)', error)
+        try:
+            raise error
+        except Exception:
+            raise messaging.ExpectedException()  # takes the error along
+
+
+def _check_envelope(message):
+    if not isinstance(message, dict):
+        raise RefusedArgument(exception.InvalidInput(
+            reason='the request is no JSON object'))
+    method = message.get('method')
+    if not isinstance(method, str) or not 0 < len(method) <= MAX_METHOD:
+        raise RefusedArgument(exception.InvalidInput(
+            reason='method must be a name of at most %d characters'
+            % MAX_METHOD))
+    if not isinstance(message.get('args', {}), dict):
+        raise RefusedArgument(exception.InvalidInput(
+            reason='args must be a JSON object'))
+    version = message.get('version', '1.0')
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise RefusedArgument(exception.InvalidInput(
+            reason='version must be MAJOR.MINOR, not %s' % _bounded(
+                version, 32)))
+    namespace = message.get('namespace')
+    if namespace is not None and not isinstance(namespace, str):
+        raise RefusedArgument(exception.InvalidInput(
+            reason='namespace must be a string'))
+
+
+def get_rpc_server(transport, target, endpoints):
+    """An RPC server whose dispatcher refuses malformed requests (above)."""
+    dispatcher = RefusingDispatcher(
+        endpoints, RequestSerializer(),
+        rpc_dispatcher.ExplicitRPCAccessPolicy)
+    return rpc_server.RPCServer(transport, target, dispatcher)
 
 
 def get_transport(conf):

@@ -9,7 +9,6 @@ import os
 import time
 
 import oslo_messaging as messaging
-from oslo_messaging.rpc import dispatcher
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import importutils
@@ -208,10 +207,8 @@ class BackendService:
         for server_name in targets:
             target = messaging.Target(topic=self.conf.volume_topic,
                                       server=server_name)
-            server = messaging.get_rpc_server(
-                self.transport, target, [self.manager],
-                serializer=rpc.get_serializer(),
-                access_policy=dispatcher.ExplicitRPCAccessPolicy)
+            server = rpc.get_rpc_server(self.transport, target,
+                                        [self.manager])
             server.start()
             self.servers.append(server)
         LOG.info('Backend %s listening on %s as %s', self.host,

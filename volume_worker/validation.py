@@ -50,6 +50,9 @@ def check_uuid(value, what):
     if not isinstance(value, str):
         raise exception.InvalidInput(reason='%s must be a UUID string, not %s'
                                      % (what, type(value).__name__))
+    if len(value) > 45:  # longer than any UUID form: no parsing megabytes
+        raise exception.InvalidInput(reason='%s %r is not a UUID'
+                                     % (what, value[:64]))
     try:
         parsed = uuid.UUID(value)
     except ValueError:
@@ -86,10 +89,18 @@ def check_metadata(metadata, max_bytes):
 
 
 def check_object(obj, cls, what):
+    """``obj`` is a ``cls`` that carries its id.
+
+    Other fields an endpoint reads and the sender left unset are refused
+    when read (``InvalidInput`` naming the field: the serializer marks
+    objects from the wire so).
+    """
     if not isinstance(obj, cls):
         raise exception.InvalidInput(reason='%s must be a %s object, not %s'
                                      % (what, cls.obj_name(),
                                         type(obj).__name__))
+    if 'id' in cls.fields and not obj.obj_attr_is_set('id'):
+        raise exception.InvalidInput(reason='%s has no id' % what)
     return obj
 
 
@@ -121,10 +132,16 @@ def check_text(value, what, limit):
 
 
 def check_names(resource):
-    """Display names and descriptions: bounded, printable text."""
-    for field, limit in (('display_name', MAX_NAME),
-                         ('display_description', MAX_DESCRIPTION)):
-        if not resource.obj_attr_is_set(field):
+    """Display names and descriptions: bounded, printable text.
+
+    No control characters (C0, DEL, C1: NUL, escapes, line breaks that
+    would forge log lines); a description may hold tabs and newlines.
+    """
+    for field, limit, allowed in (
+            ('display_name', MAX_NAME, ''),
+            ('display_description', MAX_DESCRIPTION, '\t\n')):
+        if field not in resource.fields or not resource.obj_attr_is_set(
+                field):
             continue
         value = getattr(resource, field)
         if value is None:
@@ -132,10 +149,14 @@ def check_names(resource):
         if len(value) > limit:
             raise exception.InvalidInput(reason='%s is longer than %d '
                                          'characters' % (field, limit))
-        if any(ord(c) < 32 or ord(c) == 127 for c in value
-               if c not in '\t\n'):
+        if any(_is_control(c) for c in value if c not in allowed):
             raise exception.InvalidInput(reason='%s contains control '
                                          'characters' % field)
+
+
+def _is_control(char):
+    code = ord(char)
+    return code < 32 or 127 <= code < 160 or code in (0x2028, 0x2029)
 
 
 def check_filters(filters, allowed):

@@ -96,16 +96,19 @@ def _volume_primitive(h, **changes):
 
 
 def test_newer_or_unknown_object_versions_are_refused(harness):
+    from volume_worker import exception
     h = harness
     client = h.api.client.prepare(server=h.backend(), timeout=10)
     raw = client.call  # the serializer would refuse to send such objects
-    for changes in ({'versioned_object.version': '9.9'},
-                    {'versioned_object.name': 'Nonsense'},
-                    {'versioned_object.namespace': 'other_project'}):
+    for changes, error in (
+            ({'versioned_object.version': '9.9'},
+             exception.IncompatibleObjectVersion),
+            ({'versioned_object.name': 'Nonsense'}, exception.InvalidInput),
+            ({'versioned_object.namespace': 'other_project'},
+             exception.InvalidInput)):
         primitive = _volume_primitive(h, **changes)
-        with pytest.raises(Exception) as err:
+        with pytest.raises(error):
             raw(h.ctx, 'create_volume', volume=primitive)
-        assert 'Timeout' not in type(err.value).__name__
         h.api.client.prepare(server=h.backend()).cast(h.ctx, 'create_volume',
                                           volume=primitive)
     _alive_and_serving(h)
@@ -158,6 +161,7 @@ def test_raw_malformed_bodies_are_dropped(harness, body, content_type):
 
 
 def test_oversized_metadata_and_path_like_names(harness):
+    from volume_worker import exception
     h = harness
     huge = h.new_volume(metadata={'k%d' % i: 'v' * 100 for i in range(1000)})
     h.api.create_volume(h.ctx, h.backend(), huge)
@@ -166,13 +170,170 @@ def test_oversized_metadata_and_path_like_names(harness):
     h.api.create_volume(h.ctx, h.backend(), odd)
     assert h.wait_status(odd.id, ['available']).display_name == \
         '../../etc/passwd'
-    with pytest.raises(Exception) as err:
+    with pytest.raises(exception.VolumeNotFound):
         h.api.get_volume(h.ctx, h.backend(), huge.id)
-    assert 'NotFound' in type(err.value).__name__
-    assert 'metadata exceeds 65536 bytes' in h.worker.log_text()
+    with pytest.raises(exception.InvalidInput) as err:
+        _call(h, 'create_volume', volume=huge)
+    assert 'metadata exceeds 65536 bytes' in str(err.value)
     for bad_host in ('other@fake1', '../x@y'):
         stray = h.new_volume(backend=bad_host)
-        with pytest.raises(Exception) as err:
-            h.api.client.prepare(server=h.backend(), timeout=10).call(
-                h.ctx, 'create_volume', volume=stray)
+        with pytest.raises(exception.InvalidInput) as err:
+            _call(h, 'create_volume', volume=stray)
         assert 'is not this backend' in str(err.value)
+
+
+def _call(h, method, **kwargs):
+    return h.api.client.prepare(server=h.backend(), timeout=10).call(
+        h.ctx, method, **kwargs)
+
+
+def _cast(h, method, **kwargs):
+    h.api.client.prepare(server=h.backend()).cast(h.ctx, method, **kwargs)
+
+
+def _raw(h):
+    """An RPC client that sends its arguments as they are (no serializer)."""
+    import oslo_messaging as messaging
+    return messaging.get_rpc_client(
+        h.api.transport, messaging.Target(topic=h.conf.volume_topic,
+                                          server=h.backend()), timeout=10)
+
+
+def _without(primitive, *fields):
+    data = dict(primitive['versioned_object.data'])
+    for name in fields:
+        data.pop(name, None)
+    primitive = dict(primitive, **{'versioned_object.data': data})
+    primitive['versioned_object.changes'] = [
+        c for c in primitive.get('versioned_object.changes', [])
+        if c not in fields]
+    return primitive
+
+
+def test_a_volume_without_id_or_size_is_refused(harness):
+    from volume_worker import exception
+    h = harness
+    for missing, reason in (('id', 'volume has no id'),
+                            ('size', 'Volume has no size')):
+        primitive = _without(_volume_primitive(h), missing)
+        with pytest.raises(exception.InvalidInput) as err:
+            _call(h, 'create_volume', volume=primitive)
+        assert reason in str(err.value)
+    snapshot = _without(_snapshot_primitive(h), 'id')
+    with pytest.raises(exception.InvalidInput) as err:
+        _call(h, 'create_snapshot', snapshot=snapshot)
+    assert 'snapshot has no id' in str(err.value)
+    assert 'NotImplementedError' not in h.worker.log_text()
+
+
+def _snapshot_primitive(h):
+    import uuid
+    from volume_worker import objects
+    from volume_worker import rpc
+    return rpc.get_serializer().serialize_entity(h.ctx, objects.Snapshot(
+        id=str(uuid.uuid4()), volume_id=str(uuid.uuid4()), metadata={}))
+
+
+def test_a_primitive_without_its_changes_list_keeps_its_fields(harness):
+    """``versioned_object.changes`` is optional: the data alone counts."""
+    h = harness
+    primitive = _volume_primitive(h)
+    primitive.pop('versioned_object.changes', None)
+    volume_id = primitive['versioned_object.data']['id']
+    _cast(h, 'create_volume', volume=primitive)
+    got = h.wait_status(volume_id, ['available', 'error'])
+    assert got.status == 'available' and got.id == volume_id
+    assert got.size == primitive['versioned_object.data']['size']
+
+
+def _nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_deep_nesting_is_refused_without_recursion(harness):
+    from volume_worker import exception
+    h = harness
+    start = len(h.worker.log_text())
+    raw = _raw(h)
+    for method, kwargs in (('get_volume', {'volume_id': _nested(500)}),
+                           ('list_volumes', {'filters': {'a': _nested(500)}}),
+                           ('create_volume', {'volume': _nested(500)})):
+        with pytest.raises(exception.InvalidInput) as err:
+            raw.call({}, method, **kwargs)
+        assert 'nest deeper than' in str(err.value)
+        raw.cast({}, method, **kwargs)
+    _alive_and_serving(h)
+    log = h.worker.log_text()[start:]
+    assert 'RecursionError' not in log and 'Traceback' not in log
+
+
+@pytest.mark.parametrize('name', ['nul\x00byte', 'esc\x1b[31mred',
+                                  'two\nlines', 'c1\x85next'])
+def test_names_with_control_characters_are_refused(harness, name):
+    from volume_worker import exception
+    h = harness
+    with pytest.raises(exception.InvalidInput) as err:
+        _call(h, 'create_volume', volume=h.new_volume(display_name=name))
+    assert 'display_name contains control characters' in str(err.value)
+    with pytest.raises(exception.InvalidInput) as err:
+        _call(h, 'create_volume',
+              volume=h.new_volume(display_name='x' * 256))
+    assert 'longer than 255' in str(err.value)
+
+
+# The worker's rate limit of refusal lines (config.RefusalFilter).
+BURST, PER_SECOND, MAX_LINE = 20, 1.0, 300 + 200  # message + log prefix
+
+
+def _hostile_batch(h):
+    """One of each kind of hostile message, as casts (no one to answer)."""
+    primitive = _volume_primitive(h)
+    yield lambda: _cast(h, 'create_volume',
+                        volume=_without(primitive, 'id'))
+    yield lambda: _raw(h).cast({}, 'create_volume', volume=_nested(500))
+    yield lambda: _cast(h, 'delete_volume', volume_id='x' * 5000)
+    yield lambda: _cast(h, 'no_such_method_' + 'y' * 5000)
+    yield lambda: _cast(h, 'create_volume', volume=dict(
+        primitive, **{'versioned_object.version': '9.9'}))
+    yield lambda: _cast(h, 'create_volume', volume=h.new_volume(
+        display_name='\x00\n' * 100))
+    yield lambda: _cast(h, 'list_volumes', filters={'k' * 3000: 1})
+    yield lambda: _publish_raw(h, b'\xff\xfe garbage',
+                               'application/octet-stream')
+    yield lambda: _publish_raw(h, b'not json at all ' * 100)
+    yield lambda: _publish_raw(h, json.dumps(
+        {'oslo.version': '9.' + 'v' * 5000, 'oslo.message': '{}'}))
+
+
+def test_a_flood_of_hostile_messages_costs_a_few_short_lines(harness):
+    h = harness
+    start = len(h.worker.log_text())
+    began = time.monotonic()
+    sent = 0
+    for _ in range(20):
+        for send in _hostile_batch(h):
+            send()
+            sent += 1
+    _alive_and_serving(h)
+    deadline = time.monotonic() + 20
+    while _queue_depth(h) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    took = time.monotonic() - began
+    lines = h.worker.log_text()[start:].splitlines()
+    assert sent == 200
+    # A burst, then one a second: not one (let alone dozens) per message.
+    assert len(lines) <= BURST + took * PER_SECOND + 5, '\n'.join(lines)
+    assert not [line for line in lines if len(line) > MAX_LINE]
+    assert not [line for line in lines if ' ERROR ' in line]
+    text = '\n'.join(lines)
+    assert 'Traceback' not in text and 'RecursionError' not in text
+    # The next line let through says how many were left out.
+    summary = 'more refusals not logged)'
+    deadline = time.monotonic() + 15
+    while summary not in h.worker.log_text()[start:]:
+        assert time.monotonic() < deadline, 'no summary of the left out'
+        _cast(h, 'delete_volume', volume_id='not-a-uuid')
+        time.sleep(0.5)

@@ -1,5 +1,7 @@
 """Base class, registry and RPC serializer of the worker's versioned objects."""
 
+import types
+
 from oslo_versionedobjects import base as ovo_base
 
 
@@ -37,4 +39,36 @@ def configure_names(volume_template, snapshot_template):
 
 
 class VolumeWorkerObjectSerializer(ovo_base.VersionedObjectSerializer):
+    """Objects from the wire, as their sender meant them.
+
+    - Every field present in the primitive's data counts as set by the
+      sender, whether or not ``versioned_object.changes`` lists it (the
+      list is optional in oslo.versionedobjects): a new object's row is
+      inserted from its changes, and a sender that omitted the list must
+      not get a row without its id.
+    - Reading a field the sender did not set (and that the class cannot
+      load itself) is the request's fault: ``InvalidInput`` naming the
+      field, not a ``NotImplementedError`` from oslo.versionedobjects.
+    """
+
     OBJ_BASE_CLASS = VolumeWorkerObject
+
+    def _process_object(self, context, objprim):
+        obj = super()._process_object(context, objprim)
+        if isinstance(obj, VolumeWorkerObject):
+            data = objprim.get('%s.data' % obj.OBJ_SERIAL_NAMESPACE) or {}
+            for name in obj.fields:
+                if name in data and obj.obj_attr_is_set(name):
+                    setattr(obj, name, getattr(obj, name))  # marks it changed
+            obj.obj_load_attr = types.MethodType(_load_or_refuse, obj)
+        return obj
+
+
+def _load_or_refuse(obj, attrname):
+    """``obj_load_attr`` of an object from the wire (bound per instance)."""
+    try:
+        return type(obj).obj_load_attr(obj, attrname)
+    except NotImplementedError:
+        from volume_worker import exception
+        raise exception.InvalidInput(reason='%s has no %s' % (
+            obj.obj_name(), attrname)) from None
