@@ -61,6 +61,10 @@ class GroupNotFound(NotFound):
     message = 'Group %(group_id)s does not exist.'
 
 
+class GroupSnapshotNotFound(NotFound):
+    message = 'Group snapshot %(group_snapshot_id)s does not exist.'
+
+
 class GroupTypeNotFound(NotFound):
     message = 'Group type %(group_type_id)s does not exist.'
 

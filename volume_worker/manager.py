@@ -21,6 +21,7 @@ from volume_worker.flows import delete_volume
 from volume_worker.db import api as db
 from volume_worker.flows import extend
 from volume_worker.flows import group as group_flows
+from volume_worker.flows import group_snapshot as group_snapshot_flows
 from volume_worker.flows import manage
 from volume_worker.flows import retype as retype_flows
 from volume_worker.flows import revert
@@ -290,6 +291,34 @@ class VolumeManager:
                 members=db.group_member_ids(group_id),
                 store={'delete_volumes': delete_volumes}) as op:
             op.run()
+
+    @validation.endpoint
+    def create_group_snapshot(self, context, group_snapshot):
+        validation.check_object(group_snapshot, objects.GroupSnapshot,
+                                'group_snapshot')
+        validation.check_uuid(group_snapshot.id, 'group snapshot id')
+        validation.check_uuid(group_snapshot.group_id, 'group_id')
+        group_snapshot.obj_fill_unset()
+        with self.operations.acquire(
+                group_snapshot_flows.CREATE, context,
+                group_snapshot=group_snapshot,
+                members=db.group_member_ids(group_snapshot.group_id)) as op:
+            op.run()
+
+    @validation.endpoint
+    def delete_group_snapshot(self, context, group_snapshot_id):
+        validation.check_uuid(group_snapshot_id, 'group_snapshot_id')
+        with self.operations.acquire(
+                group_snapshot_flows.DELETE, context,
+                group_snapshot=group_snapshot_id,
+                members=group_snapshot_flows.member_ids(
+                    group_snapshot_id)) as op:
+            op.run()
+
+    @validation.endpoint(read_only=True)
+    def get_group_snapshot(self, context, group_snapshot_id):
+        return self._get(objects.GroupSnapshot, group_snapshot_id,
+                         'group_snapshot_id')
 
     @validation.endpoint(read_only=True)
     def get_group(self, context, group_id):

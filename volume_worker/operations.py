@@ -45,6 +45,10 @@ RESOURCE_TYPES = {
     'group': ResourceType(
         'group', objects.Group, fields.GROUP_TRANSITIONS,
         lambda i: exception.GroupNotFound(group_id=i)),
+    'group_snapshot': ResourceType(
+        'group_snapshot', objects.GroupSnapshot,
+        fields.GROUP_SNAPSHOT_TRANSITIONS,
+        lambda i: exception.GroupSnapshotNotFound(group_snapshot_id=i)),
     'attachment': ResourceType(
         'attachment', objects.VolumeAttachment, fields.ATTACHMENT_TRANSITIONS,
         lambda i: exception.AttachmentNotFound(attachment_id=i)),

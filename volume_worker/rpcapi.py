@@ -26,6 +26,8 @@ Version history:
     1.6 - retype (cast)
     1.7 - create_group (cast), update_group (cast), delete_group (cast),
           get_group (call), list_groups (call)
+    1.8 - create_group_snapshot (cast), delete_group_snapshot (cast),
+          get_group_snapshot (call)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -39,7 +41,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.7'
+RPC_API_VERSION = '1.8'
 
 
 class _AttachmentsAPI:
@@ -215,6 +217,21 @@ class VolumeAPI(_AttachmentsAPI):
         """Call: a page of the backend's groups, oldest first."""
         return self._call(backend, '1.7', 'list_groups', ctxt,
                           filters=filters, marker=marker, limit=limit)
+
+    def create_group_snapshot(self, ctxt, backend, group_snapshot):
+        """Cast: snapshot every volume of ``group_snapshot.group_id``."""
+        self._cast(backend, '1.8', 'create_group_snapshot', ctxt,
+                   group_snapshot=group_snapshot)
+
+    def delete_group_snapshot(self, ctxt, backend, group_snapshot_id):
+        """Cast: delete the group snapshot and its member snapshots."""
+        self._cast(backend, '1.8', 'delete_group_snapshot', ctxt,
+                   group_snapshot_id=group_snapshot_id)
+
+    def get_group_snapshot(self, ctxt, backend, group_snapshot_id):
+        """Call: the GroupSnapshot with this id."""
+        return self._call(backend, '1.8', 'get_group_snapshot', ctxt,
+                          group_snapshot_id=group_snapshot_id)
 
     def manage_existing(self, ctxt, backend, volume, existing_ref):
         """Cast: adopt the backend object ``existing_ref`` as ``volume``."""

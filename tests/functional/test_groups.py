@@ -99,3 +99,70 @@ def test_client_group_subcommands(rig):
     assert out.returncode == 0, out.stderr
     assert not os.path.exists(os.path.join(rig.volume_dir,
                                            'volume-' + volume_id))
+
+
+def _group_snapshot_row(rig, group_snapshot_id):
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    t = models.group_snapshots
+    with rig.db.engine.connect() as conn:
+        row = conn.execute(sa.select(t).where(
+            t.c.id == group_snapshot_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def _cast_group_snapshot(rig, group_id, group_snapshot_id=None):
+    from volume_worker import objects
+    gs = objects.GroupSnapshot(id=group_snapshot_id or str(uuid.uuid4()),
+                               group_id=group_id, name='gs')
+    rig.api.create_group_snapshot(rig.ctx, rig.backend, gs)
+    return gs.id
+
+
+def test_group_snapshot_keeps_each_members_data(rig):
+    from volume_worker.flows import group_snapshot as gs_flows
+    group_id, volumes = _create_group(rig, 5)
+    for volume_id in volumes:
+        with open(os.path.join(rig.volume_dir, 'volume-' + volume_id),
+                  'r+b') as f:
+            f.write(volume_id.encode())
+    gs_id = _cast_group_snapshot(rig, group_id)
+    state.wait_until(lambda: (_group_snapshot_row(rig, gs_id) or {}).get(
+        'status') == 'available', 30, 'group snapshot')
+    for volume_id in volumes:
+        with open(os.path.join(rig.volume_dir, 'volume-' + volume_id),
+                  'r+b') as f:
+            f.write(b'X' * 36)
+        snapshot_id = gs_flows.member_snapshot_id(gs_id, volume_id)
+        with open(os.path.join(rig.volume_dir, 'snapshot-' + snapshot_id),
+                  'rb') as f:
+            assert f.read(36) == volume_id.encode()
+    rig.api.delete_group_snapshot(rig.ctx, rig.backend, gs_id)
+    state.wait_until(lambda: _group_snapshot_row(rig, gs_id)['deleted'], 30,
+                     'group snapshot deleted')
+    assert not [f for f in rig.volume_files() if f.startswith('snapshot-')]
+    rig.api.delete_group(rig.ctx, rig.backend, group_id, delete_volumes=True)
+    state.wait_until(lambda: _group_row(rig, group_id)['deleted'], 30,
+                     'group deleted')
+    rig.assert_consistent()
+
+
+def test_kill_inside_a_member_snapshot_then_restart(rig):
+    from volume_worker.flows import group_snapshot as gs_flows
+    group_id, volumes = _create_group(rig, 4)
+    gs_id = str(uuid.uuid4())
+    second = gs_flows.member_snapshot_id(gs_id, sorted(volumes)[1])
+    rig.hang({second: 'create_snapshot'})
+    _cast_group_snapshot(rig, group_id, gs_id)
+    rig.wait_inside({second: 'create_snapshot'})
+    assert gs_id in rig.db.journal()
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    assert _group_snapshot_row(rig, gs_id)['status'] == 'available'
+    snapshots = [f for f in rig.volume_files() if f.startswith('snapshot-')]
+    assert len(snapshots) == 4
+    assert not rig.db.journal()
+    out = rig.client('delete-group-snapshot', gs_id, '--wait')
+    assert out.returncode == 0, out.stderr
+    rig.assert_consistent()

@@ -136,8 +136,25 @@ def _delete_group(ops):
             'store': {'delete_volumes': True}}
 
 
+def _group_snapshot(ops, taken=False):
+    from volume_worker import objects
+    group, members = _group(ops, members=2)
+    group_snapshot = objects.GroupSnapshot(id=str(uuid.uuid4()),
+                                           group_id=group.id)
+    group_snapshot.obj_fill_unset()
+    given = {'group_snapshot': group_snapshot, 'members': members}
+    if not taken:
+        return given
+    helpers.run(ops, flows.FAMILIES['create_group_snapshot'], **given)
+    from volume_worker.flows import group_snapshot as gs_flows
+    return {'group_snapshot': group_snapshot.id,
+            'members': gs_flows.member_ids(group_snapshot.id)}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'create_group_snapshot': _group_snapshot,
+    'delete_group_snapshot': lambda ops: _group_snapshot(ops, taken=True),
     'create_group': lambda ops: {'group': helpers.new_group()},
     'update_group': _update_group,
     'delete_group': _delete_group,
@@ -285,7 +302,8 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
     if transition.changes_status:
         table = {'volume': 'volumes', 'snapshot': 'snapshots',
                  'attachment': 'volume_attachment',
-                 'group': 'groups'}[family.subject.type]
+                 'group': 'groups',
+                 'group_snapshot': 'group_snapshots'}[family.subject.type]
         first = next(t for t in txns.committed
                      if any('INTO OPERATIONS' in s for s in t))
         assert any(table.upper() in s.split() for s in first), (

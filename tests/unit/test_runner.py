@@ -1316,3 +1316,61 @@ def test_generic_group_delete_resumes_the_members_left(
 
 def _not_implemented(*args, **kwargs):
     raise NotImplementedError()
+
+
+# -- group snapshots -------------------------------------------------------------
+
+from volume_worker.flows import group_snapshot as gs_flows  # noqa: E402
+
+
+def _take_group_snapshot(ops, group):
+    group_snapshot = objects.GroupSnapshot(id=str(uuid.uuid4()),
+                                           group_id=group.id, name='gs')
+    group_snapshot.obj_fill_unset()
+    run(ops, gs_flows.CREATE, group_snapshot=group_snapshot,
+        members=db.group_member_ids(group.id))
+    return group_snapshot
+
+
+@pytest.mark.parametrize('generic', [False, True])
+def test_group_snapshot_takes_one_snapshot_per_member(ops, driver,
+                                                      monkeypatch, generic):
+    if generic:
+        monkeypatch.setattr(driver, 'create_group_snapshot',
+                            _not_implemented)
+        monkeypatch.setattr(driver, 'delete_group_snapshot',
+                            _not_implemented)
+    group, volumes = _group_with(ops, 3)
+    group_snapshot = _take_group_snapshot(ops, group)
+    assert db.group_snapshot_get(group_snapshot.id)['status'] == 'available'
+    ids = gs_flows.member_ids(group_snapshot.id)
+    assert sorted(db.snapshot_get(i)['volume_id'] for i in ids) == sorted(
+        v.id for v in volumes)
+    assert all(snapshot_status(i) == SnapshotStatus.AVAILABLE for i in ids)
+    assert all(i in driver._snapshots for i in ids)
+    run(ops, gs_flows.DELETE, group_snapshot=group_snapshot.id, members=ids)
+    assert all(db.snapshot_get(i, read_deleted=True)['deleted'] for i in ids)
+    assert not any(i in driver._snapshots for i in ids)
+    assert db.group_snapshot_get(group_snapshot.id,
+                                 read_deleted=True)['deleted']
+
+
+def test_a_consistent_group_type_needs_the_driver(ops, driver, monkeypatch):
+    monkeypatch.setattr(driver, 'create_group_snapshot', _not_implemented)
+    gtype = objects.GroupType(
+        id=str(uuid.uuid4()), name='cg',
+        group_specs={'consistent_group_snapshot_enabled': '<is> True'})
+    gtype.create()
+    group = new_group()
+    group.group_type_id = gtype.id
+    run(ops, group_flows.CREATE, group=group)
+    volume = available_volume(ops)
+    run(ops, group_flows.UPDATE, group=group.id, add=[volume.id], remove=[])
+    with pytest.raises(exception.GroupFailed, match='consistent'):
+        _take_group_snapshot(ops, group)
+    [gs_row] = [r for r in db.group_snapshot_get_all()
+                if r['group_id'] == group.id]
+    assert gs_row['status'] == 'error'
+    assert all(s['status'] == SnapshotStatus.ERROR for s in
+               db.snapshot_get_all(filters={'group_snapshot_id':
+                                            gs_row['id']}))

@@ -204,6 +204,22 @@ def _group_add(ops, group_id, members):
     _run(ops, group.UPDATE, group=group_id, add=members, remove=[])
 
 
+def _group_snapshot(ops, group_id, members):
+    from volume_worker import objects
+    from volume_worker.flows import group_snapshot
+    new = objects.GroupSnapshot(id=str(uuid.uuid4()), group_id=group_id)
+    new.obj_fill_unset()
+    _run(ops, group_snapshot.CREATE, group_snapshot=new,
+         members=sorted(members))
+    return new.id
+
+
+def _group_snapshot_delete(ops, group_snapshot_id):
+    from volume_worker.flows import group_snapshot
+    _run(ops, group_snapshot.DELETE, group_snapshot=group_snapshot_id,
+         members=group_snapshot.member_ids(group_snapshot_id))
+
+
 def _group_delete(ops, group_id, members):
     from volume_worker.flows import group
     _run(ops, group.DELETE, group=group_id, members=sorted(members),
@@ -220,6 +236,7 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'legacy initialize_connection', 'legacy terminate_connection',
               'accept_transfer', 'unmanage', 'manage_existing', 'retype',
               'group create', 'group update (add 2 volumes)',
+              'group snapshot (2 members)', 'group snapshot delete',
               'group delete with 2 volumes')
 
 
@@ -291,6 +308,10 @@ def measure(state_dir, results, n):
                 members = [_create(ops, backend) for _ in range(2)]
                 timed((journal, 'group update (add 2 volumes)'), _group_add,
                       ops, group_id, members)
+                gs_id = timed((journal, 'group snapshot (2 members)'),
+                              _group_snapshot, ops, group_id, members)
+                timed((journal, 'group snapshot delete'),
+                      _group_snapshot_delete, ops, gs_id)
                 timed((journal, 'group delete with 2 volumes'), _group_delete,
                       ops, group_id, members)
                 spare = _create(ops, backend)

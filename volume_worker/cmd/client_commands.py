@@ -107,6 +107,12 @@ def _new_group(client, args, backend):
     return {'group': group}
 
 
+def _new_group_snapshot(args):
+    from volume_worker import objects
+    return objects.GroupSnapshot(id=args.id or str(uuid.uuid4()),
+                                 group_id=args.group_id, name=args.name)
+
+
 def _ids(text):
     return [i for i in (text or '').split(',') if i]
 
@@ -301,6 +307,18 @@ COMMANDS = [
             args=((('--delete-volumes',), {'action': 'store_true',
                                            'dest': 'delete_volumes'}),
                   _WAIT)),
+    Command('create_group_snapshot', 'snapshot every volume of a group',
+            subject=('group_snapshot', 'id'),
+            operation='create_group_snapshot', new=True,
+            build=lambda client, args, backend: {
+                'group_snapshot': _new_group_snapshot(args)},
+            args=((('group_id',), {}), (('--name',), {}), (('--id',), {}),
+                  _WAIT)),
+    Command('delete_group_snapshot', 'delete a group snapshot',
+            subject=('group_snapshot', 'group_snapshot_id'),
+            operation='delete_group_snapshot', args=(_WAIT,)),
+    Command('get_group_snapshot', 'show one group snapshot',
+            subject=('group_snapshot', 'group_snapshot_id'), call=True),
     Command('get_group', 'show one group', subject=('group', 'group_id'),
             aliases=('show-group',), call=True),
     Command('list_groups', 'list groups', build=_listing, call=True,

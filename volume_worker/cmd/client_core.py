@@ -70,7 +70,8 @@ class Client:
             event_type = event.get('event_type') or ''
             if resource_id not in (payload.get('volume_id'),
                                    payload.get('snapshot_id'),
-                                   payload.get('group_id')):
+                                   payload.get('group_id'),
+                                   payload.get('group_snapshot_id')):
                 continue
             if event_type.endswith('.end'):
                 self.ended[resource_id] = event_type

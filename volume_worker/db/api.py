@@ -411,6 +411,36 @@ def group_member_ids(group_id):
         return [r[0] for r in conn.execute(query)]
 
 
+def group_snapshot_get(group_snapshot_id, read_deleted=False):
+    row = _get(models.group_snapshots, group_snapshot_id,
+               read_deleted=read_deleted)
+    if row is None:
+        raise exception.GroupSnapshotNotFound(
+            group_snapshot_id=group_snapshot_id)
+    return row
+
+
+def group_snapshot_create(values, journal=None):
+    return _create_unique(models.group_snapshots, 'Group snapshot', values,
+                          journal)
+
+
+def group_snapshot_update(group_snapshot_id, values, expected_status=None,
+                          journal=None):
+    return _update(models.group_snapshots, group_snapshot_id, values,
+                   expected_status, journal)
+
+
+def group_snapshot_destroy(group_snapshot_id, status, expected_status=None,
+                           journal=None):
+    return _soft_delete(models.group_snapshots, group_snapshot_id, status,
+                        expected_status, journal)
+
+
+def group_snapshot_get_all(filters=None, marker=None, limit=None):
+    return _list(models.group_snapshots, filters, marker, limit)
+
+
 def group_type_get(type_id):
     row = _get(models.group_types, type_id)
     if row is None:

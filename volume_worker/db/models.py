@@ -62,6 +62,7 @@ snapshots = sa.Table(
     sa.Column('metadata', sa.JSON),
     sa.Column('project_id', sa.String(255)),
     sa.Column('user_id', sa.String(255)),
+    sa.Column('group_snapshot_id', sa.String(36), index=True),
     *_timestamps(),
 )
 
@@ -93,6 +94,18 @@ groups = sa.Table(
     sa.Column('volume_type_ids', sa.JSON),
     sa.Column('project_id', sa.String(255)),
     sa.Column('user_id', sa.String(255)),
+    *_timestamps(),
+)
+
+group_snapshots = sa.Table(
+    'group_snapshots', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('group_id', sa.String(36), nullable=False, index=True),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('name', sa.String(255)),
+    sa.Column('description', sa.Text),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('group_type_id', sa.String(36)),
     *_timestamps(),
 )
 

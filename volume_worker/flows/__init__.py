@@ -12,6 +12,7 @@ from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
 from volume_worker.flows import group
+from volume_worker.flows import group_snapshot
 from volume_worker.flows import manage
 from volume_worker.flows import retype
 from volume_worker.flows import revert
@@ -44,4 +45,6 @@ FAMILIES = {family.operation: family for family in (
     group.CREATE,
     group.UPDATE,
     group.DELETE,
+    group_snapshot.CREATE,
+    group_snapshot.DELETE,
 )}

@@ -21,11 +21,11 @@ LOG = logging.getLogger(__name__)
 FAILED = ('error', 'error_deleting')
 
 
-def _without_status(update):
+def without_status(update):
     return {k: v for k, v in (update or {}).items() if k != 'status'}
 
 
-def _failed(update):
+def failed(update):
     return (update or {}).get('status') in FAILED
 
 
@@ -40,10 +40,10 @@ class CreateGroupOnBackend(common.VolumeTask):
             update = common.call_driver(driver.create_group, context, group)
         except NotImplementedError:
             return {}  # a group is a record here
-        if _failed(update):
+        if failed(update):
             raise exception.GroupFailed(group_id=group.id,
                                         reason='the driver reported error')
-        return _without_status(update)
+        return without_status(update)
 
     def revert(self, context, driver, group, result=None, **kwargs):
         try:
@@ -60,7 +60,7 @@ def build_create():
                                  updates=('group_update',))
 
 
-def _apply(members, updates):
+def apply_member_updates(members, updates):
     """Merge the driver's per-member updates ({'id', 'status', ...})."""
     by_id = {m.id: m for m in members}
     for update in updates or ():
@@ -94,12 +94,12 @@ class UpdateGroupOnBackend(common.VolumeTask):
                 remove_volumes=remove) or (None, None, None)
         except NotImplementedError:
             update = added = removed = None
-        if _failed(update):
+        if failed(update):
             raise exception.GroupFailed(group_id=group.id,
                                         reason='the driver reported error')
-        _apply(add, added)
-        _apply(remove, removed)
-        return _without_status(update)
+        apply_member_updates(add, added)
+        apply_member_updates(remove, removed)
+        return without_status(update)
 
 
 class SetMembership(common.VolumeTask):
@@ -159,13 +159,13 @@ class DeleteGroupOnBackend(common.VolumeTask):
             update, updates = None, self._one_by_one(context, driver, live)
         if updates is None:
             updates = [{'id': m.id, 'status': 'deleted'} for m in live]
-        _apply(live, updates)
-        if _failed(update) or any(u.get('status') in FAILED
+        apply_member_updates(live, updates)
+        if failed(update) or any(u.get('status') in FAILED
                                   for u in updates):
             raise exception.GroupFailed(
                 group_id=group.id, reason='the driver could not delete '
                 'every volume')
-        return _without_status(update)
+        return without_status(update)
 
     @staticmethod
     def _one_by_one(context, driver, members):

@@ -14,3 +14,4 @@ from volume_worker.objects.volume import VolumeType  # noqa
 from volume_worker.objects.fields import GroupStatus  # noqa
 from volume_worker.objects.group import Group  # noqa
 from volume_worker.objects.group import GroupType  # noqa
+from volume_worker.objects.group import GroupSnapshot  # noqa

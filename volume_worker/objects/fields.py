@@ -86,6 +86,20 @@ class GroupStatusField(fields.BaseEnumField):
     AUTO_TYPE = GroupStatus()
 
 
+class GroupSnapshotStatus(_StatusEnum):
+    CREATING = 'creating'
+    AVAILABLE = 'available'
+    DELETING = 'deleting'
+    DELETED = 'deleted'
+    ERROR = 'error'
+    ERROR_DELETING = 'error_deleting'
+    ALL = (CREATING, AVAILABLE, DELETING, DELETED, ERROR, ERROR_DELETING)
+
+
+class GroupSnapshotStatusField(fields.BaseEnumField):
+    AUTO_TYPE = GroupSnapshotStatus()
+
+
 class _SecretJSON(fields.FieldType):
     """Any JSON value, shown as *** in an object's repr (it may hold secrets)."""
 
@@ -232,6 +246,7 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'delete_group': {'members': hold((_V.AVAILABLE, _V.ERROR,
                                       _V.ERROR_DELETING,
                                       _V.ERROR_EXTENDING))},
+    'create_group_snapshot': {'members': hold((_V.AVAILABLE, _V.IN_USE))},
     # A failed retype leaves the volume as it was, on its old type.
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
@@ -267,6 +282,7 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
     'manage_existing_snapshot': Transition(
         (ABSENT,), via=_S.CREATING, to=_S.AVAILABLE, error=_S.ERROR,
         settled=(_S.AVAILABLE, _S.ERROR)),
+    'delete_group_snapshot': {'members': hold()},
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,
@@ -305,6 +321,7 @@ GROUP_TRANSITIONS = TransitionTable('group', {
         error=_G.ERROR, settled=(_G.AVAILABLE, _G.UPDATING, _G.DELETING)),
     'update_group': Transition(
         (_G.AVAILABLE,), via=_G.UPDATING, to=_G.AVAILABLE, error=_G.ERROR),
+    'create_group_snapshot': hold((_G.AVAILABLE,)),
     'delete_group': Transition(
         (_G.AVAILABLE, _G.ERROR, _G.ERROR_DELETING, _G.DELETING),
         via=_G.DELETING, to=_G.DELETED, error=_G.ERROR_DELETING,
@@ -313,4 +330,20 @@ GROUP_TRANSITIONS = TransitionTable('group', {
     _G.CREATING: _G.ERROR,
     _G.UPDATING: _G.ERROR,
     _G.DELETING: _G.ERROR_DELETING,
+})
+
+_GS = GroupSnapshotStatus
+GROUP_SNAPSHOT_TRANSITIONS = TransitionTable('group_snapshot', {
+    'create_group_snapshot': Transition(
+        (ABSENT, _GS.CREATING, _GS.ERROR), via=_GS.CREATING,
+        to=_GS.AVAILABLE, error=_GS.ERROR,
+        settled=(_GS.AVAILABLE, _GS.DELETING, _GS.ERROR_DELETING)),
+    'delete_group_snapshot': Transition(
+        (_GS.AVAILABLE, _GS.ERROR, _GS.ERROR_DELETING, _GS.DELETING,
+         _GS.CREATING),
+        via=_GS.DELETING, to=_GS.DELETED, error=_GS.ERROR_DELETING,
+        settled=(_GS.DELETED,)),
+}, on_restart={
+    _GS.CREATING: _GS.ERROR,
+    _GS.DELETING: _GS.ERROR_DELETING,
 })

@@ -62,3 +62,35 @@ class Group(_PersistentObject):
     DELETED = vw_fields.GroupStatus.DELETED
     PAYLOAD_ID = 'group_id'
     PAYLOAD_FIELDS = ('status', 'name', 'host', 'group_type_id')
+
+
+@base.register
+class GroupSnapshot(_PersistentObject):
+    """A snapshot of every volume of a group, taken together."""
+
+    # Version 1.0: initial version
+    VERSION = '1.0'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'group_id': fields.UUIDField(),
+        'status': vw_fields.GroupSnapshotStatusField(),
+        'name': fields.StringField(nullable=True),
+        'description': fields.StringField(nullable=True),
+        'host': fields.StringField(nullable=True),
+        'group_type_id': fields.UUIDField(nullable=True),
+        'created_at': fields.DateTimeField(nullable=True),
+        'updated_at': fields.DateTimeField(nullable=True),
+        'deleted_at': fields.DateTimeField(nullable=True),
+        'deleted': fields.BooleanField(default=False),
+    }
+
+    _db_get = staticmethod(db.group_snapshot_get)
+    _db_create = staticmethod(db.group_snapshot_create)
+    _db_update = staticmethod(db.group_snapshot_update)
+    _db_get_all = staticmethod(db.group_snapshot_get_all)
+    _db_destroy = staticmethod(db.group_snapshot_destroy)
+
+    DELETED = vw_fields.GroupSnapshotStatus.DELETED
+    PAYLOAD_ID = 'group_snapshot_id'
+    PAYLOAD_FIELDS = ('group_id', 'status', 'name', 'host')

@@ -249,7 +249,8 @@ class Volume(_PersistentObject):
 class Snapshot(_PersistentObject):
     # Version 1.0: initial version
     # Version 1.1: project_id, user_id
-    VERSION = '1.1'
+    # Version 1.2: group_snapshot_id
+    VERSION = '1.2'
 
     fields = {
         'id': fields.UUIDField(),
@@ -265,6 +266,7 @@ class Snapshot(_PersistentObject):
         'metadata': fields.DictOfNullableStringsField(default={}),
         'project_id': fields.StringField(nullable=True),
         'user_id': fields.StringField(nullable=True),
+        'group_snapshot_id': fields.UUIDField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted_at': fields.DateTimeField(nullable=True),
@@ -281,7 +283,10 @@ class Snapshot(_PersistentObject):
 
     def obj_make_compatible(self, primitive, target_version):
         super().obj_make_compatible(primitive, target_version)
-        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+        version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 2):
+            primitive.pop('group_snapshot_id', None)
+        if version < (1, 1):
             primitive.pop('project_id', None)
             primitive.pop('user_id', None)
 

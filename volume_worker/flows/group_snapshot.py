@@ -1,0 +1,210 @@
+"""Group snapshots: a snapshot of every volume of a group, taken together; and their deletion.
+
+The driver's ``create_group_snapshot`` / ``delete_group_snapshot`` get the
+member snapshots and return the contract's per-member updates; a driver
+without them gets the generic behaviour (one snapshot after another),
+except for a group type that asks for consistent snapshots, which only a
+driver can promise. The member snapshots are records with ids derived from
+the group snapshot's and each volume's, so a resumed run finds the ones it
+made. Resume rule: resume (taking an existing snapshot, deleting an absent
+one, succeed).
+"""
+
+import uuid
+
+from oslo_log import log as logging
+
+from volume_worker.db import api as db
+from volume_worker import exception
+from volume_worker.flows import common
+from volume_worker.flows import group as group_flows
+from volume_worker.flows import runner
+from volume_worker import objects
+from volume_worker.objects import SnapshotStatus
+
+LOG = logging.getLogger(__name__)
+
+
+def member_snapshot_id(group_snapshot_id, volume_id):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, 'group-snapshot:%s:%s'
+                          % (group_snapshot_id, volume_id)))
+
+
+class MakeMemberSnapshots(common.VolumeTask):
+    """One snapshot record per member volume (found again on resume)."""
+
+    idempotent = True
+    default_provides = 'member_snapshots'
+
+    def execute(self, group_snapshot, members):
+        snapshots = []
+        for volume in members:
+            snapshot_id = member_snapshot_id(group_snapshot.id, volume.id)
+            try:
+                snapshot = objects.Snapshot.get_by_id(snapshot_id)
+            except exception.NotFound:
+                snapshot = objects.Snapshot(
+                    id=snapshot_id, volume_id=volume.id,
+                    volume_size=volume.size, host=volume.host,
+                    status=SnapshotStatus.CREATING,
+                    group_snapshot_id=group_snapshot.id,
+                    display_name=group_snapshot.name)
+                snapshot.obj_fill_unset()
+                snapshot.create()
+            snapshots.append(snapshot)
+        return snapshots
+
+
+def _consistent(group):
+    if not group.group_type_id:
+        return False
+    return objects.GroupType.get_by_id(
+        group.group_type_id).is_consistent_snapshot_type()
+
+
+class SnapshotGroupOnBackend(common.VolumeTask):
+    """The driver's ``create_group_snapshot``, or each snapshot in turn.
+
+    Revert removes what it took and leaves the member records ``error``.
+    """
+
+    idempotent = True
+    default_provides = 'group_snapshot_update'
+
+    def execute(self, context, driver, group_snapshot, group,
+                member_snapshots):
+        try:
+            update, updates = common.call_driver(
+                driver.create_group_snapshot, context, group_snapshot,
+                member_snapshots) or (None, None)
+        except NotImplementedError:
+            if _consistent(group):
+                raise exception.GroupFailed(
+                    group_id=group.id, reason='its type asks for consistent '
+                    'snapshots, which this driver does not take')
+            update, updates = None, self._one_by_one(driver,
+                                                     member_snapshots)
+        if updates is None:
+            updates = [{'id': s.id, 'status': SnapshotStatus.AVAILABLE}
+                       for s in member_snapshots]
+        group_flows.apply_member_updates(member_snapshots, updates)
+        if group_flows.failed(update) or any(
+                u.get('status') in group_flows.FAILED for u in updates):
+            raise exception.GroupFailed(
+                group_id=group.id, reason='not every member snapshot was '
+                'taken')
+        return group_flows.without_status(update)
+
+    @staticmethod
+    def _one_by_one(driver, snapshots):
+        updates = []
+        for snapshot in snapshots:
+            try:
+                common.call_driver(driver.create_snapshot, snapshot)
+                updates.append({'id': snapshot.id,
+                                'status': SnapshotStatus.AVAILABLE})
+            except Exception as exc:
+                LOG.warning('Member snapshot %s failed: %s', snapshot.id, exc)
+                updates.append({'id': snapshot.id,
+                                'status': SnapshotStatus.ERROR})
+        return updates
+
+    def revert(self, driver, member_snapshots, result=None, **kwargs):
+        for snapshot in member_snapshots:
+            try:
+                common.call_driver(driver.delete_snapshot, snapshot)
+            except Exception:
+                LOG.exception('Could not remove member snapshot %s while '
+                              'reverting its group snapshot', snapshot.id)
+            if not snapshot.deleted:
+                snapshot.status = SnapshotStatus.ERROR
+                snapshot.save()
+
+
+def build_create():
+    return common.operation_flow(
+        'create_group_snapshot', MakeMemberSnapshots(),
+        SnapshotGroupOnBackend(), updates=('group_snapshot_update',))
+
+
+def check_create(op):
+    group, group_snapshot = op.resources['group'], op.subject
+    locked = sorted(m.id for m in op.resources['members'])
+    if locked != db.group_member_ids(group.id):
+        raise exception.InvalidInput(
+            reason='the volumes of group %s changed; ask again' % group.id)
+    if not locked:
+        raise exception.InvalidInput(reason='group %s has no volumes to '
+                                     'snapshot' % group.id)
+    if op.is_new:
+        group_snapshot.host = group.host
+        group_snapshot.group_type_id = group.group_type_id
+
+
+class DeleteGroupSnapshotOnBackend(common.VolumeTask):
+    """The driver's ``delete_group_snapshot``, or each snapshot in turn."""
+
+    idempotent = True
+    default_provides = 'group_snapshot_update'
+
+    def execute(self, context, driver, group_snapshot, members):
+        live = [s for s in members if not s.deleted]
+        try:
+            update, updates = common.call_driver(
+                driver.delete_group_snapshot, context, group_snapshot,
+                live) or (None, None)
+        except NotImplementedError:
+            update, updates = None, []
+            for snapshot in live:
+                try:
+                    common.call_driver(driver.delete_snapshot, snapshot)
+                    updates.append({'id': snapshot.id, 'status': 'deleted'})
+                except Exception as exc:
+                    LOG.warning('Member snapshot %s not deleted: %s',
+                                snapshot.id, exc)
+                    updates.append({'id': snapshot.id,
+                                    'status': SnapshotStatus.ERROR_DELETING})
+        if updates is None:
+            updates = [{'id': s.id, 'status': 'deleted'} for s in live]
+        group_flows.apply_member_updates(live, updates)
+        if group_flows.failed(update) or any(
+                u.get('status') in group_flows.FAILED for u in updates):
+            raise exception.GroupFailed(
+                group_id=group_snapshot.group_id,
+                reason='not every member snapshot was deleted')
+        return group_flows.without_status(update)
+
+
+def build_delete():
+    return common.operation_flow(
+        'delete_group_snapshot', DeleteGroupSnapshotOnBackend(),
+        updates=('group_snapshot_update',))
+
+
+def member_ids(group_snapshot_id):
+    return sorted(s.id for s in objects.Snapshot.get_all(
+        filters={'group_snapshot_id': group_snapshot_id}))
+
+
+def check_delete(op):
+    locked = sorted(s.id for s in op.resources['members'])
+    if locked != member_ids(op.subject.id):
+        raise exception.InvalidInput(
+            reason='the snapshots of group snapshot %s changed; ask again'
+            % op.subject.id)
+
+
+CREATE = runner.FlowFamily(
+    'create_group_snapshot', build_create,
+    subject=runner.Role('group_snapshot', new=True),
+    held=(runner.Role('group', id_from='group_snapshot.group_id'),
+          runner.Role('volume', name='members', many=True)),
+    event='group_snapshot.create', check=check_create,
+    on_resume=runner.RESUME)
+
+DELETE = runner.FlowFamily(
+    'delete_group_snapshot', build_delete,
+    subject=runner.Role('group_snapshot'),
+    held=(runner.Role('snapshot', name='members', many=True),),
+    event='group_snapshot.delete', check=check_delete,
+    on_resume=runner.RESUME)
