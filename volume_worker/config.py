@@ -25,6 +25,27 @@ def parse_args(argv, conf=None, default_config_files=None):
     return conf
 
 
+def missing_config(conf, program):
+    """What to tell a user when no configuration file was found, or None.
+
+    Without one, every option has its default: a client would send to
+    ``<this hostname>@backend1`` (a queue nobody serves: a call waits out
+    its whole timeout, a cast vanishes) and ``volume-worker-manage`` would
+    open ``/var/lib/volume-worker/volume-worker.sqlite``.
+    """
+    if conf.config_file or conf.config_dir:
+        return None
+    import os
+    dirs = ['~/.%s' % PROJECT, '~', '/etc/%s' % PROJECT, '/etc']
+    names = ['%s.conf' % PROJECT]
+    if program != PROJECT:
+        names.append('%s.conf' % program)
+    return ('no configuration file: give --config-file FILE (the worker\'s '
+            'config; %s found none of %s in %s)' % (
+                program, ', '.join(names), ', '.join(
+                    d + os.sep for d in dirs)))
+
+
 def setup_logging(conf, name=PROJECT):
     logging.set_defaults(default_log_levels=logging.get_default_log_levels() + [
         'taskflow=WARNING', 'tooz=WARNING', 'alembic=WARNING',

@@ -153,18 +153,27 @@ def test_client_fails_loudly_when_the_broker_stays_away(worker, tmp_path):
     impatient = tmp_path / 'impatient.conf'
     impatient.write_text('[client]\ncast_retry_deadline = 2\n')
     volume_id = str(uuid.uuid4())
+    commands = {'create': ['create', '--size', '1', '--id', volume_id,
+                           '--wait'],
+                # Reads honour the same deadline (they waited for minutes).
+                'list': ['list'], 'show': ['show', volume_id],
+                'capabilities': ['capabilities']}
     with Outage():
         started = time.monotonic()
-        result = subprocess.run(
+        clients = {name: subprocess.Popen(
             [os.path.join(process.VENV_BIN, 'volume-worker-client'),
              '--config-file', w.conf_path, '--config-file', str(impatient),
-             'create', '--size', '1', '--id', volume_id, '--wait'],
-            capture_output=True, text=True, timeout=30,
-            env=dict(os.environ, PYTHONWARNINGS='ignore'))
+             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+            for name, args in commands.items()}
+        results = {name: client.communicate(timeout=30)
+                   for name, client in clients.items()}
         took = time.monotonic() - started
-    assert result.returncode != 0
-    assert 'error: request not delivered within 2s' in result.stderr
-    assert took < 15, took
+    for name, client in clients.items():
+        assert client.returncode == 1, (name, results[name])
+        assert results[name][1].startswith(
+            'error: request not delivered within 2s'), (name, results[name])
+    assert took < 20, took
     # Nothing was queued behind the client's back: the worker, reconnected,
     # serves other requests and never hears of this volume.
     state.wait_until(lambda: _subscribed(w), 30, 'worker subscribed again')

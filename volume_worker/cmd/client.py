@@ -12,10 +12,13 @@ import argparse
 import sys
 import time
 
+from oslo_config import cfg
+
 from volume_worker.cmd.client_commands import COMMANDS  # noqa: F401
 from volume_worker.cmd.client_core import Client
 from volume_worker.cmd.client_core import ClientError
 from volume_worker.cmd.client_core import EXIT_ERROR
+from volume_worker.cmd.client_core import EXIT_USAGE
 from volume_worker.cmd.client_core import _print
 from volume_worker import config
 
@@ -67,7 +70,15 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     oslo_args, argv = _split_config_args(argv)
     args, rest = build_parser().parse_known_args(argv)
-    conf = config.parse_args(oslo_args + rest)
+    try:
+        conf = config.parse_args(oslo_args + rest)
+    except cfg.Error as exc:  # a missing or malformed --config-file
+        print('error: %s' % _first_line(exc), file=sys.stderr)
+        return EXIT_USAGE
+    missing = config.missing_config(conf, 'volume-worker-client')
+    if missing:
+        print('error: %s' % missing, file=sys.stderr)
+        return EXIT_USAGE
     conf.set_default('use_stderr', True)  # stdout carries only the JSON
     config.setup_logging(conf, 'volume-worker-client')
     client = None

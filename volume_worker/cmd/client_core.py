@@ -89,20 +89,33 @@ class Client:
         return '%s@%s' % (self.conf.host, self.conf.enabled_backends[0])
 
     def retrying(self, fn, *args, **kwargs):
-        """Retry while the broker is unreachable, up to the deadline, then fail loudly."""
+        """Retry while the broker is unreachable, up to the deadline, then fail loudly.
+
+        Until a request has gone through, each attempt first checks that a
+        broker accepts connections (one bounded TCP connect): a call sets
+        up its reply queue with oslo.messaging's own retries, which wait
+        for the broker forever, so a read command would hang rather than
+        fail at the deadline as a cast does.
+        """
         import kombu.exceptions
         import oslo_messaging as messaging
         stop = time.monotonic() + self.deadline
         while True:
             try:
-                return fn(*args, **kwargs)
+                if not getattr(self, '_broker_seen', False):
+                    _check_broker(self.conf, max(0.5, min(
+                        2.0, stop - time.monotonic())))
+                result = fn(*args, **kwargs)
+                self._broker_seen = True
+                return result
             except (messaging.MessageDeliveryFailure,
                     messaging.MessagingTimeout, OSError,
                     kombu.exceptions.OperationalError) as exc:
+                self._broker_seen = False
                 if time.monotonic() >= stop:
                     raise ClientError('request not delivered within %ss: %s'
                                       % (self.deadline, exc))
-                time.sleep(1)
+                time.sleep(max(0.0, min(1.0, stop - time.monotonic())))
 
     def get(self, kind, backend, resource_id):
         """The resource, or None when the worker does not know it."""
@@ -136,6 +149,23 @@ class Client:
             delay = min(delay * 2, 0.5)
         raise ClientError('%s %s did not settle within %ss'
                           % (kind, resource_id, timeout))
+
+
+def _check_broker(conf, timeout):
+    """Raise OSError unless some broker of ``transport_url`` takes a connection."""
+    import socket
+    import oslo_messaging as messaging
+    url = messaging.TransportURL.parse(conf, conf.transport_url)
+    errors = []
+    for host in url.hosts or []:
+        address = (host.hostname or '127.0.0.1', host.port or 5672)
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            return
+        except OSError as exc:
+            errors.append('%s:%s %s' % (address[0], address[1], exc))
+    if errors:
+        raise OSError('broker unreachable: %s' % '; '.join(errors))
 
 
 # -- what each command sends -----------------------------------------------------

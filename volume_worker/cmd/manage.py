@@ -87,8 +87,42 @@ def main(argv=None):
         parser.error('unknown command: %s %s (known: %s)' % (
             args.category, args.action,
             ', '.join(' '.join(k) for k in sorted(COMMANDS))))
-    conf = config.parse_args(oslo_args + extra)
-    return command(conf, args)
+    from oslo_config import cfg
+    try:
+        conf = config.parse_args(oslo_args + extra)
+    except cfg.Error as exc:  # a missing or malformed --config-file
+        return _fail(exc, EXIT_USAGE)
+    missing = config.missing_config(conf, 'volume-worker-manage')
+    if missing:
+        return _fail(missing, EXIT_USAGE)
+    try:
+        return command(conf, args)
+    except Exception as exc:
+        # An operator command: the reason in one line (which database,
+        # what failed), not a traceback through SQLAlchemy.
+        return _fail('%s %s failed (database %s): %s: %s' % (
+            args.category, args.action, _database(conf),
+            type(exc).__name__, exc), EXIT_ERROR)
+
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _database(conf):
+    """[database] connection, without its password."""
+    try:
+        import sqlalchemy
+        return sqlalchemy.engine.make_url(
+            conf.database.connection).render_as_string(hide_password=True)
+    except Exception:  # unparsable: say which option to look at
+        return '[database] connection'
+
+
+def _fail(message, code):
+    lines = str(message).strip().splitlines()
+    print('error: %s' % (lines[0] if lines else message), file=sys.stderr)
+    return code
 
 
 if __name__ == '__main__':
