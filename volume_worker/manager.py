@@ -21,6 +21,7 @@ from volume_worker.flows import delete_volume
 from volume_worker.db import api as db
 from volume_worker.flows import extend
 from volume_worker.flows import group as group_flows
+from volume_worker.flows import group_from_src as group_from_src_flows
 from volume_worker.flows import group_snapshot as group_snapshot_flows
 from volume_worker.flows import manage
 from volume_worker.flows import retype as retype_flows
@@ -290,6 +291,29 @@ class VolumeManager:
                 group_flows.DELETE, context, group=group_id,
                 members=db.group_member_ids(group_id),
                 store={'delete_volumes': delete_volumes}) as op:
+            op.run()
+
+    @validation.endpoint
+    def create_group_from_src(self, context, group, group_snapshot_id=None,
+                              source_group_id=None):
+        validation.check_object(group, objects.Group, 'group')
+        validation.check_uuid(group.id, 'group id')
+        if bool(group_snapshot_id) == bool(source_group_id):
+            raise exception.InvalidInput(reason='give a group_snapshot_id or '
+                                         'a source_group_id')
+        group.obj_fill_unset()
+        if group_snapshot_id:
+            validation.check_uuid(group_snapshot_id, 'group_snapshot_id')
+            group.group_snapshot_id = group_snapshot_id
+            family = group_from_src_flows.FROM_GROUP_SNAPSHOT
+            sources = group_snapshot_flows.member_ids(group_snapshot_id)
+        else:
+            validation.check_uuid(source_group_id, 'source_group_id')
+            group.source_group_id = source_group_id
+            family = group_from_src_flows.FROM_GROUP
+            sources = db.group_member_ids(source_group_id)
+        with self.operations.acquire(family, context, group=group,
+                                     sources=sources) as op:
             op.run()
 
     @validation.endpoint

@@ -28,6 +28,7 @@ Version history:
           get_group (call), list_groups (call)
     1.8 - create_group_snapshot (cast), delete_group_snapshot (cast),
           get_group_snapshot (call)
+    1.9 - create_group_from_src (cast)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -41,7 +42,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.8'
+RPC_API_VERSION = '1.9'
 
 
 class _AttachmentsAPI:
@@ -217,6 +218,13 @@ class VolumeAPI(_AttachmentsAPI):
         """Call: a page of the backend's groups, oldest first."""
         return self._call(backend, '1.7', 'list_groups', ctxt,
                           filters=filters, marker=marker, limit=limit)
+
+    def create_group_from_src(self, ctxt, backend, group,
+                              group_snapshot_id=None, source_group_id=None):
+        """Cast: a new group of copies of a group snapshot or a group."""
+        self._cast(backend, '1.9', 'create_group_from_src', ctxt, group=group,
+                   group_snapshot_id=group_snapshot_id,
+                   source_group_id=source_group_id)
 
     def create_group_snapshot(self, ctxt, backend, group_snapshot):
         """Cast: snapshot every volume of ``group_snapshot.group_id``."""

@@ -166,3 +166,48 @@ def test_kill_inside_a_member_snapshot_then_restart(rig):
     out = rig.client('delete-group-snapshot', gs_id, '--wait')
     assert out.returncode == 0, out.stderr
     rig.assert_consistent()
+
+
+def test_a_new_group_from_a_group_snapshot_reads_the_snapshot_data(rig):
+    from volume_worker import objects
+    from volume_worker.flows import group_from_src
+    group_id, volumes = _create_group(rig, 5)
+    for volume_id in volumes:
+        with open(os.path.join(rig.volume_dir, 'volume-' + volume_id),
+                  'r+b') as f:
+            f.write(volume_id.encode())
+    gs_id = _cast_group_snapshot(rig, group_id)
+    state.wait_until(lambda: (_group_snapshot_row(rig, gs_id) or {}).get(
+        'status') == 'available', 30, 'group snapshot')
+    for volume_id in volumes:  # later writes are not in the snapshot
+        with open(os.path.join(rig.volume_dir, 'volume-' + volume_id),
+                  'r+b') as f:
+            f.write(b'Y' * 36)
+
+    new_group = objects.Group(id=str(uuid.uuid4()), name='copy')
+    from volume_worker.flows import group_snapshot as gs_flows
+    first_source = sorted(gs_flows.member_snapshot_id(gs_id, v)
+                          for v in volumes)[0]
+    hung = group_from_src.new_volume_id(new_group.id, first_source)
+    rig.hang({hung: 'create_volume_from_snapshot'})
+    rig.api.create_group_from_src(rig.ctx, rig.backend, new_group,
+                                  group_snapshot_id=gs_id)
+    rig.wait_inside({hung: 'create_volume_from_snapshot'})
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+
+    assert _group_row(rig, new_group.id)['status'] == 'available'
+    copies = [v for v in rig.db.live_volumes()
+              if v['group_id'] == new_group.id]
+    assert len(copies) == 5
+    for copy in copies:
+        snapshot = rig.db.snapshot(copy['snapshot_id'])
+        with open(os.path.join(rig.volume_dir, 'volume-' + copy['id']),
+                  'rb') as f:
+            assert f.read(36) == snapshot['volume_id'].encode()
+    assert not rig.db.journal()
+    rig.assert_consistent()
+    out = rig.client('create-group-from-src', '--source-group', group_id,
+                     '--wait')
+    assert out.returncode == 0, out.stderr

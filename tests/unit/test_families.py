@@ -151,8 +151,24 @@ def _group_snapshot(ops, taken=False):
             'members': gs_flows.member_ids(group_snapshot.id)}
 
 
+def _from_group_snapshot(ops):
+    given = _group_snapshot(ops, taken=True)
+    group = helpers.new_group()
+    group.group_snapshot_id = given['group_snapshot']
+    return {'group': group, 'sources': given['members']}
+
+
+def _from_group(ops):
+    source, members = _group(ops, members=2)
+    group = helpers.new_group()
+    group.source_group_id = source.id
+    return {'group': group, 'sources': members}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'create_group_from_group_snapshot': _from_group_snapshot,
+    'create_group_from_group': _from_group,
     'create_group_snapshot': _group_snapshot,
     'delete_group_snapshot': lambda ops: _group_snapshot(ops, taken=True),
     'create_group': lambda ops: {'group': helpers.new_group()},

@@ -1374,3 +1374,32 @@ def test_a_consistent_group_type_needs_the_driver(ops, driver, monkeypatch):
     assert all(s['status'] == SnapshotStatus.ERROR for s in
                db.snapshot_get_all(filters={'group_snapshot_id':
                                             gs_row['id']}))
+
+
+from volume_worker.flows import group_from_src  # noqa: E402
+
+
+@pytest.mark.parametrize('generic', [False, True])
+def test_a_group_from_a_group_snapshot_or_a_group(ops, driver, monkeypatch,
+                                                  generic):
+    if generic:
+        monkeypatch.setattr(driver, 'create_group_from_src',
+                            _not_implemented)
+    source, volumes = _group_with(ops, 2)
+    group_snapshot = _take_group_snapshot(ops, source)
+    copy = new_group()
+    copy.group_snapshot_id = group_snapshot.id
+    run(ops, group_from_src.FROM_GROUP_SNAPSHOT, group=copy,
+        sources=gs_flows.member_ids(group_snapshot.id))
+    new_ids = db.group_member_ids(copy.id)
+    assert len(new_ids) == 2
+    assert all(status_of(i) == VolumeStatus.AVAILABLE for i in new_ids)
+    assert all(driver._volumes[i]['exported'] for i in new_ids)
+    assert db.group_get(copy.id)['status'] == 'available'
+    clone = new_group()
+    clone.source_group_id = source.id
+    run(ops, group_from_src.FROM_GROUP, group=clone,
+        sources=db.group_member_ids(source.id))
+    assert sorted(db.volume_get(i)['source_volid']
+                  for i in db.group_member_ids(clone.id)) == sorted(
+        v.id for v in volumes)

@@ -24,6 +24,9 @@ class NullNotifier:
     def error(self, *args, **kwargs):
         pass
 
+    def refused(self, *args, **kwargs):
+        pass
+
 
 def make_fake_driver(backend):
     from oslo_config import cfg
@@ -220,6 +223,16 @@ def _group_snapshot_delete(ops, group_snapshot_id):
          members=group_snapshot.member_ids(group_snapshot_id))
 
 
+def _group_from_group(ops, backend, source_id, members):
+    from volume_worker import objects
+    from volume_worker.flows import group_from_src
+    new = objects.Group(id=str(uuid.uuid4()), host=backend,
+                        source_group_id=source_id)
+    new.obj_fill_unset()
+    _run(ops, group_from_src.FROM_GROUP, group=new, sources=sorted(members))
+    return new.id
+
+
 def _group_delete(ops, group_id, members):
     from volume_worker.flows import group
     _run(ops, group.DELETE, group=group_id, members=sorted(members),
@@ -236,7 +249,8 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'legacy initialize_connection', 'legacy terminate_connection',
               'accept_transfer', 'unmanage', 'manage_existing', 'retype',
               'group create', 'group update (add 2 volumes)',
-              'group snapshot (2 members)', 'group snapshot delete',
+              'group snapshot (2 members)', 'group from group (2 copies)',
+              'group snapshot delete',
               'group delete with 2 volumes')
 
 
@@ -310,8 +324,14 @@ def measure(state_dir, results, n):
                       ops, group_id, members)
                 gs_id = timed((journal, 'group snapshot (2 members)'),
                               _group_snapshot, ops, group_id, members)
+                group_copy = timed((journal, 'group from group (2 copies)'),
+                                   _group_from_group, ops, backend, group_id,
+                                   members)
                 timed((journal, 'group snapshot delete'),
                       _group_snapshot_delete, ops, gs_id)
+                from volume_worker.db import api as vw_db
+                _group_delete(ops, group_copy,
+                              vw_db.group_member_ids(group_copy))
                 timed((journal, 'group delete with 2 volumes'), _group_delete,
                       ops, group_id, members)
                 spare = _create(ops, backend)

@@ -307,6 +307,18 @@ COMMANDS = [
             args=((('--delete-volumes',), {'action': 'store_true',
                                            'dest': 'delete_volumes'}),
                   _WAIT)),
+    Command('create_group_from_src', 'a new group of copies of a group '
+            'snapshot or a group', subject=('group', 'id'),
+            operation='create_group_from_group_snapshot', new=True,
+            build=lambda client, args, backend: dict(
+                _new_group(client, args, backend),
+                group_snapshot_id=args.group_snapshot,
+                source_group_id=args.source_group),
+            args=((('--group-snapshot',), {'dest': 'group_snapshot'}),
+                  (('--source-group',), {'dest': 'source_group'}),
+                  (('--type',), {}), (('--volume-types',), {
+                      'dest': 'volume_types', 'type': _ids}),
+                  (('--name',), {}), (('--id',), {}), _WAIT)),
     Command('create_group_snapshot', 'snapshot every volume of a group',
             subject=('group_snapshot', 'id'),
             operation='create_group_snapshot', new=True,

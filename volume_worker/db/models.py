@@ -94,6 +94,8 @@ groups = sa.Table(
     sa.Column('volume_type_ids', sa.JSON),
     sa.Column('project_id', sa.String(255)),
     sa.Column('user_id', sa.String(255)),
+    sa.Column('group_snapshot_id', sa.String(36)),
+    sa.Column('source_group_id', sa.String(36)),
     *_timestamps(),
 )
 

@@ -12,6 +12,7 @@ from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
 from volume_worker.flows import group
+from volume_worker.flows import group_from_src
 from volume_worker.flows import group_snapshot
 from volume_worker.flows import manage
 from volume_worker.flows import retype
@@ -47,4 +48,6 @@ FAMILIES = {family.operation: family for family in (
     group.DELETE,
     group_snapshot.CREATE,
     group_snapshot.DELETE,
+    group_from_src.FROM_GROUP_SNAPSHOT,
+    group_from_src.FROM_GROUP,
 )}

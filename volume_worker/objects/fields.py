@@ -247,6 +247,7 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
                                       _V.ERROR_DELETING,
                                       _V.ERROR_EXTENDING))},
     'create_group_snapshot': {'members': hold((_V.AVAILABLE, _V.IN_USE))},
+    'create_group_from_group': {'sources': hold((_V.AVAILABLE, _V.IN_USE))},
     # A failed retype leaves the volume as it was, on its old type.
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
@@ -283,6 +284,7 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
         (ABSENT,), via=_S.CREATING, to=_S.AVAILABLE, error=_S.ERROR,
         settled=(_S.AVAILABLE, _S.ERROR)),
     'delete_group_snapshot': {'members': hold()},
+    'create_group_from_group_snapshot': {'sources': hold((_S.AVAILABLE,))},
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,
@@ -315,13 +317,17 @@ ATTACHMENT_TRANSITIONS = TransitionTable('attachment', {
 })
 
 _G = GroupStatus
+_NEW_GROUP = Transition(
+    (ABSENT, _G.CREATING, _G.ERROR), via=_G.CREATING, to=_G.AVAILABLE,
+    error=_G.ERROR, settled=(_G.AVAILABLE, _G.UPDATING, _G.DELETING))
 GROUP_TRANSITIONS = TransitionTable('group', {
-    'create_group': Transition(
-        (ABSENT, _G.CREATING, _G.ERROR), via=_G.CREATING, to=_G.AVAILABLE,
-        error=_G.ERROR, settled=(_G.AVAILABLE, _G.UPDATING, _G.DELETING)),
+    'create_group': _NEW_GROUP,
     'update_group': Transition(
         (_G.AVAILABLE,), via=_G.UPDATING, to=_G.AVAILABLE, error=_G.ERROR),
     'create_group_snapshot': hold((_G.AVAILABLE,)),
+    'create_group_from_group_snapshot': _NEW_GROUP,
+    'create_group_from_group': {'group': _NEW_GROUP,
+                                'source_group': hold((_G.AVAILABLE,))},
     'delete_group': Transition(
         (_G.AVAILABLE, _G.ERROR, _G.ERROR_DELETING, _G.DELETING),
         via=_G.DELETING, to=_G.DELETED, error=_G.ERROR_DELETING,
@@ -338,6 +344,7 @@ GROUP_SNAPSHOT_TRANSITIONS = TransitionTable('group_snapshot', {
         (ABSENT, _GS.CREATING, _GS.ERROR), via=_GS.CREATING,
         to=_GS.AVAILABLE, error=_GS.ERROR,
         settled=(_GS.AVAILABLE, _GS.DELETING, _GS.ERROR_DELETING)),
+    'create_group_from_group_snapshot': hold((_GS.AVAILABLE,)),
     'delete_group_snapshot': Transition(
         (_GS.AVAILABLE, _GS.ERROR, _GS.ERROR_DELETING, _GS.DELETING,
          _GS.CREATING),

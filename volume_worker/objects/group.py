@@ -47,6 +47,8 @@ class Group(_PersistentObject):
         'volume_type_ids': fields.ListOfStringsField(default=[]),
         'project_id': fields.StringField(nullable=True),
         'user_id': fields.StringField(nullable=True),
+        'group_snapshot_id': fields.UUIDField(nullable=True),
+        'source_group_id': fields.UUIDField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted_at': fields.DateTimeField(nullable=True),
