@@ -1403,3 +1403,41 @@ def test_a_group_from_a_group_snapshot_or_a_group(ops, driver, monkeypatch,
     assert sorted(db.volume_get(i)['source_volid']
                   for i in db.group_member_ids(clone.id)) == sorted(
         v.id for v in volumes)
+
+
+def test_a_driver_with_only_consistency_group_calls_serves_cg_groups(
+        ops, driver, monkeypatch):
+    for name in ('create_group', 'update_group', 'delete_group',
+                 'create_group_snapshot', 'delete_group_snapshot'):
+        monkeypatch.setattr(driver, name, _not_implemented)
+    legacy = collections.Counter()
+    for name in ('create_consistencygroup', 'update_consistencygroup',
+                 'delete_consistencygroup', 'create_cgsnapshot',
+                 'delete_cgsnapshot'):
+        original = getattr(driver, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            legacy[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(driver, name, counted)
+    cg_type = objects.GroupType(id=str(uuid.uuid4()),
+                                name=group_flows.DEFAULT_CG_TYPE)
+    cg_type.create()
+    group = new_group()
+    group.group_type_id = cg_type.id
+    run(ops, group_flows.CREATE, group=group)
+    volume = available_volume(ops)
+    run(ops, group_flows.UPDATE, group=group.id, add=[volume.id], remove=[])
+    group_snapshot = _take_group_snapshot(ops, group)
+    run(ops, gs_flows.DELETE, group_snapshot=group_snapshot.id,
+        members=gs_flows.member_ids(group_snapshot.id))
+    run(ops, group_flows.DELETE, group=group.id, members=[volume.id],
+        store={'delete_volumes': True})
+    assert legacy == {'create_consistencygroup': 1,
+                      'update_consistencygroup': 1, 'create_cgsnapshot': 1,
+                      'delete_cgsnapshot': 1, 'delete_consistencygroup': 1}
+    assert volume.id not in driver._volumes
+    # A group of another type falls back on the generic behaviour instead.
+    plain = new_group()
+    run(ops, group_flows.CREATE, group=plain)
+    assert legacy['create_consistencygroup'] == 1

@@ -14,11 +14,39 @@ from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import runner
+from volume_worker import objects
 from volume_worker.objects import VolumeStatus
 
 LOG = logging.getLogger(__name__)
 
 FAILED = ('error', 'error_deleting')
+
+# The group type Cinder gives groups made by the consistency-group API: a
+# driver that only has the legacy ConsistencyGroupVD calls serves them.
+DEFAULT_CG_TYPE = 'default_cgsnapshot_type'
+
+
+def is_legacy_cg(group):
+    if group is None or not group.group_type_id:
+        return False
+    try:
+        return objects.GroupType.get_by_id(
+            group.group_type_id).name == DEFAULT_CG_TYPE
+    except exception.NotFound:
+        return False
+
+
+def group_call(group, method, legacy, *args, **kwargs):
+    """The driver's group call, or for a group of the default consistency-group
+    type its legacy ConsistencyGroupVD call (``legacy``: (method, kwargs));
+    NotImplementedError when it has neither."""
+    try:
+        return common.call_driver(method, *args, **kwargs)
+    except NotImplementedError:
+        if not is_legacy_cg(group):
+            raise
+    legacy_method, legacy_kwargs = legacy
+    return common.call_driver(legacy_method, *args, **legacy_kwargs)
 
 
 def without_status(update):
@@ -37,7 +65,9 @@ class CreateGroupOnBackend(common.VolumeTask):
 
     def execute(self, context, driver, group):
         try:
-            update = common.call_driver(driver.create_group, context, group)
+            update = group_call(
+                group, driver.create_group,
+                (driver.create_consistencygroup, {}), context, group)
         except NotImplementedError:
             return {}  # a group is a record here
         if failed(update):
@@ -89,8 +119,11 @@ class UpdateGroupOnBackend(common.VolumeTask):
 
     def execute(self, context, driver, group, add, remove):
         try:
-            update, added, removed = common.call_driver(
-                driver.update_group, context, group, add_volumes=add,
+            update, added, removed = group_call(
+                group, driver.update_group,
+                (driver.update_consistencygroup,
+                 {'add_volumes': add, 'remove_volumes': remove}),
+                context, group, add_volumes=add,
                 remove_volumes=remove) or (None, None, None)
         except NotImplementedError:
             update = added = removed = None
@@ -153,8 +186,10 @@ class DeleteGroupOnBackend(common.VolumeTask):
     def execute(self, context, driver, group, members):
         live = [m for m in members if not m.deleted]
         try:
-            update, updates = common.call_driver(
-                driver.delete_group, context, group, live) or (None, None)
+            update, updates = group_call(
+                group, driver.delete_group,
+                (driver.delete_consistencygroup, {}), context, group,
+                live) or (None, None)
         except NotImplementedError:
             update, updates = None, self._one_by_one(context, driver, live)
         if updates is None:

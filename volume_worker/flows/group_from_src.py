@@ -74,14 +74,20 @@ class CopyGroupOnBackend(common.VolumeTask):
         snapshots = _of_snapshots(ordered)
         try:
             if snapshots:
-                result = common.call_driver(
-                    driver.create_group_from_src, context, group, volumes,
-                    group_snapshot=op.resources.get('group_snapshot'),
+                source = op.resources.get('group_snapshot')
+                result = group_flows.group_call(
+                    group, driver.create_group_from_src,
+                    (driver.create_consistencygroup_from_src,
+                     {'cgsnapshot': source, 'snapshots': ordered}),
+                    context, group, volumes, group_snapshot=source,
                     snapshots=ordered)
             else:
-                result = common.call_driver(
-                    driver.create_group_from_src, context, group, volumes,
-                    source_group=op.resources.get('source_group'),
+                source = op.resources.get('source_group')
+                result = group_flows.group_call(
+                    group, driver.create_group_from_src,
+                    (driver.create_consistencygroup_from_src,
+                     {'source_cg': source, 'source_vols': ordered}),
+                    context, group, volumes, source_group=source,
                     source_vols=ordered)
             update, updates = result or (None, None)
         except NotImplementedError:

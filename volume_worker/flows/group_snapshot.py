@@ -74,8 +74,9 @@ class SnapshotGroupOnBackend(common.VolumeTask):
     def execute(self, context, driver, group_snapshot, group,
                 member_snapshots):
         try:
-            update, updates = common.call_driver(
-                driver.create_group_snapshot, context, group_snapshot,
+            update, updates = group_flows.group_call(
+                group, driver.create_group_snapshot,
+                (driver.create_cgsnapshot, {}), context, group_snapshot,
                 member_snapshots) or (None, None)
         except NotImplementedError:
             if _consistent(group):
@@ -150,8 +151,11 @@ class DeleteGroupSnapshotOnBackend(common.VolumeTask):
     def execute(self, context, driver, group_snapshot, members):
         live = [s for s in members if not s.deleted]
         try:
-            update, updates = common.call_driver(
-                driver.delete_group_snapshot, context, group_snapshot,
+            group = objects.Group.get_by_id(group_snapshot.group_id,
+                                            read_deleted=True)
+            update, updates = group_flows.group_call(
+                group, driver.delete_group_snapshot,
+                (driver.delete_cgsnapshot, {}), context, group_snapshot,
                 live) or (None, None)
         except NotImplementedError:
             update, updates = None, []
