@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 
+from drivers import exception as driver_exception
+from volume_worker import exception
 from tests.functional.test_crash_recovery import running_rig
 from tests.functional.test_file_driver_iscsi import PREFIX
 from tests.functional.test_file_driver_iscsi import qemu_write
@@ -83,7 +85,8 @@ def test_attached_volumes_refuse_what_would_hurt_them(rig):
     for method, kwargs, words in (
             ('delete_volume', {}, 'in-use'),
             ('attachment_update', {'connector': CONSUMER}, 'multiattach')):
-        with pytest.raises(Exception) as err:
+        with pytest.raises((exception.InvalidStatus,
+                            exception.ResourceInUse)) as err:
             client.call(rig.ctx, method, volume_id=volume_id, **kwargs)
         assert words in str(err.value), err.value
     rig.api.attachment_delete(rig.ctx, rig.backend, volume_id, attachment.id)
@@ -99,9 +102,8 @@ def test_attached_volumes_refuse_what_would_hurt_them(rig):
 def test_bad_connectors_are_refused_and_change_nothing(rig, connector,
                                                        words):
     [volume_id] = rig.create_available(1)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(exception.InvalidConnector) as err:
         rig.api.attachment_update(rig.ctx, rig.backend, volume_id, connector)
-    assert 'InvalidConnector' in type(err.value).__name__
     assert words in str(err.value)
     assert _attachments(rig, volume_id) == []
     assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
@@ -266,7 +268,7 @@ def test_legacy_connection_failure_and_kill(rig):
     [volume_id] = rig.create_available(1)
     faulty.control(rig.control, {volume_id: {
         'initialize_connection': faulty.RAISE}})
-    with pytest.raises(Exception) as err:
+    with pytest.raises(driver_exception.VolumeBackendAPIException) as err:
         rig.api.initialize_connection(rig.ctx, rig.backend, volume_id,
                                       CONSUMER)
     assert 'fault injected' in str(err.value)

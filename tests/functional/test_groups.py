@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from volume_worker import exception
 from tests.functional.test_crash_recovery import running_rig
 from volume_worker.objects import VolumeStatus
 from volume_worker.testing import state
@@ -52,7 +53,7 @@ def test_a_group_of_file_volumes_lives_and_goes_with_its_volumes(rig):
                          remove_volumes=[volumes[0]])
     state.wait_until(lambda: rig.db.volume(volumes[0])['group_id'] is None,
                      30, 'member removed')
-    with pytest.raises(Exception) as err:
+    with pytest.raises(exception.ResourceInUse) as err:
         rig.api.client.prepare(server=rig.backend, timeout=10).call(
             rig.ctx, 'delete_group', group_id=group_id)
     assert '4 volume' in str(err.value)

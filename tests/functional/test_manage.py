@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from volume_worker import exception
 from tests.functional.test_crash_recovery import running_rig
 from tests.functional.test_snapshots import _cast_snapshot
 from tests.functional.test_snapshots import _wait_snapshot
@@ -92,10 +93,9 @@ def test_manageable_lists_page_and_sort(rig):
             rig.ctx, rig.backend, sort_keys=['size'], sort_dirs=['desc'],
             limit=1, offset=1)
         assert second[0]['size'] <= by_size[0]['size']
-        with pytest.raises(Exception) as err:
+        with pytest.raises(exception.InvalidInput):
             rig.api.get_manageable_volumes(rig.ctx, rig.backend,
                                            sort_keys=['nonsense'])
-        assert 'InvalidInput' in type(err.value).__name__
     finally:
         for name in names:
             os.unlink(os.path.join(rig.volume_dir, name))
