@@ -190,3 +190,16 @@ def test_run_storage_overrides_what_taskflow_storage_still_has():
     engine.run()
     assert engine.storage.fetch('recorded') == 5
     assert engine.storage.get_flow_state() == states.SUCCESS
+
+
+def test_an_engine_that_cannot_be_reset_is_dropped_not_the_result(
+        monkeypatch):
+    family = _family()
+    monkeypatch.setattr(engines.Engine, 'reset',
+                        lambda self: _raise(RuntimeError('reset broke')))
+    assert _run(family, log=[], value=7)['recorded'] == 7
+    assert family.engines.idle() == 0
+
+
+def _raise(exc):
+    raise exc

@@ -28,6 +28,7 @@ engine back.
 import collections
 import threading
 
+from oslo_log import log as logging
 from taskflow import atom
 from taskflow.engines.action_engine import engine as action_engine
 from taskflow import exceptions as tf_exceptions
@@ -99,6 +100,8 @@ class EphemeralBackend(persistence_base.Backend):
     def close(self):
         pass
 
+
+LOG = logging.getLogger(__name__)
 
 _BACKEND = EphemeralBackend()  # stateless: one serves every engine
 
@@ -232,11 +235,17 @@ class EnginePool:
                                                    states.REVERTED):
             return  # stopped half way: not reusable
         storage = engine.storage
-        # Drop the run's values: injected arguments, results, failures.
-        storage.inject(dict.fromkeys(engine.names))
-        for task in engine.tasks:
-            storage.reset(task.name)
-        engine.reset()
+        try:
+            # Drop the run's values: injected arguments, results, failures.
+            storage.inject(dict.fromkeys(engine.names))
+            for task in engine.tasks:
+                storage.reset(task.name)
+            engine.reset()
+        except Exception:
+            # The operation is over either way; the engine is not kept.
+            LOG.exception('Could not reset an engine of %s; dropped',
+                          storage.flow_name)
+            return
         idle = self._idle[engine.names]
         if len(idle) < self._keep:
             idle.append(engine)
