@@ -247,12 +247,6 @@ class Bench:
         peer.measure(self, self.results, s['peer'], s['peer_lone'],
                      s['peer_rounds'], s['peer_warm'])
 
-    def event_collector(self):
-        if self.collector is None:
-            self.collector = common.EventCollector(
-                self.conf.transport_url).start()
-        return self.collector
-
     def cleanup(self):
         for worker in self.workers:
             try:

@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 
+import common
 from common import cpu_seconds, percentile
 
 SECTION = '10 peer: cinder-volume'
@@ -372,7 +373,7 @@ def record(results, rounds, raw_cast, raw_call_p50, count, lone):
 
 
 def measure(bench, results, count, lone, rounds, warm):
-    """Run the peer section; ``bench`` gives workers, config and collector."""
+    """Run the peer section; ``bench`` gives the workers and the config."""
     import control
     from raw_rpc import SECTION as RAW
     state = bench.state
@@ -381,6 +382,7 @@ def measure(bench, results, count, lone, rounds, warm):
     transport_url = bench.conf.transport_url
     cinder = CinderVolume(venv, state, transport_url)
     ours = {}
+    collector = None
     try:
         for executor in bench.args.executors:
             worker, _, settings = bench.new_worker('peer-' + executor,
@@ -390,7 +392,9 @@ def measure(bench, results, count, lone, rounds, warm):
         cinder.start()
         for worker, _ in ours.values():
             worker.wait_for_log('volume-worker started on', 90)
-        collector = bench.event_collector()
+        # A collector of its own: the run's may have lost its consumer to
+        # a broker restart in an earlier section.
+        collector = common.EventCollector(transport_url).start()
         drivers = {side: control.Driver(bench.conf, collector,
                                         settings['backends'][0])
                    for side, (worker, settings) in ours.items()}
@@ -407,7 +411,9 @@ def measure(bench, results, count, lone, rounds, warm):
                results.get(RAW, 'call sequential p50'), count, lone)
         results.note(
             'cinder-volume %s (FakeLoggingVolumeDriver, SQLite, '
-            'notifications on, eventlet, its default classic queues) '
+            'notifications on, eventlet, its default classic transient '
+            'queues; ours: the fake driver, SQLite, notifications on, our '
+            'default durable quorum queues) '
             'logged %d ERROR records, %d of them "database is locked" (its '
             'quota commits on SQLite under a burst; the operations still '
             'complete).' % (CINDER_VERSION, errors, locked))
@@ -415,6 +421,8 @@ def measure(bench, results, count, lone, rounds, warm):
         cinder.stop()
         for worker, _ in ours.values():
             worker.stop()
+        if collector is not None:
+            collector.close()
         try:
             delete_queues(transport_url, cinder.queues())
         except Exception as exc:  # the broker gone: nothing to tidy
