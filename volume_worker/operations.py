@@ -92,6 +92,11 @@ class Operation:
         return RESOURCE_TYPES[self.family.subject.type].transitions.of(
             self.family.operation, self.family.subject.name)
 
+    @property
+    def backend(self):
+        """The backend (host@backend) the operation runs on."""
+        return self._operations.backend
+
     def backend_reports(self, capability):
         """A capability from the driver's last report (asks it once if none)."""
         from volume_worker import concurrency

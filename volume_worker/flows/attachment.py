@@ -108,7 +108,7 @@ def check_update(op):
             raise exception.ResourceInUse(
                 resource='volume', resource_id=volume.id,
                 reason='it is attached already and backend %s does not '
-                       'report multiattach' % op._operations.backend)
+                       'report multiattach' % op.backend)
 
 
 def multiattach(volume):

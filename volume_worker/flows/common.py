@@ -79,9 +79,7 @@ class Begin(VolumeTask):
         subject, transition = op.subject, op.transition
         if (transition.changes_status and
                 not isinstance(result, tf_failure.Failure)):
-            subject.status = (op.store['prior_status']
-                              if transition.error == fields.UNCHANGED
-                              else transition.error)
+            subject.status = _resolve(op, transition.error)
             if not subject.save(expected_status=transition.via):
                 LOG.warning('%s %s left %s while its %s reverted',
                             op.family.subject.type, subject.id,
@@ -116,9 +114,7 @@ class Finish(VolumeTask):
             done = subject.destroy(expected_status=transition.via,
                                    journal=op.journal)
         else:
-            subject.status = (op.store['prior_status']
-                              if transition.to == fields.UNCHANGED
-                              else transition.to)
+            subject.status = _resolve(op, transition.to)
             done = subject.save(expected_status=transition.via,
                                 journal=op.journal)
         if not done:
@@ -127,6 +123,11 @@ class Finish(VolumeTask):
                 status='changed by another worker',
                 operation=op.family.operation, expected=transition.via)
         notifier.info(op.family.event + '.end', subject)
+
+
+def _resolve(op, status):
+    """A transition's status, ``UNCHANGED`` meaning where the subject was."""
+    return op.store['prior_status'] if status == fields.UNCHANGED else status
 
 
 def operation_flow(name, *tasks, updates=()):
