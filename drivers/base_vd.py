@@ -8,6 +8,7 @@ from drivers import configuration as driver_configuration
 from drivers import datapath
 from drivers import exception
 from drivers import generic
+from drivers import throttle as throttling
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class BaseVD(object):
         self._initialized = False
         self._stats = {}
         self.capabilities = {}
+        self.throttle = throttling.UNLIMITED
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -76,7 +78,13 @@ class BaseVD(object):
         return self.VERSION
 
     def set_throttle(self):
-        """Install an I/O throttle for data copies; none by default."""
+        """Install the bandwidth limit of this backend's data copies.
+
+        From ``volume_copy_bps_limit`` (0: none); every copy the generic
+        implementations make goes through ``self.throttle``.
+        """
+        self.throttle = throttling.Throttle(
+            self.configuration.safe_get('volume_copy_bps_limit') or 0)
 
     # -- stats and scheduling ----------------------------------------------
 

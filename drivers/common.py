@@ -59,6 +59,11 @@ volume_opts = (
                  help='A replication target as key:value pairs, at least '
                       'backend_id:<id>. Repeat the option for several '
                       'targets.'),
+    cfg.IntOpt('volume_copy_bps_limit', default=0, min=0,
+               help='Upper limit, in bytes per second, of the bandwidth of '
+                    'the data copies of this backend (image copies, '
+                    'generic clones, backups) all together: concurrent '
+                    'copies share it. 0: unlimited.'),
     cfg.BoolOpt('driver_ssl_cert_verify', default=False,
                 help='Verify the TLS certificate of the backend management '
                      'API.'),

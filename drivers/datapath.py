@@ -13,6 +13,7 @@ from oslo_log import log as logging
 
 from drivers import exception
 from drivers import fileops
+from drivers import throttle as throttling
 
 LOG = logging.getLogger(__name__)
 
@@ -106,13 +107,17 @@ def _zero_range(fd, offset, size, can_punch, zeros):
 
 
 def copy_between_paths(src_path, dst_path, length, block_size=4 << 20,
-                       dst_is_zeroed=False):
+                       dst_is_zeroed=False, throttle=None, progress=None):
     """Copy ``length`` bytes from ``src_path`` onto ``dst_path`` and flush.
 
     Holes in the source are skipped when the destination is known to read
     zeros (``dst_is_zeroed``), punched in a destination file, and written as
-    zeros on anything else.
+    zeros on anything else.  ``throttle`` (``drivers.throttle.Throttle``)
+    limits the bandwidth of the bytes copied; ``progress(nbytes)`` is called
+    as the copy advances (holes count as done).
     """
+    throttle = throttle or throttling.UNLIMITED
+    progress = progress or _ignore
     src_fd = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         dst_fd = os.open(dst_path, os.O_WRONLY | os.O_CLOEXEC)
@@ -120,14 +125,20 @@ def copy_between_paths(src_path, dst_path, length, block_size=4 << 20,
             can_punch = stat.S_ISREG(os.fstat(dst_fd).st_mode)
             zeros = bytes(block_size)
             offset = 0
-            for start, size in fileops.data_extents(src_fd, length):
-                if start > offset and not dst_is_zeroed:
-                    can_punch = _zero_range(dst_fd, offset, start - offset,
-                                            can_punch, zeros)
-                _copy_plain(src_fd, dst_fd, start, size, block_size)
-                offset = start + size
-            if offset < length and not dst_is_zeroed:
-                _zero_range(dst_fd, offset, length - offset, can_punch, zeros)
+            with throttle.copy():
+                for start, size in fileops.data_extents(src_fd, length):
+                    if start > offset and not dst_is_zeroed:
+                        can_punch = _zero_range(dst_fd, offset,
+                                                start - offset, can_punch,
+                                                zeros)
+                    progress(start - offset)
+                    _copy_plain(src_fd, dst_fd, start, size, block_size,
+                                throttle, progress)
+                    offset = start + size
+                if offset < length and not dst_is_zeroed:
+                    _zero_range(dst_fd, offset, length - offset, can_punch,
+                                zeros)
+                progress(length - offset)
             os.fsync(dst_fd)
         finally:
             os.close(dst_fd)
@@ -135,7 +146,12 @@ def copy_between_paths(src_path, dst_path, length, block_size=4 << 20,
         os.close(src_fd)
 
 
-def _copy_plain(src_fd, dst_fd, offset, size, block_size):
+def _ignore(nbytes):
+    pass
+
+
+def _copy_plain(src_fd, dst_fd, offset, size, block_size, throttle,
+                progress):
     end = offset + size
     while offset < end:
         buf = os.pread(src_fd, min(block_size, end - offset), offset)
@@ -146,15 +162,18 @@ def _copy_plain(src_fd, dst_fd, offset, size, block_size):
             n = os.pwrite(dst_fd, view, offset)
             view = view[n:]
             offset += n
+        throttle.consume(len(buf))
+        progress(len(buf))
 
 
 def copy_volume_data(src_conn_info, dst_conn_info, size_gb,
                      block_size_mb=4, root_helper=None, use_multipath=False,
-                     dst_is_zeroed=False):
+                     dst_is_zeroed=False, throttle=None, progress=None):
     """Attach both volumes with os-brick, copy ``size_gb`` GiB, detach.
 
     The destination is flushed before it is detached.  Raises
-    VolumeBackendAPIException naming the failing step.
+    VolumeBackendAPIException naming the failing step.  ``throttle`` and
+    ``progress`` as for ``copy_between_paths``.
     """
     length = int(size_gb) * GiB
     try:
@@ -162,7 +181,8 @@ def copy_volume_data(src_conn_info, dst_conn_info, size_gb,
                 Attachment(dst_conn_info, root_helper, use_multipath) as dst:
             LOG.debug('Copying %d GiB from %s to %s', size_gb, src, dst)
             copy_between_paths(src, dst, length, block_size_mb << 20,
-                               dst_is_zeroed=dst_is_zeroed)
+                               dst_is_zeroed=dst_is_zeroed,
+                               throttle=throttle, progress=progress)
     except exception.VolumeDriverException:
         raise
     except Exception as exc:

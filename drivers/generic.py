@@ -39,10 +39,16 @@ from oslo_log import log as logging
 from drivers import common
 from drivers import datapath
 from drivers import exception
+from drivers import throttle as throttling
 
 LOG = logging.getLogger(__name__)
 
 GiB = 1 << 30
+
+
+def throttle_of(driver):
+    """The driver's copy throttle (``BaseVD.set_throttle``), or none."""
+    return getattr(driver, 'throttle', None) or throttling.UNLIMITED
 
 
 def _undo(failing, step, *args):
@@ -119,7 +125,8 @@ def create_volume_by_copy(driver, volume, source, source_size_gb,
         connector = driver._local_connector()
         with exported(driver, context, source, connector, snapshot) as src, \
                 exported(driver, context, created, connector) as dst:
-            datapath.copy_volume_data(src, dst, source_size_gb)
+            datapath.copy_volume_data(src, dst, source_size_gb,
+                                      throttle=throttle_of(driver))
     except BaseException:
         _undo(True, driver.delete_volume, created)
         raise
@@ -273,7 +280,8 @@ def revert_by_copy(driver, context, volume, snapshot, temp_volume):
         connector = driver._local_connector()
         with exported(driver, context, temp, connector) as src, \
                 exported(driver, context, volume, connector) as dst:
-            datapath.copy_volume_data(src, dst, size_gb)
+            datapath.copy_volume_data(src, dst, size_gb,
+                                      throttle=throttle_of(driver))
         failing = False
     finally:
         _undo(failing, driver.delete_volume, temp)

@@ -278,6 +278,10 @@ class Notifier:
             '%s_id' % resource_type: resource_id, 'status': None,
             'reason': reason, 'refused': True})
 
+    def publish(self, event_type, payload, priority='info'):
+        """A notification with a payload the caller built (progress)."""
+        self._send(priority, event_type, dict(payload))
+
     def _emit(self, priority, event_type, volume, extra):
         payload = volume.notification_payload()
         payload.update(extra)

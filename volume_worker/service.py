@@ -187,6 +187,7 @@ class BackendService:
                 ctxt = rpc.admin_context()
                 concurrency.run_blocking(self.driver.do_setup, ctxt)
                 concurrency.run_blocking(self.driver.check_for_setup_error)
+                self.driver.set_throttle()
                 self.driver.set_initialized()
                 LOG.info('Driver %s of backend %s is ready',
                          type(self.driver).__name__, self.host)
