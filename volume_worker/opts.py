@@ -92,6 +92,19 @@ client_opts = [
                     'rejected.'),
 ]
 
+health_opts = [
+    cfg.StrOpt('bind',
+               help='Where the worker serves /healthz and /metrics over '
+                    'HTTP: HOST:PORT, or a bare PORT for 127.0.0.1:PORT. '
+                    'Unset: no listener. The pages need no credentials: '
+                    'keep the listener on loopback (or a management '
+                    'network) and let a local agent scrape it.'),
+    cfg.FloatOpt('check_timeout', default=3.0, min=0.1,
+                 help='Seconds a /healthz check (the database write, the '
+                      'round trip through the worker\'s own queue) may '
+                      'take before it counts as failed.'),
+]
+
 CONF = cfg.CONF
 
 
@@ -101,6 +114,7 @@ def register_opts(conf=CONF):
     conf.register_opts(upgrade_levels_opts, group='upgrade_levels')
     conf.register_opts(coordination_opts, group='coordination')
     conf.register_opts(client_opts, group='client')
+    conf.register_opts(health_opts, group='health')
 
 
 def register_backend_opts(conf, backend):
@@ -186,6 +200,7 @@ def list_opts():
         ('upgrade_levels', upgrade_levels_opts),
         ('coordination', coordination_opts),
         ('client', client_opts),
+        ('health', health_opts),
         ('backend', backend_opts + _driver_opts()),
     ]
 

@@ -20,6 +20,7 @@ from volume_worker.db import api as db
 from volume_worker import events
 from volume_worker.db import migration
 from volume_worker.flows import runner as flow_runner
+from volume_worker import health
 from volume_worker import manager as volume_manager
 from volume_worker import objects
 from volume_worker import opts
@@ -236,6 +237,7 @@ class BackendService:
         try:
             self.service.updated_at = db.utcnow()
             self.service.save()
+            self.last_heartbeat = time.monotonic()  # for /healthz
         except Exception:
             LOG.exception('Heartbeat of %s failed', self.host)
 
@@ -320,6 +322,8 @@ class WorkerService:
         if migration.db_sync():
             LOG.info('Database schema migrated to %s',
                      migration.head_revision())
+        self.transport = transport
+        self.listener = health.serve(conf, self)
         self.coordinator = coordination.Coordinator(
             conf.coordination.backend_url, member_id=conf.host)
         self.coordinator.start()

@@ -491,6 +491,19 @@ def service_get_all(filters=None):
     return _list(models.services, filters, sort_key='id')
 
 
+def health_write(service_ids):
+    """A write transaction that changes nothing (the health check's).
+
+    It rewrites the services' rows with their own ``updated_at``, so it
+    fails as the worker's writes would (a read-only replica, a locked or
+    full SQLite file) without touching the heartbeat.
+    """
+    t = models.services
+    with get_engine().begin() as conn:
+        conn.execute(t.update().where(t.c.id.in_(list(service_ids) or [-1]))
+                     .values(updated_at=t.c.updated_at))
+
+
 # -- operation journal -------------------------------------------------------
 
 class OperationJournal:
