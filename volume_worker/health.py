@@ -317,7 +317,9 @@ def serve(conf, worker):
     if not conf.health.bind:
         return None
     checks = HealthChecks(conf, worker)
-    routes = {'/healthz': checks.page}
+    from volume_worker import metrics
+    metrics.install(worker)
+    routes = {'/healthz': checks.page, '/metrics': metrics.page}
     listener = Listener(conf.health.bind, routes).start()
     host, port = listener.address
     LOG.info('Health and metrics on http://%s:%s/healthz and /metrics',

@@ -196,3 +196,57 @@ def test_healthz_is_off_by_default_and_serves_only_its_pages(tmp_path):
         assert 'Health and metrics on' not in off.log_text()
     finally:
         off.stop()
+
+
+def test_metrics_page_parses_and_counts_a_create(tmp_path):
+    from prometheus_client import parser
+    from tests.functional.conftest import start_harness
+    port = free_port()
+    h = start_harness(tmp_path, sections={
+        'health': {'bind': '127.0.0.1:%d' % port}})
+    url = 'http://127.0.0.1:%d/metrics' % port
+    backend = h.backend()
+
+    def scrape():
+        code, body = get(url)
+        assert code == 200
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in parser.text_string_to_metric_families(body)
+                for s in f.samples}
+
+    def value(samples, name, **labels):
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    try:
+        before = scrape()
+        volume = h.new_volume()
+        h.api.create_volume(h.ctx, backend, volume)
+        h.wait_status(volume.id, ['available'])
+        # The flow's end is counted once Finish has saved the status.
+        state.wait_until(lambda: value(
+            scrape(), 'volume_worker_operations_finished_total',
+            backend=backend, family='create_volume',
+            outcome='succeeded') == value(
+            before, 'volume_worker_operations_finished_total',
+            backend=backend, family='create_volume',
+            outcome='succeeded') + 1, 10, 'create counted')
+        after = scrape()
+        family = dict(backend=backend, family='create_volume')
+        assert value(after, 'volume_worker_operations_started_total',
+                     **family) == value(
+            before, 'volume_worker_operations_started_total', **family) + 1
+        assert value(after, 'volume_worker_operation_duration_seconds_count',
+                     **family) >= 1
+        assert value(after, 'volume_worker_operations_in_flight',
+                     **family) == 0
+        assert value(after, 'volume_worker_driver_call_duration_seconds_count',
+                     backend=backend, method='create_volume') >= 1
+        assert value(after, 'volume_worker_journal_rows',
+                     backend=backend) == 0
+        assert value(after, 'volume_worker_backend_up', backend=backend,
+                     state='up') == 1
+        assert any(name == 'volume_worker_pool_capacity_gb'
+                   for name, _ in after)
+    finally:
+        h.close()
+        h.worker.stop()

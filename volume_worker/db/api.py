@@ -561,6 +561,14 @@ class OperationJournal:
                 pass
 
 
+def journal_counts():
+    """{host: operations journaled}, in one grouped query."""
+    t = models.operations
+    query = sa.select(t.c.host, sa.func.count()).group_by(t.c.host)
+    with get_engine().connect() as conn:
+        return {host: count for host, count in conn.execute(query)}
+
+
 def journal_get_all(host=None):
     t = models.operations
     query = sa.select(t).order_by(t.c.created_at, t.c.id)

@@ -7,6 +7,8 @@ and ``Finish`` saves the driver's model updates with the success status (the
 journal row goes in that write).
 """
 
+import time
+
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow
 from taskflow import task
@@ -14,6 +16,7 @@ from taskflow.types import failure as tf_failure
 
 from volume_worker import concurrency
 from volume_worker import exception
+from volume_worker import metrics
 from volume_worker.objects import fields
 
 LOG = logging.getLogger(__name__)
@@ -137,8 +140,15 @@ def operation_flow(name, *tasks, updates=()):
 
 
 def call_driver(method, *args, **kwargs):
-    """Call a bound driver method in the native thread pool (it may block)."""
-    return concurrency.run_blocking(method, *args, **kwargs)
+    """Call a bound driver method in the native thread pool (it may block).
+
+    Its time goes to the driver-call latency metric.
+    """
+    started = time.perf_counter()
+    try:
+        return concurrency.run_blocking(method, *args, **kwargs)
+    finally:
+        metrics.driver_call(method, time.perf_counter() - started)
 
 
 def merge_model_update(resource, *updates):

@@ -16,10 +16,12 @@ unordered or graph parts resume the same way as linear ones.
 from oslo_log import log as logging
 from taskflow import exceptions as tf_exceptions
 from taskflow.patterns import linear_flow
+from taskflow import states as tf_states
 from taskflow import task as tf_task
 
 from volume_worker.db import api as db
 from volume_worker.flows import engines
+from volume_worker import metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -197,6 +199,8 @@ class FlowRunner:
         if op.journal is not None:
             listener = _JournalListener(op.journal, tasks, progress)
             engine.atom_notifier.register('*', listener)
+        counted = metrics.operation_started(self.host, op)
+        outcome = None
         try:
             try:
                 engine.run()
@@ -204,13 +208,17 @@ class FlowRunner:
                 # Failed and reverted: the operation has ended. Anything
                 # else (the thread killed, the process exiting) leaves the
                 # row for the next start, as a crash would.
+                outcome = (metrics.REVERTED if engine.storage.get_flow_state()
+                           == tf_states.REVERTED else metrics.FAILED)
                 if op.journal is not None:
                     op.journal.finish()
                 raise
             if op.journal is not None:
                 op.journal.flush()  # the finish, if the last task wrote nothing
+            outcome = metrics.SUCCEEDED
             return engine.storage.fetch_all()
         finally:
+            metrics.operation_finished(op, counted, outcome)
             if listener is not None:
                 engine.atom_notifier.deregister('*', listener)
 
