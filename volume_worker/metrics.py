@@ -79,8 +79,9 @@ def operation_started(backend, op):
         family = _families[key] = _Family(*key)
     family.started.inc()
     family.in_flight.inc()
+    subject = op.resources.get(op.family.subject.name)
     in_flight[op.id] = (backend, op.family.operation, op.family.subject.type,
-                        op.subject.id, time.time())
+                        getattr(subject, 'id', None), time.time())
     return family, time.perf_counter()
 
 

@@ -92,8 +92,8 @@ def test_the_hot_path_costs_microseconds():
     op = types.SimpleNamespace(
         id=None, family=types.SimpleNamespace(
             operation='bench_family',
-            subject=types.SimpleNamespace(type='volume')),
-        subject=types.SimpleNamespace(id='v'))
+            subject=types.SimpleNamespace(type='volume', name='volume')),
+        resources={'volume': types.SimpleNamespace(id='v')})
     method = types.SimpleNamespace(__name__='bench_call',
                                    __self__=types.SimpleNamespace(host='b'))
     n = 20000
