@@ -147,3 +147,14 @@ class DriverNotInitialized(WorkerException):
 class ShuttingDown(WorkerException):
     message = 'The worker is shutting down; %(operation)s was not started.'
     code = 503
+
+
+class BackendFrozen(WorkerException):
+    message = ('Backend %(backend)s is frozen (freeze_host, or a failover '
+               'in progress or failed): %(operation)s is refused; reads, '
+               'attachments and thaw_host still work.')
+    code = 409
+
+
+class FailoverFailed(WorkerException):
+    message = 'Failover of %(backend)s failed: %(reason)s'

@@ -31,6 +31,7 @@ from volume_worker import objects
 from volume_worker import operations
 from volume_worker import rpcapi
 from volume_worker import validation
+from volume_worker.endpoints import replication as replication_endpoints
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ SNAPSHOT_FILTERS = ('status', 'volume_id', 'display_name', 'id')
 GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 
 
-class VolumeManager:
+class VolumeManager(replication_endpoints.ReplicationEndpoints):
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,

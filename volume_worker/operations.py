@@ -52,6 +52,10 @@ RESOURCE_TYPES = {
     'attachment': ResourceType(
         'attachment', objects.VolumeAttachment, fields.ATTACHMENT_TRANSITIONS,
         lambda i: exception.AttachmentNotFound(attachment_id=i)),
+    'service': ResourceType(
+        'service', objects.Service, fields.SERVICE_TRANSITIONS,
+        lambda i: exception.ServiceNotFound(host='id %s' % i,
+                                            binary=objects.service.BINARY)),
 }
 
 
@@ -97,6 +101,10 @@ class Operation:
         """The backend (host@backend) the operation runs on."""
         return self._operations.backend
 
+    def set_frozen(self, frozen):
+        """Refuse (True) or accept again (False) changes on this backend."""
+        self._operations.frozen = frozen
+
     def backend_reports(self, capability):
         """A capability from the driver's last report (asks it once if none)."""
         from volume_worker import concurrency
@@ -131,6 +139,9 @@ class Operations:
         self.notifier = notifier
         self.reporter = reporter
         self.accepting = True
+        # Mirrors the service row's ``frozen`` (set at start-up, then by
+        # freeze, thaw and failover): no query per operation.
+        self.frozen = False
 
     def deps(self, context):
         return {'context': context, 'driver': self.driver,
@@ -149,13 +160,7 @@ class Operations:
         try:
             with contextlib.ExitStack() as locks:
                 with self._refusals_announced(family, given):
-                    if not self.accepting:
-                        raise exception.ShuttingDown(
-                            operation=family.operation)
-                    if not self.driver.initialized:
-                        raise exception.DriverNotInitialized(
-                            backend=self.backend,
-                            reason='set-up has not succeeded')
+                    self._check_serving(family)
                     ids = _resolve_ids(family, given)
                     locks.enter_context(self._locked(_pairs(ids), family))
                     self._load(op, given, ids)
@@ -166,6 +171,17 @@ class Operations:
                     lock_name(family.subject.type, op.subject.id))
         finally:
             self.reporter.mark_dirty()
+
+    def _check_serving(self, family):
+        """Refuse at once what this backend cannot take now, by its state."""
+        if not self.accepting:
+            raise exception.ShuttingDown(operation=family.operation)
+        if not self.driver.initialized:
+            raise exception.DriverNotInitialized(
+                backend=self.backend, reason='set-up has not succeeded')
+        if self.frozen and not family.while_frozen:
+            raise exception.BackendFrozen(backend=self.backend,
+                                          operation=family.operation)
 
     @contextlib.contextmanager
     def _refusals_announced(self, family, given):
@@ -317,7 +333,7 @@ def _resolve_ids(family, given):
             ids[role.name] = [v if isinstance(v, str) else v.id
                               for v in value]
         elif value is not None:
-            ids[role.name] = value if isinstance(value, str) else value.id
+            ids[role.name] = value if isinstance(value, (str, int)) else value.id
     for role in family.roles:
         if role.name in ids:
             continue

@@ -29,6 +29,8 @@ Version history:
     1.8 - create_group_snapshot (cast), delete_group_snapshot (cast),
           get_group_snapshot (call)
     1.9 - create_group_from_src (cast)
+    1.10 - failover_host (cast), freeze_host (call), thaw_host (call),
+           failover_completed (fanout cast, between a cluster's workers)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -42,7 +44,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.9'
+RPC_API_VERSION = '1.10'
 
 
 class _AttachmentsAPI:
@@ -124,7 +126,35 @@ class _AttachmentsAPI:
                    snapshot_id=snapshot_id)
 
 
-class VolumeAPI(_AttachmentsAPI):
+class _ReplicationAPI:
+    """The operator's path: fail a backend over (or back), freeze, thaw."""
+
+    def failover_host(self, ctxt, backend, secondary_backend_id=None):
+        """Cast: make replication target ``secondary_backend_id`` the
+        active backend (``default``: the primary; None: the driver picks)."""
+        self._cast(backend, '1.10', 'failover_host', ctxt,
+                   secondary_backend_id=secondary_backend_id)
+
+    def freeze_host(self, ctxt, backend):
+        """Call: refuse every change on the backend until thawed."""
+        return self._call(backend, '1.10', 'freeze_host', ctxt)
+
+    def thaw_host(self, ctxt, backend):
+        """Call: accept changes on the backend again."""
+        return self._call(backend, '1.10', 'thaw_host', ctxt)
+
+    def failover_completed(self, ctxt, cluster_name, active_backend_id,
+                           replication_status, origin=None):
+        """Fanout cast: the workers of ``cluster_name`` switch their drivers
+        to ``active_backend_id`` (sent by the one that failed it over)."""
+        self._prepare(None, 'failover_completed', '1.10',
+                      fanout=True).cast(
+            ctxt, 'failover_completed', cluster_name=cluster_name,
+            active_backend_id=active_backend_id,
+            replication_status=replication_status, origin=origin)
+
+
+class VolumeAPI(_AttachmentsAPI, _ReplicationAPI):
     """RPC client of the volume worker."""
 
     RPC_API_VERSION = RPC_API_VERSION

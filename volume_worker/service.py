@@ -19,6 +19,7 @@ from volume_worker import coordination
 from volume_worker.db import api as db
 from volume_worker import events
 from volume_worker.db import migration
+from volume_worker.flows import failover as failover_flows
 from volume_worker.flows import runner as flow_runner
 from volume_worker import health
 from volume_worker import manager as volume_manager
@@ -35,14 +36,16 @@ TICK = 0.5  # seconds between looks at the periodic tasks
 REPORT_DEBOUNCE = 1.0  # least seconds between two reports after changes
 
 
-def load_driver(conf, backend_name, host, active_backend_id=None):
+def load_driver(conf, backend_name, host, active_backend_id=None,
+                cluster_name=None):
     opts.register_backend_opts(conf, backend_name)
     driver_path = conf[backend_name].volume_driver
     configuration = driver_configuration.Configuration(
         [], config_group=backend_name, conf=conf)
     driver_cls = importutils.import_class(driver_path)
     return driver_cls(configuration=configuration, host=host,
-                      active_backend_id=active_backend_id)
+                      active_backend_id=active_backend_id,
+                      cluster_name=cluster_name)
 
 
 def server_names(conf, backend_name):
@@ -104,8 +107,10 @@ class BackendService:
             self.host, conf.volume_topic,
             cluster_name=('%s@%s' % (conf.cluster, backend_name)
                           if conf.cluster else None))
+        # After a failover the driver serves the replication target.
         self.driver = load_driver(conf, backend_name, self.host,
-                                  self.service.active_backend_id)
+                                  self.service.active_backend_id,
+                                  self.service.cluster_name)
         self.notifier = rpc.Notifier(notification_transport,
                                      'volume-worker.%s' % self.host)
         transient_durable = (
@@ -120,6 +125,7 @@ class BackendService:
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
+        self.manager.operations.frozen = bool(self.service.frozen)
         self.servers = []
         self._next_heartbeat = 0.0
         self._next_report = 0.0
@@ -141,6 +147,7 @@ class BackendService:
         self._ensure_exports()
         try:
             report = self.reporter.build()
+            failover_flows.settle_replication_status(self.service, report)
             pools = report.get('pools') or []
             if pools:
                 self.manager.default_pool = pools[0].get('pool_name')

@@ -165,8 +165,28 @@ def _from_group(ops):
     return {'group': group, 'sources': members}
 
 
+def _service(ops):
+    from volume_worker import objects
+    service = objects.Service.get_or_create(HOST, 'volume-worker')
+    service.replication_status = 'enabled'
+    service.save()
+    return service
+
+
+def _failover(ops):
+    ops.driver.configuration.conf.set_override(
+        'replication_device', [{'backend_id': 'site2'}], group='fake1')
+    ops.driver.get_volume_stats(refresh=True)
+    _available_volume(ops)
+    return {'service': _service(ops),
+            'store': {'secondary_backend_id': 'site2'}}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
+    'failover_host': _failover,
+    'freeze_host': lambda ops: {'service': _service(ops)},
+    'thaw_host': lambda ops: {'service': _service(ops)},
     'create_group_from_group_snapshot': _from_group_snapshot,
     'create_group_from_group': _from_group,
     'create_group_snapshot': _group_snapshot,
@@ -265,9 +285,12 @@ class _FirstCallSpy:
         self._look = look
         self.seen = None
 
+    # Reads a family's check may make before anything changes.
+    READS = ('get_volume_stats',)
+
     def __getattr__(self, name):
         value = getattr(self._driver, name)
-        if not callable(value) or name.startswith('_'):
+        if not callable(value) or name.startswith('_') or name in self.READS:
             return value
 
         def call(*args, **kwargs):
@@ -319,7 +342,8 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
         table = {'volume': 'volumes', 'snapshot': 'snapshots',
                  'attachment': 'volume_attachment',
                  'group': 'groups',
-                 'group_snapshot': 'group_snapshots'}[family.subject.type]
+                 'group_snapshot': 'group_snapshots',
+                 'service': 'services'}[family.subject.type]
         first = next(t for t in txns.committed
                      if any('INTO OPERATIONS' in s for s in t))
         assert any(table.upper() in s.split() for s in first), (

@@ -43,15 +43,21 @@ class _Crash(BaseException):
     """Stands for the process dying: TaskFlow neither catches nor reverts it."""
 
 
+def _status(resource):
+    if 'status' in resource.fields:
+        return resource.get('status', None)
+    return getattr(resource, 'status', None)  # a service's replication status
+
+
 class RecordingNotifier:
     def __init__(self):
         self.events = []
 
     def info(self, event_type, resource, **extra):
-        self.events.append((event_type, resource.get('status', None)))
+        self.events.append((event_type, _status(resource)))
 
     def error(self, event_type, resource, **extra):
-        self.events.append((event_type, resource.get('status', None)))
+        self.events.append((event_type, _status(resource)))
 
     def refused(self, event_type, resource_type, resource_id, reason):
         self.events.append((event_type, 'refused', resource_id, reason))

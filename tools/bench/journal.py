@@ -239,6 +239,29 @@ def _group_delete(ops, group_id, members):
          store={'delete_volumes': True})
 
 
+def _replicated_service(backend, driver):
+    from volume_worker import objects
+    driver.configuration.conf.set_override(
+        'replication_device', [{'backend_id': 'site2'}], group='fake1')
+    driver.get_volume_stats(refresh=True)
+    service = objects.Service.get_or_create(backend, 'volume-worker')
+    service.replication_status = 'enabled'
+    service.save()
+    return service.id
+
+
+def _freeze_thaw(ops, service_id):
+    from volume_worker.flows import failover
+    _run(ops, failover.FREEZE, service=service_id)
+    _run(ops, failover.THAW, service=service_id)
+
+
+def _failover(ops, service_id, target):
+    from volume_worker.flows import failover
+    _run(ops, failover.FAILOVER, service=service_id,
+         store={'secondary_backend_id': target})
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
@@ -251,7 +274,8 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'group create', 'group update (add 2 volumes)',
               'group snapshot (2 members)', 'group from group (2 copies)',
               'group snapshot delete',
-              'group delete with 2 volumes')
+              'group delete with 2 volumes', 'freeze + thaw',
+              'failover (1 volume)', 'failback (1 volume)')
 
 
 def measure(state_dir, results, n):
@@ -274,6 +298,7 @@ def measure(state_dir, results, n):
         deps = {'context': rpc.admin_context(),
                 'driver': make_fake_driver(backend),
                 'notifier': NullNotifier()}
+        service_id = _replicated_service(backend, deps['driver'])
         # (journal, op) -> [cpu s, writes, commits, reads, ops]
         acc = {}
 
@@ -334,6 +359,12 @@ def measure(state_dir, results, n):
                               vw_db.group_member_ids(group_copy))
                 timed((journal, 'group delete with 2 volumes'), _group_delete,
                       ops, group_id, members)
+                timed((journal, 'freeze + thaw'), _freeze_thaw, ops,
+                      service_id)
+                timed((journal, 'failover (1 volume)'), _failover, ops,
+                      service_id, 'site2')
+                timed((journal, 'failback (1 volume)'), _failover, ops,
+                      service_id, 'default')
                 spare = _create(ops, backend)
                 timed((journal, 'unmanage'), _unmanage, ops, spare)
                 adopted = timed((journal, 'manage_existing'), _manage, ops,

@@ -5,6 +5,7 @@ import uuid
 
 from volume_worker.cmd.client_core import ClientError
 from volume_worker.cmd.client_core import Command
+from volume_worker.cmd import client_core
 
 def _new_volume(client, args, backend):
     from volume_worker import objects
@@ -145,6 +146,39 @@ _MANAGEABLE = _LIST + (
 
 def _unmanage_only(client, args, backend):
     return {'unmanage_only': True} if args.unmanage_only else {}
+
+class BackendCommand(Command):
+    """A command on the backend itself (its service), not on one resource;
+    ``--wait`` follows ``operation``'s notifications to its end."""
+
+    def run(self, client, args):
+        import sys
+        from volume_worker.cmd import replication
+        from volume_worker import flows
+        backend = args.backend or client.default_backend()
+        kwargs = self.build(client, args, backend) if self.build else {}
+        wait = getattr(args, 'wait', False)
+        if wait:
+            client.retrying(client.listen)
+        result = client.retrying(getattr(client.api, self.method),
+                                 client.ctx, backend, **kwargs)
+        if self.call:
+            client_core._print(result)
+            return 0
+        if not wait:
+            client_core._print({'backend': backend, 'status': 'requested',
+                                'operation': self.method})
+            return 0
+        try:
+            payload = replication.follow(
+                client.stream, backend, flows.FAMILIES[self.operation].event,
+                client.conf.client.wait_timeout)
+        except replication.FailoverFollowError as exc:
+            print('error: %s' % exc, file=sys.stderr)
+            return client_core.EXIT_ERROR
+        client_core._print(payload)
+        return 0
+
 
 COMMANDS = [
     Command('create_volume', 'create a volume', subject=('volume', 'id'),
@@ -341,4 +375,16 @@ COMMANDS = [
             args=((('--refresh',), {'action': 'store_true',
                                     'help': 'ask the driver for fresh '
                                             'figures'}),)),
+    BackendCommand(
+        'failover_host', 'fail the backend over to a replication target '
+        '("default": back to the primary)', operation='failover_host',
+        build=lambda client, args, backend: {
+            'secondary_backend_id': args.target},
+        args=((('target',), {'nargs': '?', 'help': 'a replication_device '
+                             'backend_id, or default (none: the driver '
+                             'picks)'}), _WAIT)),
+    BackendCommand('freeze_host', 'refuse every change on the backend '
+                   '(reads and attachments still work)', call=True),
+    BackendCommand('thaw_host', 'accept changes on the backend again',
+                   call=True),
 ]

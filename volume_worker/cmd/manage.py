@@ -3,6 +3,9 @@
     volume-worker-manage --config-file FILE db sync|version
     volume-worker-manage --config-file FILE service list
     volume-worker-manage --config-file FILE journal list
+    volume-worker-manage --config-file FILE failover --backend HOST@BACKEND \
+        --to TARGET [--no-wait] [--timeout S]     (TARGET "default": failback)
+    volume-worker-manage --config-file FILE freeze|thaw --backend HOST@BACKEND
 """
 
 import argparse
@@ -47,12 +50,56 @@ def cmd_service_list(conf, args):
             'host': svc.host, 'binary': svc.binary,
             'cluster': svc.cluster_name,
             'state': 'up' if seen and now - seen <= grace else 'down',
+            'heartbeat_age_s': (round((now - seen).total_seconds(), 1)
+                                if seen else None),
+            # (the report's state, as the worker last recorded it)
+            'backend_state': _field(svc, 'backend_state'),
+            'replication_status': svc.replication_status,
+            'active_backend_id': svc.active_backend_id,
             'disabled': svc.disabled, 'frozen': svc.frozen,
             'updated_at': seen.isoformat() if seen else None,
             'recovered_at': (svc.recovered_at.isoformat()
                              if svc.recovered_at else None)})
     print(json.dumps(rows, indent=2))
     return 0
+
+
+def _field(obj, name):
+    return (getattr(obj, name) if name in obj.fields and
+            obj.obj_attr_is_set(name) else None)
+
+
+def _backend(args):
+    if not args.backend or '@' not in args.backend:
+        raise ValueError('give --backend HOST@BACKEND (see service list)')
+    return args.backend
+
+
+def cmd_failover(conf, args):
+    from volume_worker.cmd import replication
+    if not args.to:
+        raise ValueError('give --to TARGET: a replication_device backend_id, '
+                         'or default to fail back to the primary')
+    try:
+        service = replication.failover(conf, _backend(args), args.to,
+                                       wait=not args.no_wait,
+                                       timeout=args.timeout)
+    except replication.FailoverFollowError as exc:
+        return _fail(exc, EXIT_ERROR)
+    print(json.dumps(service or {'backend': args.backend,
+                                 'status': 'requested'}, indent=2))
+    return 0
+
+
+def cmd_freeze(conf, args, frozen=True):
+    from volume_worker.cmd import replication
+    replication.freeze(conf, _backend(args), frozen)
+    print(json.dumps({'backend': args.backend, 'frozen': frozen}))
+    return 0
+
+
+def cmd_thaw(conf, args):
+    return cmd_freeze(conf, args, frozen=False)
 
 
 def cmd_journal_list(conf, args):
@@ -71,22 +118,34 @@ COMMANDS = {
     ('db', 'version'): cmd_db_version,
     ('service', 'list'): cmd_service_list,
     ('journal', 'list'): cmd_journal_list,
+    ('failover', None): cmd_failover,
+    ('freeze', None): cmd_freeze,
+    ('thaw', None): cmd_thaw,
 }
+RPC_CATEGORIES = ('failover', 'freeze', 'thaw')
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog='volume-worker-manage')
     parser.add_argument('category', choices=sorted({c for c, _ in COMMANDS}))
-    parser.add_argument('action')
+    parser.add_argument('action', nargs='?')
+    parser.add_argument('--backend', help='HOST@BACKEND (failover, freeze, '
+                        'thaw)')
+    parser.add_argument('--to', help='failover: a replication_device '
+                        'backend_id, or default')
+    parser.add_argument('--no-wait', action='store_true', dest='no_wait',
+                        help='failover: return once the request is sent')
+    parser.add_argument('--timeout', type=float, default=600,
+                        help='failover: seconds to wait for its end')
     from volume_worker.cmd.client import _split_config_args
     oslo_args, rest = _split_config_args(argv)
     args, extra = parser.parse_known_args(rest)
     command = COMMANDS.get((args.category, args.action))
     if command is None:
         parser.error('unknown command: %s %s (known: %s)' % (
-            args.category, args.action,
-            ', '.join(' '.join(k) for k in sorted(COMMANDS))))
+            args.category, args.action or '', ', '.join(sorted(
+                ' '.join(w for w in k if w) for k in COMMANDS))))
     from oslo_config import cfg
     try:
         conf = config.parse_args(oslo_args + extra)
@@ -100,8 +159,11 @@ def main(argv=None):
     except Exception as exc:
         # An operator command: the reason in one line (which database,
         # what failed), not a traceback through SQLAlchemy.
-        return _fail('%s %s failed (database %s): %s: %s' % (
-            args.category, args.action, _database(conf),
+        where = ('backend %s over RPC' % args.backend
+                 if args.category in RPC_CATEGORIES
+                 else 'database %s' % _database(conf))
+        return _fail('%s %s failed (%s): %s: %s' % (
+            args.category, args.action or '', where,
             type(exc).__name__, exc), EXIT_ERROR)
 
 

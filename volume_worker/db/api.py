@@ -137,11 +137,13 @@ def _create(table, values, journal=None):
     return values
 
 
-def _update(table, resource_id, values, expected_status=None, journal=None):
+def _update(table, resource_id, values, expected_status=None, journal=None,
+            status_column='status'):
     """Update one live row; with ``expected_status`` only if it still has it.
 
     Returns True when a row changed. A compare-and-swap that matched nothing
-    rolls back, journal statements included.
+    rolls back, journal statements included. ``status_column`` is the column
+    the compare-and-swap reads (a service's is its replication status).
     """
     params = dict(values)
     params.setdefault('updated_at', utcnow())
@@ -153,10 +155,11 @@ def _update(table, resource_id, values, expected_status=None, journal=None):
         if 'deleted' in table.c:
             query = query.where(table.c.deleted == sa.false())
         if kind == 'many':
-            query = query.where(table.c.status.in_(
+            query = query.where(table.c[status_column].in_(
                 sa.bindparam('_expected', expanding=True)))
         elif kind == 'one':
-            query = query.where(table.c.status == sa.bindparam('_expected'))
+            query = query.where(
+                table.c[status_column] == sa.bindparam('_expected'))
         return query
     query = _statement(('update', table.name, kind), build)
     params['_id'] = resource_id
@@ -482,12 +485,24 @@ def service_create(values, journal=None):
     return _create(models.services, values, journal)
 
 
+def service_get(service_id, read_deleted=False):
+    row = _get(models.services, service_id, read_deleted=read_deleted)
+    if row is None:
+        raise exception.ServiceNotFound(host='id %s' % service_id,
+                                        binary='any binary')
+    return row
+
+
 def service_update(service_id, values, expected_status=None, journal=None):
+    """A service's "status" is its replication status (failover's subject)."""
     return _update(models.services, service_id, values, expected_status,
-                   journal)
+                   journal, status_column='replication_status')
 
 
 def service_get_all(filters=None):
+    filters = dict(filters or {})
+    if 'status' in filters:
+        filters['replication_status'] = filters.pop('status')
     return _list(models.services, filters, sort_key='id')
 
 

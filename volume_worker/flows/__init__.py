@@ -11,6 +11,7 @@ from volume_worker.flows import connection
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.flows import extend
+from volume_worker.flows import failover
 from volume_worker.flows import group
 from volume_worker.flows import group_from_src
 from volume_worker.flows import group_snapshot
@@ -50,4 +51,7 @@ FAMILIES = {family.operation: family for family in (
     group_snapshot.DELETE,
     group_from_src.FROM_GROUP_SNAPSHOT,
     group_from_src.FROM_GROUP,
+    failover.FAILOVER,
+    failover.FREEZE,
+    failover.THAW,
 )}

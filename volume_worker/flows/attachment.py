@@ -214,14 +214,17 @@ _VOLUME = runner.Role('volume', id_from='attachment.volume_id')
 UPDATE = runner.FlowFamily(
     'attachment_update', build_update,
     subject=runner.Role('attachment', new=True), held=(_VOLUME,),
-    event='attachment.update', check=check_update, on_resume=runner.RESUME)
+    event='attachment.update', check=check_update, on_resume=runner.RESUME,
+    while_frozen=True)
 
 COMPLETE = runner.FlowFamily(
     'attachment_complete', build_complete,
     subject=runner.Role('attachment'), held=(_VOLUME,),
-    event='volume.attach', check=check_same_volume, on_resume=runner.RESUME)
+    event='volume.attach', check=check_same_volume,
+    on_resume=runner.RESUME, while_frozen=True)
 
 DELETE = runner.FlowFamily(
     'attachment_delete', build_delete,
     subject=runner.Role('attachment'), held=(_VOLUME,),
-    event='volume.detach', check=check_same_volume, on_resume=runner.RESUME)
+    event='volume.detach', check=check_same_volume,
+    on_resume=runner.RESUME, while_frozen=True)

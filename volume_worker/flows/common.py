@@ -129,7 +129,10 @@ class Finish(VolumeTask):
 
 
 def _resolve(op, status):
-    """A transition's status, ``UNCHANGED`` meaning where the subject was."""
+    """A transition's status, ``UNCHANGED`` meaning where the subject was
+    (and a function giving it from the request)."""
+    if callable(status):
+        return status(op.store)
     return op.store['prior_status'] if status == fields.UNCHANGED else status
 
 

@@ -120,7 +120,7 @@ def _family(operation, build, resource='volume', held=(), check=None):
     return runner.FlowFamily(
         operation, build, subject=runner.Role(resource), held=held,
         event='%s.%s' % (resource, operation), check=check,
-        on_resume=runner.RESUME)
+        on_resume=runner.RESUME, while_frozen=True)
 
 
 INITIALIZE = _family('initialize_connection', lambda: common.operation_flow(
@@ -155,7 +155,7 @@ ATTACH = runner.FlowFamily(
         attachment.StampTime('attach_time'), updates=('time_update',)),
     subject=runner.Role('attachment', new=True), held=(_VOLUME,),
     event='volume.attach', check=attachment.check_update,
-    on_resume=runner.RESUME)
+    on_resume=runner.RESUME, while_frozen=True)
 
 DETACH = runner.FlowFamily(
     'detach_volume', lambda: common.operation_flow(
@@ -164,4 +164,4 @@ DETACH = runner.FlowFamily(
         attachment.StampTime('detach_time'), updates=('time_update',)),
     subject=runner.Role('attachment'), held=(_VOLUME,),
     event='volume.detach', check=attachment.check_same_volume,
-    on_resume=runner.RESUME)
+    on_resume=runner.RESUME, while_frozen=True)

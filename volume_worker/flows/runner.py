@@ -64,11 +64,12 @@ class FlowFamily:
     ``event`` the notification prefix; ``build()`` returns the flow;
     ``check(op)`` refuses a request once its resources are locked and
     loaded; ``on_resume`` says whether an interrupted run resumes or
-    reverts.
+    reverts; ``while_frozen`` lets it run on a frozen backend (the
+    consumer's path, and what ends or drives a freeze).
     """
 
     def __init__(self, operation, build, subject, held=(), event=None,
-                 check=None, on_resume=RESUME):
+                 check=None, on_resume=RESUME, while_frozen=False):
         self.operation = operation
         self.build = build
         self.subject = subject
@@ -77,6 +78,7 @@ class FlowFamily:
         self.event = event
         self.check = check
         self.on_resume = on_resume
+        self.while_frozen = while_frozen
         self._template = None
         self._engines = engines.EnginePool(self.new_flow)
 

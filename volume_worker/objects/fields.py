@@ -140,7 +140,8 @@ class ReplicationStatusField(fields.BaseEnumField):
 # in which a repeated request is already done. An operation touching two
 # resources of one type (a clone and its source) gives a transition per
 # role. ``on_restart`` says what start-up turns a status left by an
-# operation that journaled nothing into.
+# operation that journaled nothing into. ``to`` may also be a function of
+# the operation's store (a failover ends failed-over, a failback enabled).
 
 ABSENT = None
 UNCHANGED = '<unchanged>'
@@ -353,4 +354,29 @@ GROUP_SNAPSHOT_TRANSITIONS = TransitionTable('group_snapshot', {
 }, on_restart={
     _GS.CREATING: _GS.ERROR,
     _GS.DELETING: _GS.ERROR_DELETING,
+})
+
+# A service's status is its replication status. Every failover freezes the
+# backend first; a failover ends ``failed-over``, a failback to the primary
+# (``default``) ``enabled``; a failed one ``failover-error`` (the backend
+# stays frozen for the operator). Freeze and thaw change no status.
+_R = ReplicationStatus
+FAILBACK_ID = 'default'
+
+
+def failover_outcome(store):
+    """The replication status a successful failover ends in."""
+    if store.get('secondary_backend_id') == FAILBACK_ID:
+        return _R.ENABLED
+    return _R.FAILED_OVER
+
+
+SERVICE_TRANSITIONS = TransitionTable('service', {
+    'failover_host': Transition(
+        (_R.ENABLED, _R.FAILED_OVER, _R.FAILOVER_ERROR), via=_R.FAILING_OVER,
+        to=failover_outcome, error=_R.FAILOVER_ERROR),
+    'freeze_host': hold(),
+    'thaw_host': hold(),
+}, on_restart={
+    _R.FAILING_OVER: _R.FAILOVER_ERROR,
 })

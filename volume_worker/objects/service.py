@@ -1,4 +1,8 @@
-"""Service: one row per backend a worker serves; its heartbeat and recovery state."""
+"""Service: one row per backend a worker serves; its heartbeat, recovery and replication state.
+
+A failover's subject is the service: its ``status`` (for the transition
+table and the compare-and-swap saves) is its ``replication_status``.
+"""
 
 from oslo_versionedobjects import fields
 
@@ -33,11 +37,30 @@ class Service(_PersistentObject):
         'deleted': fields.BooleanField(default=False),
     }
 
+    _db_get = staticmethod(db.service_get)
     _db_update = staticmethod(db.service_update)
+
+    DELETED = 'deleted'  # (never a replication status: services stay)
+    PAYLOAD_ID = 'service_id'
+    PAYLOAD_FIELDS = ('host', 'cluster_name', 'replication_status',
+                      'active_backend_id', 'frozen')
+
+    @property
+    def status(self):
+        return (self.replication_status
+                if self.obj_attr_is_set('replication_status') else None)
+
+    @status.setter
+    def status(self, value):
+        self.replication_status = value
 
     @classmethod
     def get_all(cls, filters=None, marker=None, limit=None):
         return [cls._from_db(r) for r in db.service_get_all(filters)]
+
+    @classmethod
+    def get_by_host(cls, host):
+        return cls._from_db(db.service_get_by_host_binary(host, BINARY))
 
     @classmethod
     def get_or_create(cls, host, topic, cluster_name=None):
