@@ -219,18 +219,24 @@ def copy_volume_to_image(driver, context, volume, image_service, image_meta):
 
 
 def get_backup_device(driver, context, backup):
-    """``(snapshot, True)`` to back a snapshot up, else ``(volume, False)``.
+    """What to read for ``backup``: ``(volume_or_snapshot, is_snapshot)``.
 
-    The objects come from ``driver.db``.  Backing up an in-use volume through
-    a temporary clone or snapshot needs new database records; that is the
-    caller's to arrange.
+    A temporary volume standing in for an in-use volume
+    (``temp_volume_id``), else a (temporary or chosen) snapshot
+    (``temp_snapshot_id``, ``snapshot_id``), else the volume itself; the
+    objects are loaded through ``driver.db``.  Making the stand-ins needs
+    database records: that is the caller's to arrange.
     """
     db = getattr(driver, 'db', None)
     if db is None:
         raise NotImplementedError(
             'the generic get_backup_device loads volumes and snapshots '
             'through the driver\'s db collaborator; this driver has none')
-    snapshot_id = common.field(backup, 'snapshot_id')
+    temp_volume_id = common.field(backup, 'temp_volume_id')
+    if temp_volume_id:
+        return db.volume_get(context, temp_volume_id), False
+    snapshot_id = (common.field(backup, 'temp_snapshot_id') or
+                   common.field(backup, 'snapshot_id'))
     if snapshot_id:
         return db.snapshot_get(context, snapshot_id), True
     return db.volume_get(context, common.field(backup, 'volume_id')), False

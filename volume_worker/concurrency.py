@@ -122,3 +122,24 @@ class _Thread:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+def native_threading():
+    """The ``threading`` module of real OS threads, monkey-patched or not.
+
+    For work that must run in parallel inside a native thread (a driver
+    call): green threads would not run there.
+    """
+    if _mode == EVENTLET:
+        from eventlet import patcher
+        return patcher.original('threading')
+    return threading
+
+
+def native_queue():
+    """The ``queue`` module working with ``native_threading()``."""
+    if _mode == EVENTLET:
+        from eventlet import patcher
+        return patcher.original('queue')
+    import queue
+    return queue

@@ -65,6 +65,10 @@ class GroupSnapshotNotFound(NotFound):
     message = 'Group snapshot %(group_snapshot_id)s does not exist.'
 
 
+class BackupNotFound(NotFound):
+    message = 'Backup %(backup_id)s does not exist.'
+
+
 class GroupTypeNotFound(NotFound):
     message = 'Group type %(group_type_id)s does not exist.'
 
@@ -132,6 +136,10 @@ class RPCVersionTooNew(WorkerException):
 
 class GroupFailed(WorkerException):
     message = 'Group %(group_id)s: %(reason)s'
+
+
+class BackupFailed(WorkerException):
+    message = 'Backup %(backup_id)s: %(reason)s'
 
 
 class RetypeNotPossible(WorkerException):

@@ -12,6 +12,7 @@ import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from volume_worker import concurrency
+from volume_worker.endpoints import backups as backup_endpoints
 from volume_worker import exception
 from volume_worker.flows import attachment as attachment_flows
 from volume_worker.flows import clone
@@ -40,7 +41,8 @@ SNAPSHOT_FILTERS = ('status', 'volume_id', 'display_name', 'id')
 GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 
 
-class VolumeManager(replication_endpoints.ReplicationEndpoints):
+class VolumeManager(replication_endpoints.ReplicationEndpoints,
+                    backup_endpoints.BackupEndpoints):
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,

@@ -49,6 +49,9 @@ RESOURCE_TYPES = {
         'group_snapshot', objects.GroupSnapshot,
         fields.GROUP_SNAPSHOT_TRANSITIONS,
         lambda i: exception.GroupSnapshotNotFound(group_snapshot_id=i)),
+    'backup': ResourceType(
+        'backup', objects.Backup, fields.BACKUP_TRANSITIONS,
+        lambda i: exception.BackupNotFound(backup_id=i)),
     'attachment': ResourceType(
         'attachment', objects.VolumeAttachment, fields.ATTACHMENT_TRANSITIONS,
         lambda i: exception.AttachmentNotFound(attachment_id=i)),
@@ -228,8 +231,9 @@ class Operations:
                 resource = None
             if role is family.subject:
                 op.requested = given.get(role.name)
-            if resource is None:  # a new subject
-                op.is_new = True
+            if resource is None:  # a new resource (the request's object)
+                if role is family.subject:
+                    op.is_new = True
                 resource = given[role.name]
                 status = fields.ABSENT
             elif resource.deleted:

@@ -105,6 +105,28 @@ health_opts = [
                       'take before it counts as failed.'),
 ]
 
+backup_opts = [
+    cfg.StrOpt('posix_path', default='$state_path/backups',
+               help='Directory of the backup store (an NFS mount in '
+                    'production): one directory per volume, one per backup '
+                    'in it, holding its chunks and metadata.'),
+    cfg.IntOpt('chunk_size_mb', default=32, min=1, max=1024,
+               help='Size of the chunks a volume is backed up in. An '
+                    'incremental backup stores the chunks whose sha256 '
+                    'changed since its parent.'),
+    cfg.StrOpt('compression', default='auto',
+               choices=[('auto', 'zstd when the zstandard package is '
+                                 'installed, else zlib'),
+                        ('zstd', 'zstandard, level 1'),
+                        ('zlib', 'zlib, level 1'),
+                        ('none', 'stored as read')],
+               help='How chunks are compressed. A chunk that does not '
+                    'shrink is stored as it is.'),
+    cfg.IntOpt('workers', default=2, min=1, max=64,
+               help='Native threads hashing, compressing and writing chunks '
+                    'of one backup or restore at a time.'),
+]
+
 CONF = cfg.CONF
 
 
@@ -115,6 +137,11 @@ def register_opts(conf=CONF):
     conf.register_opts(coordination_opts, group='coordination')
     conf.register_opts(client_opts, group='client')
     conf.register_opts(health_opts, group='health')
+    register_backup_opts(conf)
+
+
+def register_backup_opts(conf):
+    conf.register_opts(backup_opts, group='backup')
 
 
 def register_backend_opts(conf, backend):
@@ -201,6 +228,7 @@ def list_opts():
         ('coordination', coordination_opts),
         ('client', client_opts),
         ('health', health_opts),
+        ('backup', backup_opts),
         ('backend', backend_opts + _driver_opts()),
     ]
 

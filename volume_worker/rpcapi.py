@@ -31,6 +31,9 @@ Version history:
     1.9 - create_group_from_src (cast)
     1.10 - failover_host (cast), freeze_host (call), thaw_host (call),
            failover_completed (fanout cast, between a cluster's workers)
+    1.11 - backups: create_backup (cast), restore_backup (cast),
+           delete_backup (cast), get_backup (call), list_backups (call),
+           get_backup_device (call), secure_file_operations_enabled (call)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -44,7 +47,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.10'
+RPC_API_VERSION = '1.11'
 
 
 class _AttachmentsAPI:
@@ -154,7 +157,52 @@ class _ReplicationAPI:
             replication_status=replication_status, origin=origin)
 
 
-class VolumeAPI(_AttachmentsAPI, _ReplicationAPI):
+class _BackupsAPI:
+    """Backups of volumes into the worker's backup store."""
+
+    def create_backup(self, ctxt, backend, backup, incremental=False,
+                      force=False):
+        """Cast: back ``backup.volume_id`` up as ``backup`` (id chosen by
+        the caller); ``incremental``: on top of its latest available
+        backup; ``force``: even while the volume is in use."""
+        self._cast(backend, '1.11', 'create_backup', ctxt, backup=backup,
+                   incremental=incremental, force=force)
+
+    def restore_backup(self, ctxt, backend, backup_id, volume_id):
+        """Cast: write the backup onto volume ``volume_id`` (a new one of
+        the backup's size when no volume has that id)."""
+        self._cast(backend, '1.11', 'restore_backup', ctxt,
+                   backup_id=backup_id, volume_id=volume_id)
+
+    def delete_backup(self, ctxt, backend, backup_id):
+        """Cast: delete the backup (refused while incrementals need it)."""
+        self._cast(backend, '1.11', 'delete_backup', ctxt,
+                   backup_id=backup_id)
+
+    def get_backup(self, ctxt, backend, backup_id):
+        """Call: the Backup with this id (raises BackupNotFound)."""
+        return self._call(backend, '1.11', 'get_backup', ctxt,
+                          backup_id=backup_id)
+
+    def list_backups(self, ctxt, backend, filters=None, marker=None,
+                     limit=None):
+        """Call: a page of the backend's backups, oldest first."""
+        return self._call(backend, '1.11', 'list_backups', ctxt,
+                          filters=filters, marker=marker, limit=limit)
+
+    def get_backup_device(self, ctxt, backend, backup_id):
+        """Call: what the driver backs up for it, as objects:
+        ``{'backup_device', 'is_snapshot', 'secure_enabled'}``."""
+        return self._call(backend, '1.11', 'get_backup_device', ctxt,
+                          backup_id=backup_id)
+
+    def secure_file_operations_enabled(self, ctxt, backend):
+        """Call: whether the driver runs file operations without root."""
+        return self._call(backend, '1.11', 'secure_file_operations_enabled',
+                          ctxt)
+
+
+class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
     """RPC client of the volume worker."""
 
     RPC_API_VERSION = RPC_API_VERSION

@@ -43,9 +43,11 @@ def load_driver(conf, backend_name, host, active_backend_id=None,
     configuration = driver_configuration.Configuration(
         [], config_group=backend_name, conf=conf)
     driver_cls = importutils.import_class(driver_path)
+    from volume_worker.objects import lookup
     return driver_cls(configuration=configuration, host=host,
                       active_backend_id=active_backend_id,
-                      cluster_name=cluster_name)
+                      cluster_name=cluster_name,
+                      db=lookup.DriverLookup())
 
 
 def server_names(conf, backend_name):

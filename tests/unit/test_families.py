@@ -182,11 +182,49 @@ def _failover(ops):
             'store': {'secondary_backend_id': 'site2'}}
 
 
+@pytest.fixture(autouse=True)
+def backup_store(tmp_path):
+    from oslo_config import cfg
+    from volume_worker import opts
+    opts.register_backup_opts(cfg.CONF)
+    cfg.CONF.set_override('posix_path', str(tmp_path / 'backups'),
+                          group='backup')
+    yield
+    cfg.CONF.clear_override('posix_path', group='backup')
+
+
+def new_backup(volume_id, parent_id=None):
+    from volume_worker import objects
+    backup = objects.Backup(id=str(uuid.uuid4()), volume_id=volume_id,
+                            parent_id=parent_id)
+    backup.obj_fill_unset()
+    return backup
+
+
+def _backup(ops):
+    backup = new_backup(_available_volume(ops).id)
+    helpers.run(ops, flows.FAMILIES['create_backup'], backup=backup)
+    return backup
+
+
+def _restore(ops):
+    volume = helpers.new_volume()
+    volume.size = 0
+    return {'backup': _backup(ops).id, 'volume': volume}
+
+
 # For each family: prepare what it needs, return acquire()'s arguments.
 SCENARIOS = {
     'failover_host': _failover,
     'freeze_host': lambda ops: {'service': _service(ops)},
     'thaw_host': lambda ops: {'service': _service(ops)},
+    'create_backup': lambda ops: {
+        'backup': new_backup(_available_volume(ops).id)},
+    'create_incremental_backup': lambda ops: {
+        'backup': (lambda full: new_backup(full.volume_id, full.id))(
+            _backup(ops))},
+    'delete_backup': lambda ops: {'backup': _backup(ops).id},
+    'restore_backup': _restore,
     'create_group_from_group_snapshot': _from_group_snapshot,
     'create_group_from_group': _from_group,
     'create_group_snapshot': _group_snapshot,
@@ -343,7 +381,8 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
                  'attachment': 'volume_attachment',
                  'group': 'groups',
                  'group_snapshot': 'group_snapshots',
-                 'service': 'services'}[family.subject.type]
+                 'service': 'services',
+                 'backup': 'backups'}[family.subject.type]
         first = next(t for t in txns.committed
                      if any('INTO OPERATIONS' in s for s in t))
         assert any(table.upper() in s.split() for s in first), (

@@ -53,6 +53,7 @@ def test_status_is_an_enum():
     (fields.VOLUME_TRANSITIONS, objects.VolumeStatus),
     (fields.SNAPSHOT_TRANSITIONS, objects.SnapshotStatus),
     (fields.ATTACHMENT_TRANSITIONS, fields.AttachStatus),
+    (fields.BACKUP_TRANSITIONS, fields.BackupStatus),
 ])
 def test_transition_tables_name_only_real_statuses(table, enum):
     for name, transition in table.all():

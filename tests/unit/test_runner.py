@@ -62,6 +62,9 @@ class RecordingNotifier:
     def refused(self, event_type, resource_type, resource_id, reason):
         self.events.append((event_type, 'refused', resource_id, reason))
 
+    def publish(self, event_type, payload, priority='info'):
+        self.events.append((event_type, payload.get('percent')))
+
     def types(self):
         return [e[0] for e in self.events]
 

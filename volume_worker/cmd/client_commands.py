@@ -114,6 +114,22 @@ def _new_group_snapshot(args):
                                  group_id=args.group_id, name=args.name)
 
 
+def _new_backup(client, args, backend):
+    from volume_worker import objects
+    backup = objects.Backup(id=args.id or str(uuid.uuid4()),
+                            volume_id=args.volume_id, display_name=args.name)
+    return {'backup': backup, 'incremental': args.incremental,
+            'force': args.force}
+
+
+def _restore_target(client, args, backend):
+    import sys
+    volume_id = args.volume or str(uuid.uuid4())
+    if not args.volume:
+        print('restoring onto a new volume %s' % volume_id, file=sys.stderr)
+    return {'volume_id': volume_id}
+
+
 def _ids(text):
     return [i for i in (text or '').split(',') if i]
 
@@ -369,6 +385,36 @@ COMMANDS = [
             aliases=('show-group',), call=True),
     Command('list_groups', 'list groups', build=_listing, call=True,
             args=((('--status',), {}),) + _LIST),
+    Command('create_backup', 'back a volume up into the backup store',
+            subject=('backup', 'id'), operation='create_backup', new=True,
+            build=_new_backup,
+            args=((('volume_id',), {'help': 'the volume to back up'}),
+                  (('--incremental',), {'action': 'store_true',
+                                        'help': 'store only what changed '
+                                                'since its latest backup'}),
+                  (('--force',), {'action': 'store_true',
+                                  'help': 'even of an in-use volume'}),
+                  (('--name',), {'help': 'display name'}),
+                  (('--id',), {'help': 'id to use (default: a new UUID)'}),
+                  _WAIT)),
+    Command('restore_backup', 'write a backup onto a volume (a new one '
+            'unless --volume)', subject=('backup', 'backup_id'),
+            operation='restore_backup', build=_restore_target,
+            args=((('--volume',), {'help': 'an existing volume at least as '
+                                           'large, or the id for a new one'}),
+                  _WAIT)),
+    Command('delete_backup', 'delete a backup',
+            subject=('backup', 'backup_id'), operation='delete_backup',
+            args=(_WAIT,)),
+    Command('get_backup', 'show one backup', subject=('backup', 'backup_id'),
+            aliases=('show-backup',), call=True),
+    Command('list_backups', 'list backups', build=_listing, call=True,
+            args=((('--status',), {}), (('--volume-id',),
+                                        {'dest': 'volume_id'})) + _LIST),
+    Command('get_backup_device', 'what the driver would back up for a '
+            'backup', subject=('backup', 'backup_id'), call=True),
+    Command('secure_file_operations_enabled', 'whether the driver runs file '
+            'operations without root', call=True),
     Command('get_capabilities', 'the last capability report',
             aliases=('capabilities',), call=True,
             build=lambda client, args, backend: {'discover': args.refresh},

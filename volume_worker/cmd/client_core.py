@@ -71,7 +71,8 @@ class Client:
             if resource_id not in (payload.get('volume_id'),
                                    payload.get('snapshot_id'),
                                    payload.get('group_id'),
-                                   payload.get('group_snapshot_id')):
+                                   payload.get('group_snapshot_id'),
+                                   payload.get('backup_id')):
                 continue
             if event_type.endswith('.end'):
                 self.ended[resource_id] = event_type
@@ -266,6 +267,8 @@ class Command:
 def _jsonable(value):
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     if hasattr(value, 'obj_to_primitive'):
         return _object_json(value)
     return value

@@ -455,6 +455,54 @@ def group_type_create(values, journal=None):
     return _create(models.group_types, values, journal)
 
 
+# -- backups -------------------------------------------------------------------
+
+def backup_get(backup_id, read_deleted=False):
+    row = _get(models.backups, backup_id, read_deleted=read_deleted)
+    if row is None:
+        raise exception.BackupNotFound(backup_id=backup_id)
+    return row
+
+
+def backup_create(values, journal=None):
+    return _create_unique(models.backups, 'Backup', values, journal)
+
+
+def backup_update(backup_id, values, expected_status=None, journal=None):
+    return _update(models.backups, backup_id, values, expected_status,
+                   journal)
+
+
+def backup_destroy(backup_id, status, expected_status=None, journal=None):
+    return _soft_delete(models.backups, backup_id, status, expected_status,
+                        journal)
+
+
+def backup_get_all(filters=None, marker=None, limit=None):
+    return _list(models.backups, filters, marker, limit)
+
+
+def backup_latest(volume_id, status, exclude=None):
+    """The id of the volume's most recent live backup in ``status`` (other
+    than ``exclude``), or None."""
+    t = models.backups
+    query = (sa.select(t.c.id)
+             .where(t.c.volume_id == volume_id, t.c.status == status,
+                    t.c.id != (exclude or ''), t.c.deleted == sa.false())
+             .order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1))
+    with get_engine().connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def backup_children(backup_id):
+    """Ids of the live incremental backups made on top of this one."""
+    t = models.backups
+    query = sa.select(t.c.id).where(t.c.parent_id == backup_id,
+                                    t.c.deleted == sa.false())
+    with get_engine().connect() as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
 # -- volume types ----------------------------------------------------------------
 
 def volume_type_get(type_id):

@@ -111,6 +111,29 @@ group_snapshots = sa.Table(
     *_timestamps(),
 )
 
+# Backups outlive their volume: nothing here refers to a live volume row.
+backups = sa.Table(
+    'backups', metadata,
+    sa.Column('id', sa.String(36), primary_key=True),
+    sa.Column('volume_id', sa.String(36), nullable=False, index=True),
+    sa.Column('status', sa.String(32), nullable=False),
+    sa.Column('host', sa.String(255), index=True),
+    sa.Column('display_name', sa.String(255)),
+    sa.Column('display_description', sa.Text),
+    sa.Column('size', sa.Integer),
+    sa.Column('container', sa.String(255)),
+    sa.Column('object_count', sa.Integer, nullable=False, default=0),
+    sa.Column('stored_bytes', sa.BigInteger, nullable=False, default=0),
+    sa.Column('parent_id', sa.String(36), index=True),
+    sa.Column('snapshot_id', sa.String(36)),
+    sa.Column('temp_snapshot_id', sa.String(36)),
+    sa.Column('temp_volume_id', sa.String(36)),
+    sa.Column('fail_reason', sa.Text),
+    sa.Column('project_id', sa.String(255)),
+    sa.Column('user_id', sa.String(255)),
+    *_timestamps(),
+)
+
 group_types = sa.Table(
     'group_types', metadata,
     sa.Column('id', sa.String(36), primary_key=True),

@@ -6,6 +6,7 @@ this package to catch that).
 """
 
 from volume_worker.flows import attachment
+from volume_worker.flows import backup
 from volume_worker.flows import clone
 from volume_worker.flows import connection
 from volume_worker.flows import create_volume
@@ -16,6 +17,7 @@ from volume_worker.flows import group
 from volume_worker.flows import group_from_src
 from volume_worker.flows import group_snapshot
 from volume_worker.flows import manage
+from volume_worker.flows import restore
 from volume_worker.flows import retype
 from volume_worker.flows import revert
 from volume_worker.flows import snapshot
@@ -54,4 +56,8 @@ FAMILIES = {family.operation: family for family in (
     failover.FAILOVER,
     failover.FREEZE,
     failover.THAW,
+    backup.CREATE,
+    backup.CREATE_INCREMENTAL,
+    backup.DELETE,
+    restore.FAMILY,
 )}

@@ -15,3 +15,5 @@ from volume_worker.objects.fields import GroupStatus  # noqa
 from volume_worker.objects.group import Group  # noqa
 from volume_worker.objects.group import GroupType  # noqa
 from volume_worker.objects.group import GroupSnapshot  # noqa
+from volume_worker.objects.fields import BackupStatus  # noqa
+from volume_worker.objects.backup import Backup  # noqa

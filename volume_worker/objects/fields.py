@@ -29,9 +29,13 @@ class VolumeStatus(_StatusEnum):
     MANAGING = 'managing'
     ERROR_MANAGING = 'error_managing'
     RETYPING = 'retyping'
+    BACKING_UP = 'backing-up'
+    RESTORING_BACKUP = 'restoring-backup'
+    ERROR_RESTORING = 'error_restoring'
     ALL = (CREATING, AVAILABLE, DELETING, DELETED, ERROR, ERROR_DELETING,
            EXTENDING, ERROR_EXTENDING, ATTACHING, DETACHING, IN_USE,
-           MAINTENANCE, REVERTING, MANAGING, ERROR_MANAGING, RETYPING)
+           MAINTENANCE, REVERTING, MANAGING, ERROR_MANAGING, RETYPING,
+           BACKING_UP, RESTORING_BACKUP, ERROR_RESTORING)
 
 
 class VolumeStatusField(fields.BaseEnumField):
@@ -98,6 +102,23 @@ class GroupSnapshotStatus(_StatusEnum):
 
 class GroupSnapshotStatusField(fields.BaseEnumField):
     AUTO_TYPE = GroupSnapshotStatus()
+
+
+class BackupStatus(_StatusEnum):
+    CREATING = 'creating'
+    AVAILABLE = 'available'
+    RESTORING = 'restoring'
+    DELETING = 'deleting'
+    DELETED = 'deleted'
+    ERROR = 'error'
+    ERROR_DELETING = 'error_deleting'
+    ERROR_RESTORING = 'error_restoring'
+    ALL = (CREATING, AVAILABLE, RESTORING, DELETING, DELETED, ERROR,
+           ERROR_DELETING, ERROR_RESTORING)
+
+
+class BackupStatusField(fields.BaseEnumField):
+    AUTO_TYPE = BackupStatus()
 
 
 class _SecretJSON(fields.FieldType):
@@ -253,6 +274,19 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
         error=UNCHANGED),
+    # Backups move the volume they read or write although the backup is
+    # the subject (flows/held.py): a backup leaves its volume as it was,
+    # an in-use one only with force; a restore writes onto an available
+    # volume, or onto a new one it creates (ABSENT).
+    'create_backup': Transition(
+        (_V.AVAILABLE,), via=_V.BACKING_UP, to=UNCHANGED, error=UNCHANGED,
+        forced=(_V.IN_USE,)),
+    'create_incremental_backup': Transition(
+        (_V.AVAILABLE,), via=_V.BACKING_UP, to=UNCHANGED, error=UNCHANGED,
+        forced=(_V.IN_USE,)),
+    'restore_backup': Transition(
+        (ABSENT, _V.AVAILABLE, _V.ERROR_RESTORING),
+        via=_V.RESTORING_BACKUP, to=_V.AVAILABLE, error=_V.ERROR_RESTORING),
 }, on_restart={
     _V.CREATING: _V.ERROR,
     _V.DELETING: _V.ERROR_DELETING,
@@ -263,6 +297,8 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     _V.REVERTING: _V.ERROR,  # its data is neither the old nor the snapshot's
     _V.MANAGING: _V.ERROR_MANAGING,
     _V.RETYPING: _V.AVAILABLE,  # the database still has the old type
+    _V.BACKING_UP: _V.AVAILABLE,  # a backup only read it
+    _V.RESTORING_BACKUP: _V.ERROR_RESTORING,  # half written
 })
 
 _S = SnapshotStatus
@@ -379,4 +415,32 @@ SERVICE_TRANSITIONS = TransitionTable('service', {
     'thaw_host': hold(),
 }, on_restart={
     _R.FAILING_OVER: _R.FAILOVER_ERROR,
+})
+
+_B = BackupStatus
+_NEW_BACKUP = Transition(
+    (ABSENT, _B.CREATING, _B.ERROR), via=_B.CREATING, to=_B.AVAILABLE,
+    error=_B.ERROR, settled=(_B.AVAILABLE, _B.RESTORING, _B.DELETING,
+                             _B.ERROR_DELETING, _B.ERROR_RESTORING))
+BACKUP_TRANSITIONS = TransitionTable('backup', {
+    'create_backup': _NEW_BACKUP,
+    'create_incremental_backup': {
+        'backup': _NEW_BACKUP,
+        # The parent's chunks are shared: it must stay while it is read.
+        'parent': hold((_B.AVAILABLE,)),
+    },
+    # A failed restore marks the backup (its reason says whether its data
+    # or the target failed); it can be restored again.
+    'restore_backup': Transition(
+        (_B.AVAILABLE, _B.ERROR_RESTORING), via=_B.RESTORING,
+        to=_B.AVAILABLE, error=_B.ERROR_RESTORING),
+    'delete_backup': Transition(
+        (_B.AVAILABLE, _B.ERROR, _B.ERROR_DELETING, _B.ERROR_RESTORING,
+         _B.DELETING, _B.CREATING),
+        via=_B.DELETING, to=_B.DELETED, error=_B.ERROR_DELETING,
+        settled=(_B.DELETED,)),
+}, on_restart={
+    _B.CREATING: _B.ERROR,
+    _B.RESTORING: _B.AVAILABLE,  # a restore only read it
+    _B.DELETING: _B.ERROR_DELETING,
 })

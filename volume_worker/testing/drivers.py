@@ -90,5 +90,31 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
         time.sleep(float(seconds))
 
 
+def _copying_with_fault(method):
+    """``method`` (backup_volume, restore_backup) whose service may hang mid-copy.
+
+    ``"<method>_copy"`` in the control file hangs the copy after its
+    first chunk is done (real chunks are then on disk).
+    """
+    def wrapper(self, context, backup, *args):
+        service = args[-1]
+        report = service.progress
+        state = {'chunks': 0}
+
+        def progress(nbytes):
+            report(nbytes)
+            state['chunks'] += 1
+            if state['chunks'] == 2:
+                self._maybe_hang(method + '_copy', backup.id)
+        service.progress = progress
+        self._maybe_hang(method, backup.id)
+        return getattr(super(FaultyFileDriver, self), method)(
+            context, backup, *args)
+    wrapper.__name__ = method
+    return wrapper
+
+
 for _method in FAULTY_METHODS:
     setattr(FaultyFileDriver, _method, _with_fault(_method))
+for _method in ('backup_volume', 'restore_backup'):
+    setattr(FaultyFileDriver, _method, _copying_with_fault(_method))

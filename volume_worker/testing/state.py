@@ -66,6 +66,19 @@ class WorkerDB:
         t = models.snapshots
         return self._rows(t, t.c.deleted == sa.false())
 
+    def backup(self, backup_id):
+        t = models.backups
+        rows = self._rows(t, t.c.id == backup_id)
+        return rows[0] if rows else None
+
+    def backup_status(self, backup_id):
+        row = self.backup(backup_id)
+        return row['status'] if row else None
+
+    def backups(self):
+        t = models.backups
+        return self._rows(t, t.c.deleted == sa.false())
+
     def services(self):
         return self._rows(models.services)
 
