@@ -29,6 +29,7 @@ from volume_worker import reporting
 from volume_worker import recovery
 from volume_worker import rpc
 from volume_worker import rpcapi
+from volume_worker import systemd
 
 LOG = logging.getLogger(__name__)
 
@@ -353,6 +354,7 @@ class WorkerService:
             now = time.monotonic()
             for backend in self.backends:
                 backend.tick(now)
+            systemd.notifier().watchdog(now)
             concurrency.sleep(TICK)
 
     def stop(self, graceful=True):

@@ -61,12 +61,12 @@ class CrashRig:
 
     # -- the worker ----------------------------------------------------------
 
-    def start(self, wait_ready=True):
+    def start(self, wait_ready=True, env=None):
         # A log per run: readiness is judged on this run's lines only.
         self.runs += 1
         self.worker = process.WorkerProcess(
             self.conf_path, '%s.%d.log' % (self.conf_path, self.runs))
-        self.worker.start(wait_ready=wait_ready)
+        self.worker.start(wait_ready=wait_ready, env=env)
         return self.worker
 
     def kill(self):

@@ -16,6 +16,7 @@ def main(argv=None):
 
     from oslo_log import log as logging
     from volume_worker import service
+    from volume_worker import systemd
 
     conf = config.parse_args(argv)
     config.setup_logging(conf)
@@ -35,8 +36,12 @@ def main(argv=None):
     except Exception:
         log.exception('volume-worker failed to start')
         return 1
+    # Every backend is set up, recovered and consuming (or disabled).
+    notifier = systemd.notifier()
+    notifier.ready(_status(worker))
     while not stop_requested:
         concurrency.sleep(0.2)
+    notifier.stopping()
     drained = worker.stop(graceful=True)
     log.info('volume-worker stopped (%s)',
              'drained' if drained else 'unfinished work journaled')
@@ -44,6 +49,16 @@ def main(argv=None):
     sys.stderr.flush()
     # Library threads (broker heartbeats, executors) must not hold the exit.
     os._exit(0)
+
+
+def _status(worker):
+    """One line for ``systemctl status``: what is served, what is not."""
+    up = [b.host for b in worker.backends if b.driver.initialized]
+    down = [b.host for b in worker.backends if not b.driver.initialized]
+    text = 'serving %s' % (', '.join(up) or 'no backend')
+    if down:
+        text += '; driver set-up failed: %s' % ', '.join(down)
+    return text
 
 
 if __name__ == '__main__':

@@ -82,13 +82,13 @@ class WorkerProcess:
         self.log_path = log_path or config_path + '.log'
         self.proc = None
 
-    def start(self, wait_ready=True, timeout=60):
+    def start(self, wait_ready=True, timeout=60, env=None):
         self._log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(
             [os.path.join(VENV_BIN, 'volume-worker'), '--config-file',
              self.config_path],
             stdout=self._log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONWARNINGS='ignore'))
+            env=dict(os.environ, PYTHONWARNINGS='ignore', **(env or {})))
         if wait_ready:
             self.wait_for_log('volume-worker started on', timeout)
         return self
