@@ -20,6 +20,8 @@ def main(argv=None):
 
     conf = config.parse_args(argv)
     config.setup_logging(conf)
+    from volume_worker import diagnostics
+    diagnostics.setup(conf)  # a Guru Meditation report on SIGUSR2
     log = logging.getLogger('volume_worker')
     stop_requested = []
 
