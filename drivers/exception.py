@@ -3,6 +3,8 @@
 The worker maps these onto RPC errors, so the message must say what failed and why.
 """
 
+import functools
+
 
 class VolumeDriverException(Exception):
     """Root of every driver error.
@@ -38,6 +40,19 @@ class VolumeDriverException(Exception):
 
 class VolumeBackendAPIException(VolumeDriverException):
     message = "Bad or unexpected response from the storage backend: %(data)s"
+
+
+def os_errors_as_backend_errors(method):
+    """Report a failing system call of ``method`` as a
+    VolumeBackendAPIException naming the method."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise VolumeBackendAPIException(
+                data='%s failed: %s' % (method.__name__, exc)) from exc
+    return wrapper
 
 
 class NotFound(VolumeDriverException):

@@ -5,7 +5,6 @@ are sparse copies otherwise.  Volumes reach their consumers as local paths
 (os-brick LOCAL) or as iSCSI LUNs exported by a userspace tgtd.
 """
 
-import functools
 import os
 import secrets
 import string
@@ -17,6 +16,7 @@ from drivers import base
 from drivers import exception
 from drivers import file_layout
 from drivers import file_manage
+from drivers import file_replication
 from drivers import fileops
 from drivers import tgt
 
@@ -58,8 +58,8 @@ _CHAP_USER_LENGTH = 20
 _CHAP_SECRET_LENGTH = 16
 _CHAP_ALPHABET = string.ascii_letters + string.digits
 _ISCSI_LUN = 1          # tgt's LUN 0 is the target's controller
-_SNAPSHOT_MODE = 0o400  # read-only, and private like the volumes
-_VOLUME_MODE = 0o600
+_SNAPSHOT_MODE = file_layout.SNAPSHOT_MODE
+_VOLUME_MODE = file_layout.VOLUME_MODE
 
 
 def list_opts():
@@ -67,23 +67,18 @@ def list_opts():
     return [(base.SAMPLE_SECTION, list(file_opts))]
 
 
-def _os_errors_as_backend_errors(method):
-    """Report a failing system call as a VolumeBackendAPIException."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except OSError as exc:
-            raise exception.VolumeBackendAPIException(
-                data='%s failed: %s' % (method.__name__, exc)) from exc
-    return wrapper
+_os_errors_as_backend_errors = exception.os_errors_as_backend_errors
 
 
 def _random_text(length):
     return ''.join(secrets.choice(_CHAP_ALPHABET) for _ in range(length))
 
 
-class FileVolumeDriver(base.ISCSIDriver):
+_replicated = file_replication.replicated_write
+
+
+class FileVolumeDriver(file_replication.ReplicationMixin,
+                       file_manage.ManageMixin, base.ISCSIDriver):
     """Volumes as sparse files under ``file_volume_dir``.
 
     ``target_protocol`` picks the transport: ``local`` hands out the file's
@@ -92,7 +87,10 @@ class FileVolumeDriver(base.ISCSIDriver):
     volume (``chap_username``/``chap_password`` are not used: tgt accounts
     are global, so shared ones could not be removed with a volume's
     export). ``report_discard_supported`` is passed on to consumers (tgt
-    runs the LUNs thin, so UNMAP punches holes in the file).
+    runs the LUNs thin, so UNMAP punches holes in the file). Volumes of
+    replicated types keep copies in the ``replication_device`` targets
+    (``file_replication``); after a failover the target's directory is the
+    one served.
     """
 
     VERSION = '1.0.0'
@@ -117,7 +115,7 @@ class FileVolumeDriver(base.ISCSIDriver):
 
     @_os_errors_as_backend_errors
     def do_setup(self, context):
-        directory = self.configuration.file_volume_dir
+        directory = self._active_directory()
         if not os.path.isabs(directory):
             raise exception.InvalidInput(
                 reason='file_volume_dir must be an absolute path, not %r'
@@ -209,6 +207,7 @@ class FileVolumeDriver(base.ISCSIDriver):
                        % (path, st.st_size, size_bytes))
         return True
 
+    @_replicated
     @_os_errors_as_backend_errors
     def create_volume(self, volume):
         path = self.local_path(volume)
@@ -229,6 +228,7 @@ class FileVolumeDriver(base.ISCSIDriver):
             os.unlink(path)
             fileops.fsync_dir(self.layout.directory)
         fileops.remove_stale_temps(path)
+        self._drop_replicas(volume)
 
     def _clear(self, path):
         if self.configuration.file_volume_clear != 'zero':
@@ -255,12 +255,14 @@ class FileVolumeDriver(base.ISCSIDriver):
             raise exception.VolumeBackendAPIException(
                 data='copying %s to %s failed: %s' % (src_path, dst_path, exc))
 
+    @_replicated
     @_os_errors_as_backend_errors
     def create_cloned_volume(self, volume, src_vref):
         src = self._existing_volume_path(src_vref)
         self._clone(src, self.local_path(volume), volume.size)
         return None
 
+    @_replicated
     @_os_errors_as_backend_errors
     def extend_volume(self, volume, new_size):
         path = self._existing_volume_path(volume)
@@ -306,12 +308,14 @@ class FileVolumeDriver(base.ISCSIDriver):
             fileops.fsync_dir(self.layout.directory)
         fileops.remove_stale_temps(path)
 
+    @_replicated
     @_os_errors_as_backend_errors
     def create_volume_from_snapshot(self, volume, snapshot):
         src = self._existing_snapshot_path(snapshot)
         self._clone(src, self.local_path(volume), volume.size)
         return None
 
+    @_replicated
     @_os_errors_as_backend_errors
     def revert_to_snapshot(self, context, volume, snapshot):
         """Replace the volume's file by a clone of the snapshot, atomically.
@@ -335,62 +339,11 @@ class FileVolumeDriver(base.ISCSIDriver):
             raise exception.VolumeBackendAPIException(
                 data='reverting %s to %s failed: %s' % (path, src, exc))
 
+    manage_existing = _replicated(file_manage.ManageMixin.manage_existing)
+
     def retype(self, context, volume, new_type, diff, host):
         """Every type is stored alike here: a retype changes nothing on disk."""
         return True, None
-
-    # -- manage / unmanage ---------------------------------------------------
-
-    @_os_errors_as_backend_errors
-    def manage_existing_get_size(self, volume, existing_ref):
-        return self.manageable.size_of(existing_ref)
-
-    @_os_errors_as_backend_errors
-    def manage_existing(self, volume, existing_ref):
-        """Rename the file to ``volume-<id>``, grown to whole GiB."""
-        self.manageable.adopt(existing_ref, self.local_path(volume),
-                              _VOLUME_MODE)
-        return None
-
-    @_os_errors_as_backend_errors
-    def manage_existing_snapshot_get_size(self, snapshot, existing_ref):
-        return self.manageable.size_of(existing_ref)
-
-    @_os_errors_as_backend_errors
-    def manage_existing_snapshot(self, snapshot, existing_ref):
-        """Rename the file to ``snapshot-<id>``, read-only."""
-        self.manageable.adopt(existing_ref,
-                              self.layout.snapshot_path(snapshot.id),
-                              _SNAPSHOT_MODE,
-                              source_volume_id=snapshot.volume_id)
-        return None
-
-    @_os_errors_as_backend_errors
-    def unmanage(self, volume):
-        """Keep the file, renamed ``unmanaged-volume-<id>``."""
-        self.manageable.release(self.local_path(volume), 'volume')
-
-    @_os_errors_as_backend_errors
-    def unmanage_snapshot(self, snapshot):
-        """Keep the file, renamed ``unmanaged-snapshot-<id>``."""
-        self.manageable.release(self.layout.snapshot_path(snapshot.id),
-                                'snapshot')
-
-    @_os_errors_as_backend_errors
-    def get_manageable_volumes(self, cinder_volumes, marker, limit, offset,
-                               sort_keys, sort_dirs):
-        managed = {str(self._volume_id(v)) for v in cinder_volumes}
-        return base.paginate_manageable(self.manageable.volumes(managed),
-                                        marker, limit, offset, sort_keys,
-                                        sort_dirs)
-
-    @_os_errors_as_backend_errors
-    def get_manageable_snapshots(self, cinder_snapshots, marker, limit,
-                                 offset, sort_keys, sort_dirs):
-        managed = {str(s.id) for s in cinder_snapshots}
-        return base.paginate_manageable(self.manageable.snapshots(managed),
-                                        marker, limit, offset, sort_keys,
-                                        sort_dirs)
 
     # -- stats -------------------------------------------------------------
 
@@ -404,6 +357,7 @@ class FileVolumeDriver(base.ISCSIDriver):
             if file_layout.is_managed_name(name)) / GiB
         storage_protocol = 'iSCSI' if self.tgt is not None else 'local'
         stats = self._base_stats(storage_protocol)
+        stats.update(self._replication_stats())
         ratio = self._over_subscription_ratio(total, free, provisioned)
         capacity = {
             'total_capacity_gb': round(total, 2),

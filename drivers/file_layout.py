@@ -14,6 +14,8 @@ from drivers import exception
 VOLUME_PREFIX = 'volume-'
 SNAPSHOT_PREFIX = 'snapshot-'
 UNMANAGED_PREFIX = 'unmanaged-'
+VOLUME_MODE = 0o600
+SNAPSHOT_MODE = 0o400  # read-only, and private like the volumes
 
 # Ids are UUIDs in practice; anything that could climb out of a directory or
 # hide as a dotfile is refused outright.

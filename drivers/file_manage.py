@@ -11,6 +11,7 @@ import stat
 
 from oslo_log import log as logging
 
+from drivers import common
 from drivers import exception
 from drivers import file_layout
 from drivers import fileops
@@ -166,3 +167,59 @@ class ManageableFiles:
             entry.update(safe_to_manage=False, size=0,
                          reason_not_safe='not a regular file')
         return entry
+
+
+class ManageMixin:
+    """The file driver's manage/unmanage calls, over its ``manageable``
+    (a ManageableFiles), ``layout`` and ``local_path``."""
+
+    @exception.os_errors_as_backend_errors
+    def manage_existing_get_size(self, volume, existing_ref):
+        return self.manageable.size_of(existing_ref)
+
+    @exception.os_errors_as_backend_errors
+    def manage_existing(self, volume, existing_ref):
+        """Rename the file to ``volume-<id>``, grown to whole GiB."""
+        self.manageable.adopt(existing_ref, self.local_path(volume),
+                              file_layout.VOLUME_MODE)
+        return None
+
+    @exception.os_errors_as_backend_errors
+    def manage_existing_snapshot_get_size(self, snapshot, existing_ref):
+        return self.manageable.size_of(existing_ref)
+
+    @exception.os_errors_as_backend_errors
+    def manage_existing_snapshot(self, snapshot, existing_ref):
+        """Rename the file to ``snapshot-<id>``, read-only."""
+        self.manageable.adopt(existing_ref,
+                              self.layout.snapshot_path(snapshot.id),
+                              file_layout.SNAPSHOT_MODE,
+                              source_volume_id=snapshot.volume_id)
+        return None
+
+    @exception.os_errors_as_backend_errors
+    def unmanage(self, volume):
+        """Keep the file, renamed ``unmanaged-volume-<id>``."""
+        self.manageable.release(self.local_path(volume), 'volume')
+
+    @exception.os_errors_as_backend_errors
+    def unmanage_snapshot(self, snapshot):
+        """Keep the file, renamed ``unmanaged-snapshot-<id>``."""
+        self.manageable.release(self.layout.snapshot_path(snapshot.id),
+                                'snapshot')
+
+    @exception.os_errors_as_backend_errors
+    def get_manageable_volumes(self, cinder_volumes, marker, limit, offset,
+                               sort_keys, sort_dirs):
+        managed = {str(self._volume_id(v)) for v in cinder_volumes}
+        return common.paginate_manageable(self.manageable.volumes(managed),
+                                        marker, limit, offset, sort_keys,
+                                        sort_dirs)
+
+    @exception.os_errors_as_backend_errors
+    def get_manageable_snapshots(self, cinder_snapshots, marker, limit,
+                                 offset, sort_keys, sort_dirs):
+        managed = {str(s.id) for s in cinder_snapshots}
+        return common.paginate_manageable(self.manageable.snapshots(managed),
+                                        marker, limit, offset, sort_keys,
+                                        sort_dirs)

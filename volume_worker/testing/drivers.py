@@ -5,7 +5,8 @@
     {"<volume or snapshot id>": {"create_export": 30},
      "*": {"delete_volume": 0.5}}
 
-A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
+A call about no one volume (``failover_host``) matches ``"*"`` only, and
+its marker names the volume ``None``. A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
 test knows the worker is inside that call and can kill it there), then
 sleeps that many seconds, then runs for real; ``"raise"`` instead of a
 number makes the call fail with a backend error. No file, no fault.
@@ -31,7 +32,7 @@ FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
                   'delete_snapshot', 'create_volume_from_snapshot',
                   'create_cloned_volume', 'extend_volume',
                   'revert_to_snapshot', 'initialize_connection',
-                  'terminate_connection', 'manage_existing')
+                  'terminate_connection', 'manage_existing', 'failover_host')
 RAISE = 'raise'  # instead of seconds: the call fails
 
 

@@ -1,0 +1,225 @@
+"""Replication end to end: the real broker, a worker process on the file driver.
+
+The file backend has two replication targets (directories). Volumes of a
+replicated type keep copies there; a failover makes a target's directory
+the one served (data readable there, non-replicated volumes ``error``), a
+second failover moves to the other target, a failback returns to the
+primary; the active target survives a restart. Freeze refuses changes until
+thaw. One injected failure in the driver's failover and one kill -9 inside
+it: neither leaves the service ``failing-over``.
+"""
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from drivers import file_layout
+from tests.functional.test_crash_recovery import CrashRig
+from tests.functional.test_crash_recovery import HANG
+from tests.functional.test_manage import _volume_type
+from volume_worker.objects import VolumeStatus
+from volume_worker.testing import drivers as faulty
+from volume_worker.testing import process
+from volume_worker.testing import state
+
+GiB = 1 << 30
+DATA = b'replicated data ' * 4096
+
+
+class ReplicationRig(CrashRig):
+    """A CrashRig whose file backend replicates to ``site2`` and ``site3``."""
+
+    def __init__(self, tmp_path):
+        super().__init__(tmp_path)
+        self.sites = {'default': self.volume_dir}
+        lines = []
+        for name in ('site2', 'site3'):
+            self.sites[name] = os.path.join(self.state_dir, name)
+            lines.append('replication_device = backend_id:%s,path:%s'
+                         % (name, self.sites[name]))
+        with open(self.conf_path, 'a') as f:  # the backend section is last
+            f.write('\n'.join(lines) + '\n')
+        self.replicated_type = None
+
+    def path(self, site, volume_id):
+        return os.path.join(self.sites[site],
+                            file_layout.VOLUME_PREFIX + volume_id)
+
+    def create(self, replicated=True, size=1):
+        from volume_worker import objects
+        if replicated and self.replicated_type is None:
+            self.replicated_type = _volume_type(
+                self, replication_enabled='<is> True')
+        volume = objects.Volume(
+            id=str(uuid.uuid4()), size=size, host=self.backend, metadata={},
+            volume_type_id=self.replicated_type if replicated else None)
+        self.api.create_volume(self.ctx, self.backend, volume)
+        self.wait_status(volume.id, VolumeStatus.AVAILABLE)
+        return volume.id
+
+    def service(self):
+        [row] = [s for s in self.db.services() if s['host'] == self.backend]
+        return row
+
+    def manage(self, *args, timeout=120):
+        return subprocess.run(
+            [os.path.join(process.VENV_BIN, 'volume-worker-manage'),
+             '--config-file', self.conf_path, *args],
+            capture_output=True, text=True, timeout=timeout)
+
+    def failover(self, target):
+        return self.manage('failover', '--backend', self.backend, '--to',
+                           target, '--timeout', '60')
+
+    def fault_failover(self, value):
+        faulty.control(self.control, {'*': {'failover_host': value}})
+
+
+def _write(path, data, offset=0):
+    with open(path, 'r+b') as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def _read(path, size, offset=0):
+    with open(path, 'rb') as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = ReplicationRig(tmp_path)
+    r.clear_faults()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_failover_to_a_target_then_another_then_back(rig):
+    assert rig.service()['replication_status'] == 'enabled'
+    replicated = rig.create()
+    plain = rig.create(replicated=False)
+    _write(rig.path('default', replicated), DATA, GiB // 2)
+    assert os.path.exists(rig.path('site2', replicated))
+    assert not os.path.exists(rig.path('site2', plain))
+
+    out = rig.failover('site2')
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)['replication_status'] == 'failed-over'
+    svc = rig.service()
+    assert (svc['replication_status'], svc['active_backend_id'],
+            svc['frozen']) == ('failed-over', 'site2', False)
+    # The data written on the primary is readable from the target.
+    assert _read(rig.path('site2', replicated), len(DATA), GiB // 2) == DATA
+    assert rig.db.status(plain) == VolumeStatus.ERROR
+    assert rig.db.volume(plain)['replication_status'] == 'not-capable'
+    row = rig.db.volume(replicated)
+    assert (row['status'], row['replication_status']) == (
+        VolumeStatus.AVAILABLE, 'failed-over')
+
+    # Served from site2 now, and after a restart too; site3 follows.
+    rig.api.extend_volume(rig.ctx, rig.backend, replicated, 2)
+    state.wait_until(lambda: rig.db.volume(replicated)['size'] == 2, 30,
+                     'extend')
+    assert os.path.getsize(rig.path('site2', replicated)) == 2 * GiB
+    assert os.path.getsize(rig.path('site3', replicated)) == 2 * GiB
+    assert os.path.getsize(rig.path('default', replicated)) == GiB
+    rig.stop()
+    rig.start()
+    created_there = rig.create()
+    assert os.path.exists(rig.path('site2', created_there))
+    assert not os.path.exists(rig.path('default', created_there))
+
+    # Failover to the second target, then back to the primary.
+    out = rig.failover('site3')
+    assert out.returncode == 0, out.stderr
+    assert rig.service()['active_backend_id'] == 'site3'
+    assert _read(rig.path('site3', replicated), len(DATA), GiB // 2) == DATA
+    _write(rig.path('site3', replicated), b'written on site3')
+    out = rig.failover('default')
+    assert out.returncode == 0, out.stderr
+    svc = rig.service()
+    assert (svc['replication_status'], svc['active_backend_id']) == (
+        'enabled', None)
+    assert _read(rig.path('default', replicated), 16) == b'written on site3'
+    assert os.path.getsize(rig.path('default', replicated)) == 2 * GiB
+    assert rig.db.status(plain) == VolumeStatus.ERROR
+
+    listed = json.loads(rig.manage('service', 'list').stdout)
+    [mine] = [s for s in listed if s['host'] == rig.backend]
+    assert mine['state'] == 'up' and mine['heartbeat_age_s'] < 10
+    assert (mine['replication_status'], mine['active_backend_id'],
+            mine['frozen']) == ('enabled', None, False)
+    # Refused before anything changed: not a target, already active.
+    out = rig.failover('nowhere')
+    assert out.returncode == 1 and 'not a replication target' in out.stderr
+    out = rig.failover('default')
+    assert out.returncode == 1 and 'already the active' in out.stderr
+
+
+def test_freeze_refuses_a_create_and_thaw_allows_it(rig):
+    existing = rig.create()
+    out = rig.manage('freeze', '--backend', rig.backend)
+    assert out.returncode == 0, out.stderr
+    assert rig.service()['frozen']
+    out = rig.client('create', '--size', '1', '--wait')
+    assert out.returncode != 0 and 'frozen' in out.stderr, out.stderr
+    # Reads work while frozen.
+    out = rig.client('show', existing)
+    assert out.returncode == 0 and json.loads(out.stdout)['id'] == existing
+    # The frozen state outlives a restart.
+    rig.stop()
+    rig.start()
+    out = rig.client('delete', existing, '--wait')
+    assert out.returncode != 0 and 'frozen' in out.stderr
+    out = rig.client('thaw-host')
+    assert out.returncode == 0 and json.loads(out.stdout) is True
+    assert not rig.service()['frozen']
+    out = rig.client('create', '--size', '1', '--wait')
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)['status'] == VolumeStatus.AVAILABLE
+
+
+def test_a_failing_driver_failover_ends_failover_error(rig):
+    replicated = rig.create()
+    rig.fault_failover(faulty.RAISE)
+    out = rig.client('failover-host', 'site2', '--wait')
+    assert out.returncode != 0 and 'fault injected' in out.stderr, out.stderr
+    svc = rig.service()
+    assert (svc['replication_status'], svc['frozen'],
+            svc['active_backend_id']) == ('failover-error', True, None)
+    assert rig.db.status(replicated) == VolumeStatus.AVAILABLE
+    assert rig.db.journal() == {}
+    # Fixed, the operator fails over again.
+    rig.clear_faults()
+    out = rig.client('failover-host', 'site2', '--wait')
+    assert out.returncode == 0, out.stderr
+    svc = rig.service()
+    assert (svc['replication_status'], svc['active_backend_id']) == (
+        'failed-over', 'site2')
+
+
+def test_kill_inside_the_driver_failover_then_restart(rig):
+    replicated = rig.create()
+    rig.fault_failover(HANG)
+    rig.api.failover_host(rig.ctx, rig.backend, secondary_backend_id='site2')
+    state.wait_until(lambda: os.path.exists(faulty.marker(
+        rig.control, 'failover_host', None)), 30, 'inside failover_host')
+    assert rig.service()['replication_status'] == 'failing-over'
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    svc = rig.service()
+    assert svc['replication_status'] == 'failover-error'
+    assert svc['frozen'] and rig.db.journal() == {}
+    assert rig.db.status(replicated) == VolumeStatus.AVAILABLE
+    out = rig.failover('site2')
+    assert out.returncode == 0, out.stderr
+    assert rig.service()['replication_status'] == 'failed-over'
+    assert os.path.exists(rig.path('site2', replicated))
