@@ -375,7 +375,7 @@ class BaseVD(object):
         return None, False
 
     def copy_image_to_volume(self, context, volume, image_service, image_id):
-        """Write image ``image_id`` onto ``volume`` (generic: raw images)."""
+        """Write image ``image_id`` onto ``volume`` (generic: qemu-img)."""
         generic.copy_image_to_volume(self, context, volume, image_service,
                                      image_id)
 
@@ -389,7 +389,7 @@ class BaseVD(object):
 
     def copy_volume_to_image(self, context, volume, image_service,
                              image_meta):
-        """Upload ``volume`` as image ``image_meta['id']`` (generic: raw)."""
+        """Upload ``volume`` as image ``image_meta['id']`` (generic: qemu-img)."""
         generic.copy_volume_to_image(self, context, volume, image_service,
                                      image_meta)
 

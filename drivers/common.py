@@ -64,6 +64,11 @@ volume_opts = (
                     'the data copies of this backend (image copies, '
                     'generic clones, backups) all together: concurrent '
                     'copies share it. 0: unlimited.'),
+    cfg.StrOpt('image_conversion_dir',
+               help='Directory for images downloaded from an image service '
+                    'that keeps none on this host, while they are converted '
+                    'onto a volume. The system temporary directory when '
+                    'unset.'),
     cfg.BoolOpt('driver_ssl_cert_verify', default=False,
                 help='Verify the TLS certificate of the backend management '
                      'API.'),

@@ -119,3 +119,11 @@ class UnableToFailOver(VolumeDriverException):
 
 class ImageUnacceptable(Invalid):
     message = "Image %(image_id)s is unacceptable: %(reason)s"
+
+
+class ImageNotFound(NotFound):
+    message = "Image %(image_id)s could not be found."
+
+
+class ImageCopyFailure(VolumeDriverException):
+    message = "Copying image %(image_id)s failed: %(reason)s"

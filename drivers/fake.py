@@ -6,6 +6,7 @@ through its config section (``fake_fault_delay``, ``fake_fault_raise``).
 """
 
 import functools
+import io
 import inspect
 import json
 import os
@@ -532,8 +533,12 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
 
     def copy_volume_to_image(self, context, volume, image_service,
                              image_meta):
+        """The image gets no bytes: a fake volume holds none."""
         with self._lock:
             self._volume_record(volume.id)
+        image_service.update(context, image_meta['id'],
+                             dict(image_meta, disk_format='raw'),
+                             io.BytesIO(b''))
 
     def get_backup_device(self, context, backup):
         """The backup's snapshot or volume, loaded through ``db`` and checked

@@ -14,6 +14,7 @@ from oslo_log import log as logging
 
 from drivers import base
 from drivers import exception
+from drivers import file_images
 from drivers import file_layout
 from drivers import file_manage
 from drivers import file_replication
@@ -263,6 +264,14 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         return None
 
     @_replicated
+    @_os_errors_as_backend_errors
+    def clone_image(self, volume, image_location, image_id, image_meta,
+                    image_service):
+        """A raw image stored on this filesystem, by reflink (file_images)."""
+        return file_images.clone_raw_image(
+            self.clone_method, self.local_path(volume), volume.size,
+            image_location, dict(image_meta, id=image_id), _VOLUME_MODE)
+
     @_os_errors_as_backend_errors
     def extend_volume(self, volume, new_size):
         path = self._existing_volume_path(volume)

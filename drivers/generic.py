@@ -14,11 +14,10 @@ in use by a consumer must not be handed to these functions.
 The collaborators that live outside ``drivers/`` are duck-typed and narrow:
 
 ``image_service``
-    ``show(context, image_id)`` returns a dict with ``disk_format``,
-    ``container_format`` and ``size`` (bytes; missing or None when
-    unknown); ``download(context, image_id, data)`` writes the image's
-    bytes into the binary file object ``data``; ``update(context, image_id,
-    image_meta, data)`` stores the bytes it reads from ``data`` as the image.
+    the interface of ``drivers.image_service``: ``show``, ``download``,
+    ``update``, and when it has them ``local_path`` and ``staging_path``
+    (a service without them is used as Glance would be), and
+    ``progress(nbytes)``, a callable the copies report to.
 ``backup_service``
     ``backup(backup, volume_file)`` reads the volume from ``volume_file``;
     ``restore(backup, volume_id, volume_file)`` writes it into
@@ -27,18 +26,21 @@ The collaborators that live outside ``drivers/`` are duck-typed and narrow:
     ``volume_get(context, volume_id)`` and ``snapshot_get(context,
     snapshot_id)`` return the objects drivers are handed.
 
-Only raw images are handled here: other formats need a converter
-(qemu-img), and encrypted volumes an encryptor and a key manager.
+Images are raw or qcow2, converted by ``qemu-img`` (``drivers.qemu_img``,
+which also refuses hostile images); encrypted volumes need an encryptor and
+a key manager and have no generic copy.
 """
 
 import contextlib
 import os
+import tempfile
 
 from oslo_log import log as logging
 
 from drivers import common
 from drivers import datapath
 from drivers import exception
+from drivers import qemu_img
 from drivers import throttle as throttling
 
 LOG = logging.getLogger(__name__)
@@ -173,49 +175,125 @@ class BoundedFile:
         return self._handle.fileno()
 
 
-def _check_raw(image_id, meta):
+@contextlib.contextmanager
+def _image_file(driver, image_service, context, image_id, meta):
+    """A local file of the image and its pending checksum check.
+
+    The store's own file when it keeps images on this host (checked by a
+    parallel reader while the copy runs), else a downloaded copy (checked
+    by the service as it streams), removed afterwards.
+    """
+    local_path = getattr(image_service, 'local_path', None)
+    path = local_path(context, image_id) if local_path else None
+    if path:
+        checksum = qemu_img.Checksum(path, meta.get('checksum'), image_id)
+        try:
+            yield path, checksum
+        finally:
+            checksum.cancel()
+        return
+    directory = _conversion_dir(driver)
+    fd, temp = tempfile.mkstemp(prefix='image-%s-' % image_id, dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as data:
+            image_service.download(context, image_id, data)
+            data.flush()
+            os.fsync(data.fileno())
+        yield temp, qemu_img.Checksum(temp, None, image_id)
+    finally:
+        os.unlink(temp)
+
+
+def _conversion_dir(driver):
+    configuration = getattr(driver, 'configuration', None)
+    directory = (configuration.safe_get('image_conversion_dir')
+                 if configuration is not None else None)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    return directory or None
+
+
+def _image_format(image_id, meta):
     disk_format = (meta.get('disk_format') or 'raw').lower()
     container = (meta.get('container_format') or 'bare').lower()
-    if disk_format != 'raw' or container != 'bare':
+    if container != 'bare':
         raise exception.ImageUnacceptable(
-            image_id=image_id,
-            reason='the generic copy handles raw/bare images only, not '
-                   '%s/%s' % (disk_format, container))
+            image_id=image_id, reason='container format %r is not bare'
+            % container)
+    if disk_format not in qemu_img.FORMATS:
+        raise exception.ImageUnacceptable(
+            image_id=image_id, reason='disk format %r is not one of %s'
+            % (disk_format, ', '.join(qemu_img.FORMATS)))
+    return disk_format
 
 
 def copy_image_to_volume(driver, context, volume, image_service, image_id):
-    """Write raw image ``image_id`` onto ``volume`` from its first byte."""
+    """Write image ``image_id`` onto ``volume`` with ``qemu-img convert``.
+
+    The image is inspected in the format it claims (``drivers.qemu_img``)
+    and refused before the volume is even attached when it is hostile or
+    larger than the volume. Its bytes are converted onto the volume's
+    device through the os-brick data path, under the driver's throttle;
+    ``image_service.progress(nbytes)``, when the service has it, follows
+    the copy. A checksum mismatch fails the copy after it (the caller
+    discards the volume).
+    """
     meta = image_service.show(context, image_id) or {}
-    _check_raw(image_id, meta)
+    disk_format = _image_format(image_id, meta)
     limit = int(common.field(volume, 'size')) * GiB
-
-    def too_big():
-        return exception.ImageUnacceptable(
-            image_id=image_id,
-            reason='it is larger than volume %s (%d bytes)'
-                   % (common.field(volume, 'id'), limit))
-
-    for key in ('size', 'virtual_size'):
-        if meta.get(key) and int(meta[key]) > limit:
-            raise too_big()
-    with attached(driver, context, volume) as path, \
-            open(path, 'r+b') as device:
-        image_service.download(context, image_id,
-                               BoundedFile(device, limit, too_big))
-        device.flush()
-        os.fsync(device.fileno())
+    declared = meta.get('virtual_size') or (
+        meta.get('size') if disk_format == 'raw' else None)
+    if declared and int(declared) > limit:
+        raise exception.ImageUnacceptable(
+            image_id=image_id, reason='its virtual size of %s bytes is '
+            'larger than volume %s (%d bytes)'
+            % (declared, common.field(volume, 'id'), limit))
+    with _image_file(driver, image_service, context, image_id,
+                     meta) as (path, checksum):
+        found = qemu_img.inspect(path, disk_format, image_id, limit)
+        checksum.start()
+        with attached(driver, context, volume) as device:
+            qemu_img.convert(path, disk_format, device, 'raw',
+                             total_bytes=found['virtual-size'],
+                             throttle=throttle_of(driver),
+                             progress=getattr(image_service, 'progress',
+                                              None),
+                             target_exists=True, image_id=image_id)
+        checksum.verify()
 
 
 def copy_volume_to_image(driver, context, volume, image_service, image_meta):
-    """Upload the whole of ``volume`` as the raw image ``image_meta['id']``."""
+    """Upload the whole of ``volume`` as image ``image_meta['id']``.
+
+    Converted by ``qemu-img`` into the requested ``disk_format`` (raw or
+    qcow2) in the service's staging area, then handed to
+    ``image_service.update``; a failed upload leaves no staged file.
+    """
     image_id = image_meta['id']
-    _check_raw(image_id, image_meta)
+    disk_format = _image_format(image_id, image_meta)
     size = int(common.field(volume, 'size')) * GiB
-    meta = dict(image_meta, disk_format='raw', container_format='bare')
-    with attached(driver, context, volume) as path, \
-            open(path, 'rb') as device:
-        image_service.update(context, image_id, meta,
-                             BoundedFile(device, size, None))
+    staging_path = getattr(image_service, 'staging_path', None)
+    staged = staging_path(context, image_id) if staging_path else None
+    if not staged:
+        fd, staged = tempfile.mkstemp(prefix='image-%s-' % image_id,
+                                      dir=_conversion_dir(driver))
+        os.close(fd)
+    try:
+        with attached(driver, context, volume) as device:
+            qemu_img.convert(device, 'raw', staged, disk_format,
+                             total_bytes=size, throttle=throttle_of(driver),
+                             progress=getattr(image_service, 'progress',
+                                              None),
+                             image_id=image_id)
+        image_service.update(context, image_id,
+                             dict(image_meta, disk_format=disk_format,
+                                  container_format='bare'), staged)
+    except BaseException:
+        try:
+            os.unlink(staged)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def get_backup_device(driver, context, backup):

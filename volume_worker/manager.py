@@ -20,10 +20,12 @@ from volume_worker.flows import connection as connection_flows
 from volume_worker.flows import create_volume
 from volume_worker.flows import delete_volume
 from volume_worker.db import api as db
+from volume_worker.endpoints import images
 from volume_worker.flows import extend
 from volume_worker.flows import group as group_flows
 from volume_worker.flows import group_from_src as group_from_src_flows
 from volume_worker.flows import group_snapshot as group_snapshot_flows
+from volume_worker.flows import image as image_flows
 from volume_worker.flows import manage
 from volume_worker.flows import retype as retype_flows
 from volume_worker.flows import revert
@@ -42,7 +44,8 @@ GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 
 
 class VolumeManager(replication_endpoints.ReplicationEndpoints,
-                    backup_endpoints.BackupEndpoints):
+                    backup_endpoints.BackupEndpoints,
+                    images.ImageEndpoints):
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,
@@ -75,10 +78,13 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
     @staticmethod
     def _create_family(volume):
         """An empty volume, or a copy of a snapshot or of another volume."""
-        if volume.snapshot_id and volume.source_volid:
+        if sum(1 for source in (volume.snapshot_id, volume.source_volid,
+                                volume.image_id) if source) > 1:
             raise exception.InvalidInput(
-                reason='a volume comes from a snapshot or from a volume, '
-                       'not both')
+                reason='a volume comes from one snapshot, volume or image')
+        if volume.image_id:
+            validation.check_uuid(volume.image_id, 'image_id')
+            return image_flows.FROM_IMAGE
         if volume.snapshot_id:
             validation.check_uuid(volume.snapshot_id, 'snapshot_id')
             return clone.FROM_SNAPSHOT

@@ -107,6 +107,10 @@ class Operation:
     def set_frozen(self, frozen):
         """Refuse (True) or accept again (False) changes on this backend."""
         self._operations.frozen = frozen
+    @property
+    def image_service(self):
+        """The image service of the backend (None: no image operations)."""
+        return self._operations.image_service
 
     def backend_reports(self, capability):
         """A capability from the driver's last report (asks it once if none)."""
@@ -145,10 +149,11 @@ class Operations:
         # Mirrors the service row's ``frozen`` (set at start-up, then by
         # freeze, thaw and failover): no query per operation.
         self.frozen = False
+        self.image_service = None  # set by the service (image_store)
 
     def deps(self, context):
         return {'context': context, 'driver': self.driver,
-                'notifier': self.notifier}
+                'notifier': self.notifier, 'images': self.image_service}
 
     @contextlib.contextmanager
     def acquire(self, family, context, store=None, force=False, **given):

@@ -130,6 +130,16 @@ backup_opts = [
 CONF = cfg.CONF
 
 
+image_store_opts = [
+    cfg.StrOpt('path', default='$state_path/images',
+               help='Directory of the embedded image store: each image is '
+                    'a file <id>.img beside its metadata <id>.json; '
+                    'uploads in progress live in staging/. On the same '
+                    'btrfs/XFS filesystem as a file backend, raw images '
+                    'become volumes by reflink.'),
+]
+
+
 def register_opts(conf=CONF):
     conf.register_opts(service_opts)
     conf.register_opts(naming_opts)
@@ -142,6 +152,7 @@ def register_opts(conf=CONF):
 
 def register_backup_opts(conf):
     conf.register_opts(backup_opts, group='backup')
+    conf.register_opts(image_store_opts, group='image_store')
 
 
 def register_backend_opts(conf, backend):
@@ -229,6 +240,7 @@ def list_opts():
         ('client', client_opts),
         ('health', health_opts),
         ('backup', backup_opts),
+        ('image_store', image_store_opts),
         ('backend', backend_opts + _driver_opts()),
     ]
 

@@ -34,6 +34,8 @@ Version history:
     1.11 - backups: create_backup (cast), restore_backup (cast),
            delete_backup (cast), get_backup (call), list_backups (call),
            get_backup_device (call), secure_file_operations_enabled (call)
+    1.12 - copy_volume_to_image (cast); create_volume of a volume with
+           image_id sends 1.12
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -47,7 +49,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.11'
+RPC_API_VERSION = '1.12'
 
 
 class _AttachmentsAPI:
@@ -239,12 +241,22 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
         """Cast: create ``volume`` (a Volume whose id the caller chose).
 
         With ``snapshot_id`` or ``source_volid`` set it is a copy of that
-        snapshot or volume, which only workers of 1.2 understand.
+        snapshot or volume, which only workers of 1.2 understand; with
+        ``image_id``, the image written onto it (1.12).
         """
         copy = any(volume.obj_attr_is_set(f) and getattr(volume, f)
                    for f in ('snapshot_id', 'source_volid'))
-        self._cast(backend, '1.2' if copy else '1.0', 'create_volume', ctxt,
-                   volume=volume)
+        if volume.obj_attr_is_set('image_id') and volume.image_id:
+            version = '1.12'
+        else:
+            version = '1.2' if copy else '1.0'
+        self._cast(backend, version, 'create_volume', ctxt, volume=volume)
+
+    def copy_volume_to_image(self, ctxt, backend, volume_id, image_meta):
+        """Cast: upload the volume as a new image (``image_meta``: ``id``
+        chosen by the caller, ``name``, ``disk_format`` raw or qcow2)."""
+        self._cast(backend, '1.12', 'copy_volume_to_image', ctxt,
+                   volume_id=volume_id, image_meta=image_meta)
 
     def extend_volume(self, ctxt, backend, volume_id, new_size):
         """Cast: grow the volume to ``new_size`` GiB."""

@@ -18,6 +18,7 @@ from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker.db import api as db
 from volume_worker import events
+from volume_worker import image_store
 from volume_worker.db import migration
 from volume_worker.flows import failover as failover_flows
 from volume_worker.flows import runner as flow_runner
@@ -129,6 +130,7 @@ class BackendService:
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
         self.manager.operations.frozen = bool(self.service.frozen)
+        self.manager.operations.image_service = image_store.from_conf(conf)
         self.servers = []
         self._next_heartbeat = 0.0
         self._next_report = 0.0

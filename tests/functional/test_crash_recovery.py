@@ -33,7 +33,7 @@ class CrashRig:
     """A worker on a file backend, its database, and an RPC client."""
 
     def __init__(self, tmp_path, executor='eventlet', database=None,
-                 coordination_url=None):
+                 coordination_url=None, backend_options=None):
         from volume_worker import rpc
         from volume_worker import rpcapi
         self.state_dir = str(tmp_path / 'state')
@@ -48,7 +48,8 @@ class CrashRig:
                 'volume_backend_name': 'file1',
                 'file_volume_dir': self.volume_dir,
                 'target_protocol': 'local',
-                'fault_control_file': self.control}})
+                'fault_control_file': self.control,
+                **(backend_options or {})}})
         self.backend = settings['backends'][0]
         self.db = state.WorkerDB(
             database or 'sqlite:///%s/volume-worker.sqlite' % self.state_dir)

@@ -550,29 +550,6 @@ def file_chunks(path):
         return sparse_chunks(handle)
 
 
-class ImageStore:
-    """An image service keeping raw images in memory."""
-
-    def __init__(self):
-        self.images = {}
-        self.meta = {}
-
-    def add(self, image_id, data, **meta):
-        self.images[image_id] = data
-        self.meta[image_id] = dict(meta, size=len(data))
-
-    def show(self, context, image_id):
-        return self.meta[image_id]
-
-    def download(self, context, image_id, data):
-        for offset in range(0, len(self.images[image_id]), MiB):
-            data.write(self.images[image_id][offset:offset + MiB])
-
-    def update(self, context, image_id, image_meta, data):
-        self.meta[image_id] = image_meta
-        self.images[image_id] = sparse_chunks(data)
-
-
 class ChunkBackups:
     """A backup service keeping the non-zero 1 MiB chunks of each backup."""
 
@@ -666,57 +643,6 @@ class TestGenericCopies:
         files.create_volume_from_snapshot(vol, snap)
         assert read_at(files._path(vol), 5 * MiB, MiB) == PATTERN
         assert files.exports == set()
-
-
-class TestGenericImages:
-    def test_raw_image_round_trip(self, files):
-        images = ImageStore()
-        images.add('img', PATTERN * 3, disk_format='raw',
-                   container_format='bare')
-        vol = new_volume(1)
-        files.create_volume(vol)
-        files.copy_image_to_volume(None, vol, images, 'img')
-        assert read_at(files._path(vol), 0, 3 * MiB) == PATTERN * 3
-        files.copy_volume_to_image(None, vol, images, {'id': 'out'})
-        assert images.images['out'] == file_chunks(files._path(vol))
-        assert images.meta['out']['disk_format'] == 'raw'
-        assert files.exports == set()
-
-    @pytest.mark.parametrize('meta', [
-        {'disk_format': 'qcow2', 'container_format': 'bare'},
-        {'disk_format': 'raw', 'container_format': 'ova'},
-        {'disk_format': 'raw', 'virtual_size': GiB + 1},
-    ])
-    def test_unusable_images_are_refused_before_writing(self, files, meta):
-        images = ImageStore()
-        images.add('img', PATTERN, **meta)
-        vol = new_volume(1)
-        files.create_volume(vol)
-        with pytest.raises(exception.ImageUnacceptable):
-            files.copy_image_to_volume(None, vol, images, 'img')
-        assert files.exports == set()
-        assert read_at(files._path(vol), 0, MiB) == bytes(MiB)
-
-    def test_image_growing_past_the_volume_is_stopped(self, files):
-        class Growing(ImageStore):
-            def download(self, context, image_id, data):
-                data.seek(GiB - MiB // 2)       # as if 1 GiB had been written
-                data.write(PATTERN)
-        images = Growing()
-        images.add('img', PATTERN)
-        images.meta['img']['size'] = None       # size unknown beforehand
-        vol = new_volume(1)
-        files.create_volume(vol)
-        with pytest.raises(exception.ImageUnacceptable):
-            files.copy_image_to_volume(None, vol, images, 'img')
-        assert os.path.getsize(files._path(vol)) == GiB
-
-    def test_only_raw_uploads(self, files):
-        vol = new_volume(1)
-        files.create_volume(vol)
-        with pytest.raises(exception.ImageUnacceptable):
-            files.copy_volume_to_image(None, vol, ImageStore(),
-                                       {'id': 'x', 'disk_format': 'qcow2'})
 
 
 class TestGenericBackups:

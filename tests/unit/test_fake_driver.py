@@ -481,9 +481,13 @@ class TestImagesBackupsTransfers:
         driver.copy_image_to_volume(None, vol, None, 'img-1')
         assert driver._volumes[vol.id]['image_id'] == 'img-1'
         driver.copy_image_to_encrypted_volume(None, vol, None, 'img-2')
-        driver.copy_volume_to_image(None, vol, None, {'id': 'img-3'})
+        from volume_worker.testing import images
+        service = images.MemoryImageService()
+        image = service.create(None, {'name': 'up'})
+        driver.copy_volume_to_image(None, vol, service, image)
+        assert service.show(None, image['id'])['status'] == 'active'
         with pytest.raises(exception.VolumeNotFound):
-            driver.copy_volume_to_image(None, volume(), None, {})
+            driver.copy_volume_to_image(None, volume(), service, {})
 
     def test_backup_and_restore(self, driver):
         vol = created(driver, 2)

@@ -47,6 +47,19 @@ def _clone_of_volume(ops):
     return {'volume': volume}
 
 
+def _from_image(ops):
+    volume = helpers.new_volume()
+    volume.image_id = ops.image_service.add(b'\x01' * 4096)
+    return {'volume': volume}
+
+
+def _to_image(ops):
+    return {'volume': _available_volume(ops).id,
+            'store': {'image_meta': {'id': str(uuid.uuid4()), 'name': 'i',
+                                     'disk_format': 'raw',
+                                     'container_format': 'bare'}}}
+
+
 def _revert(ops):
     snap = _with_snapshot(ops)
     return {'volume': snap.volume_id, 'snapshot': snap.id}
@@ -225,6 +238,8 @@ SCENARIOS = {
             _backup(ops))},
     'delete_backup': lambda ops: {'backup': _backup(ops).id},
     'restore_backup': _restore,
+    'create_volume_from_image': _from_image,
+    'copy_volume_to_image': _to_image,
     'create_group_from_group_snapshot': _from_group_snapshot,
     'create_group_from_group': _from_group,
     'create_group_snapshot': _group_snapshot,

@@ -33,10 +33,12 @@ from volume_worker.objects import SnapshotStatus
 from volume_worker.objects import VolumeStatus
 from volume_worker import operations
 from volume_worker import recovery
+from volume_worker.testing import images
 
 HOST = 'node@fake1'
 DRIVER_METHODS = ('create_volume', 'delete_volume', 'create_export',
-                  'remove_export', 'create_snapshot', 'delete_snapshot')
+                  'remove_export', 'create_snapshot', 'delete_snapshot',
+                  'copy_image_to_volume', 'copy_volume_to_image')
 
 
 class _Crash(BaseException):
@@ -132,10 +134,15 @@ def coordinator(tmp_path):
     coord.stop()
 
 
+IMAGES = images.MemoryImageService()
+
+
 def make_ops(driver, notifier, coordinator):
-    return operations.Operations(HOST, driver, coordinator,
-                                 flow_runner.FlowRunner(HOST), notifier,
-                                 Reporter())
+    ops = operations.Operations(HOST, driver, coordinator,
+                                flow_runner.FlowRunner(HOST), notifier,
+                                Reporter())
+    ops.image_service = IMAGES
+    return ops
 
 
 @pytest.fixture

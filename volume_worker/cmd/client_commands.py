@@ -14,8 +14,15 @@ def _new_volume(client, args, backend):
     volume = objects.Volume(id=args.id or str(uuid.uuid4()), size=args.size,
                             display_name=args.name, metadata={}, host=backend,
                             snapshot_id=args.snapshot,
-                            source_volid=args.source_volume)
+                            source_volid=args.source_volume,
+                            image_id=args.image)
     return {'volume': volume}
+
+
+def _image_meta(client, args, backend):
+    return {'image_meta': {'id': args.image_id or str(uuid.uuid4()),
+                           'name': args.name,
+                           'disk_format': args.disk_format}}
 
 
 def _new_snapshot(client, args, backend):
@@ -207,6 +214,19 @@ COMMANDS = [
                   (('--snapshot',), {'help': 'a copy of this snapshot'}),
                   (('--source-volume',), {'dest': 'source_volume',
                                           'help': 'a clone of this volume'}),
+                  (('--image',), {'help': 'the image (id) written onto it'}),
+                  _WAIT)),
+    Command('copy_volume_to_image', 'upload a volume as a new image',
+            subject=('volume', 'volume_id'),
+            operation='copy_volume_to_image', build=_image_meta,
+            echo=lambda kwargs: {'image_id': kwargs['image_meta']['id']},
+            args=((('--name',), {'required': True, 'help': 'image name'}),
+                  (('--disk-format',), {'dest': 'disk_format',
+                                        'choices': ('raw', 'qcow2'),
+                                        'default': 'raw'}),
+                  (('--image-id',), {'dest': 'image_id',
+                                     'help': 'id to use (default: a new '
+                                             'UUID)'}),
                   _WAIT)),
     Command('extend_volume', 'grow a volume',
             subject=('volume', 'volume_id'), operation='extend_volume',

@@ -77,6 +77,9 @@ class Client:
             if event_type.endswith('.end'):
                 self.ended[resource_id] = event_type
                 continue
+            if event_type.endswith('.progress'):
+                self.show_progress(event_type, payload)
+                continue
             if not event_type.endswith('.error'):
                 continue
             if payload.get('refused'):
@@ -85,6 +88,38 @@ class Client:
                     payload.get('reason')))
             self.reasons[resource_id] = payload.get('reason') or 'failed'
 
+
+    def await_reason(self, resource_id, timeout=3.0):
+        """The error notification of a resource seen failed by its status
+        (it is published just after): read on a little for its reason."""
+        if self.stream is None:
+            return
+        deadline = time.monotonic() + timeout
+        while (resource_id not in self.reasons and
+               time.monotonic() < deadline):
+            self._pause(0.2, resource_id)
+
+    BAR = 30
+
+    def show_progress(self, event_type, payload):
+        """A copy's progress: a bar on a terminal, else a JSON line."""
+        percent = payload.get('percent') or 0
+        if sys.stdout.isatty():
+            filled = self.BAR * percent // 100
+            sys.stderr.write('\r%s [%s%s] %3d%%' % (
+                event_type.rsplit('.', 1)[0], '#' * filled,
+                '-' * (self.BAR - filled), percent))
+            sys.stderr.flush()
+            self._bar_shown = True
+        else:
+            _print({'event_type': event_type, 'percent': percent,
+                    'bytes_done': payload.get('bytes_done'),
+                    'total_bytes': payload.get('total_bytes')})
+
+    def progress_done(self):
+        if getattr(self, '_bar_shown', False):
+            sys.stderr.write('\n')
+            self._bar_shown = False
 
     def default_backend(self):
         return '%s@%s' % (self.conf.host, self.conf.enabled_backends[0])
@@ -180,8 +215,10 @@ class Command:
     """
 
     def __init__(self, method, help, subject=None, operation=None,
-                 new=False, build=None, args=(), aliases=(), call=False):
+                 new=False, build=None, args=(), aliases=(), call=False,
+                 echo=None):
         self.method = method
+        self.echo = echo  # kwargs -> what the output adds (ids chosen here)
         self.name = method.replace('_', '-')
         self.help = help
         self.subject = subject
@@ -216,13 +253,14 @@ class Command:
             return 0
         kind, arg = self.subject
         resource_id = (kwargs[kind].id if self.new else kwargs[arg])
+        echo = self.echo(kwargs) if self.echo else {}
         if not wait:
-            _print({'id': resource_id, 'status': 'requested',
-                    'operation': self.method})
+            _print(dict(echo, id=resource_id, status='requested',
+                        operation=self.method))
             return 0
-        return self._wait(client, backend, kind, resource_id)
+        return self._wait(client, backend, kind, resource_id, echo)
 
-    def _wait(self, client, backend, kind, resource_id):
+    def _wait(self, client, backend, kind, resource_id, echo=None):
         from volume_worker import flows
         from volume_worker import operations
         from volume_worker.objects import fields
@@ -249,10 +287,14 @@ class Command:
             client.conf.client.wait_timeout,
             appear_within=(client.conf.client.appear_timeout
                            if self.new else None))
+        client.progress_done()
+        if (got is not None and got.status == transition.error and
+                resource_id not in client.reasons):
+            client.await_reason(resource_id)
         if got is None:
-            _print({'id': resource_id, 'status': transition.to})
+            _print(dict(echo or {}, id=resource_id, status=transition.to))
             return 0
-        _print(_object_json(got))
+        _print(dict(_object_json(got), **(echo or {})))
         if got.status == transition.error or (
                 resource_id in client.reasons and
                 client.ended.get(resource_id) != end):

@@ -6,6 +6,9 @@
     volume-worker-manage --config-file FILE failover --backend HOST@BACKEND \
         --to TARGET [--no-wait] [--timeout S]     (TARGET "default": failback)
     volume-worker-manage --config-file FILE freeze|thaw --backend HOST@BACKEND
+    volume-worker-manage --config-file FILE image import FILE --name N
+                                                [--disk-format raw|qcow2]
+    volume-worker-manage --config-file FILE image list|delete [ID]
 """
 
 import argparse
@@ -113,6 +116,35 @@ def cmd_journal_list(conf, args):
     return 0
 
 
+def _images(conf):
+    from volume_worker import image_store
+    return image_store.from_conf(conf)
+
+
+def cmd_image_import(conf, args):
+    if not args.target or not args.name:
+        raise ValueError('image import FILE --name NAME [--disk-format F]')
+    meta = _images(conf).import_file(None, args.target, args.name,
+                                     args.disk_format)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+def cmd_image_list(conf, args):
+    print(json.dumps(_images(conf).list(None), indent=2))
+    return 0
+
+
+def cmd_image_delete(conf, args):
+    if not args.target:
+        raise ValueError('image delete ID')
+    store = _images(conf)
+    store.show(None, args.target)  # an unknown id is an error here
+    store.delete(None, args.target)
+    print(json.dumps({'id': args.target, 'status': 'deleted'}))
+    return 0
+
+
 COMMANDS = {
     ('db', 'sync'): cmd_db_sync,
     ('db', 'version'): cmd_db_version,
@@ -121,6 +153,9 @@ COMMANDS = {
     ('failover', None): cmd_failover,
     ('freeze', None): cmd_freeze,
     ('thaw', None): cmd_thaw,
+    ('image', 'import'): cmd_image_import,
+    ('image', 'list'): cmd_image_list,
+    ('image', 'delete'): cmd_image_delete,
 }
 RPC_CATEGORIES = ('failover', 'freeze', 'thaw')
 
@@ -138,6 +173,12 @@ def main(argv=None):
                         help='failover: return once the request is sent')
     parser.add_argument('--timeout', type=float, default=600,
                         help='failover: seconds to wait for its end')
+    parser.add_argument('target', nargs='?',
+                        help='image import: the file; image delete: the id')
+    parser.add_argument('--name', help='image import: the image name')
+    parser.add_argument('--disk-format', dest='disk_format', default='raw',
+                        choices=('raw', 'qcow2'),
+                        help='image import: the file\'s format')
     from volume_worker.cmd.client import _split_config_args
     oslo_args, rest = _split_config_args(argv)
     args, extra = parser.parse_known_args(rest)
@@ -157,6 +198,10 @@ def main(argv=None):
     try:
         return command(conf, args)
     except Exception as exc:
+        if args.category == 'image':
+            return _fail('image %s failed (store %s): %s: %s' % (
+                args.action, conf.image_store.path, type(exc).__name__, exc),
+                EXIT_ERROR)
         # An operator command: the reason in one line (which database,
         # what failed), not a traceback through SQLAlchemy.
         where = ('backend %s over RPC' % args.backend

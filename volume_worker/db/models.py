@@ -44,6 +44,10 @@ volumes = sa.Table(
     # (a migrated volume keeps its id and takes its copy's backend name).
     sa.Column('_name_id', sa.String(36)),
     sa.Column('encryption_key_id', sa.String(36)),
+    # The image a volume was created from, and what the image service said
+    # of it then (name, formats, sizes, checksum).
+    sa.Column('image_id', sa.String(36)),
+    sa.Column('image_metadata', sa.JSON),
     *_timestamps(),
 )
 

@@ -16,6 +16,7 @@ from volume_worker.flows import failover
 from volume_worker.flows import group
 from volume_worker.flows import group_from_src
 from volume_worker.flows import group_snapshot
+from volume_worker.flows import image
 from volume_worker.flows import manage
 from volume_worker.flows import restore
 from volume_worker.flows import retype
@@ -60,4 +61,6 @@ FAMILIES = {family.operation: family for family in (
     backup.CREATE_INCREMENTAL,
     backup.DELETE,
     restore.FAMILY,
+    image.FROM_IMAGE,
+    image.TO_IMAGE,
 )}

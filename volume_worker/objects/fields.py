@@ -32,10 +32,13 @@ class VolumeStatus(_StatusEnum):
     BACKING_UP = 'backing-up'
     RESTORING_BACKUP = 'restoring-backup'
     ERROR_RESTORING = 'error_restoring'
+    DOWNLOADING = 'downloading'
+    UPLOADING = 'uploading'
     ALL = (CREATING, AVAILABLE, DELETING, DELETED, ERROR, ERROR_DELETING,
            EXTENDING, ERROR_EXTENDING, ATTACHING, DETACHING, IN_USE,
            MAINTENANCE, REVERTING, MANAGING, ERROR_MANAGING, RETYPING,
-           BACKING_UP, RESTORING_BACKUP, ERROR_RESTORING)
+           BACKING_UP, RESTORING_BACKUP, ERROR_RESTORING, DOWNLOADING,
+           UPLOADING)
 
 
 class VolumeStatusField(fields.BaseEnumField):
@@ -270,6 +273,13 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
                                       _V.ERROR_EXTENDING))},
     'create_group_snapshot': {'members': hold((_V.AVAILABLE, _V.IN_USE))},
     'create_group_from_group': {'sources': hold((_V.AVAILABLE, _V.IN_USE))},
+    # An image is written onto the new volume while it is "downloading".
+    'create_volume_from_image': Transition(
+        (ABSENT, _V.CREATING, _V.DOWNLOADING, _V.ERROR), via=_V.DOWNLOADING,
+        to=_V.AVAILABLE, error=_V.ERROR, settled=_NEW_VOLUME.settled),
+    # Uploading to an image, the volume goes back to where it was.
+    'copy_volume_to_image': Transition(
+        (_V.AVAILABLE,), via=_V.UPLOADING, to=UNCHANGED, error=UNCHANGED),
     # A failed retype leaves the volume as it was, on its old type.
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
@@ -299,6 +309,8 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     _V.RETYPING: _V.AVAILABLE,  # the database still has the old type
     _V.BACKING_UP: _V.AVAILABLE,  # a backup only read it
     _V.RESTORING_BACKUP: _V.ERROR_RESTORING,  # half written
+    _V.DOWNLOADING: _V.ERROR,  # a partial image: clear_download, then gone
+    _V.UPLOADING: _V.AVAILABLE,  # the volume's data never changed
 })
 
 _S = SnapshotStatus

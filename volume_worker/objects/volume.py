@@ -152,10 +152,21 @@ class Volume(_PersistentObject):
     # Version 1.1: project_id, user_id, multiattach, bootable, group_id,
     #              _name_id, encryption_key_id, volume_type
     # Version 1.2: volume_attachment
-    VERSION = '1.2'
+    # Version 1.3: image_id, image_metadata; statuses downloading,
+    #              uploading, backing-up, restoring-backup, error_restoring
+    VERSION = '1.3'
 
     DELETED = vw_fields.VolumeStatus.DELETED
     NON_COLUMN_FIELDS = ('volume_type', 'volume_attachment')
+    # What an older reader is told of a status it does not know.
+    STATUSES_OF_1_3 = {
+        vw_fields.VolumeStatus.DOWNLOADING: vw_fields.VolumeStatus.CREATING,
+        vw_fields.VolumeStatus.UPLOADING: vw_fields.VolumeStatus.MAINTENANCE,
+        vw_fields.VolumeStatus.BACKING_UP: vw_fields.VolumeStatus.MAINTENANCE,
+        vw_fields.VolumeStatus.RESTORING_BACKUP:
+            vw_fields.VolumeStatus.MAINTENANCE,
+        vw_fields.VolumeStatus.ERROR_RESTORING: vw_fields.VolumeStatus.ERROR,
+    }
     NEW_IN_1_1 = ('project_id', 'user_id', 'multiattach', 'bootable',
                   'group_id', '_name_id', 'encryption_key_id', 'volume_type')
 
@@ -186,6 +197,8 @@ class Volume(_PersistentObject):
         'group_id': fields.UUIDField(nullable=True),
         '_name_id': fields.UUIDField(nullable=True),
         'encryption_key_id': fields.UUIDField(nullable=True),
+        'image_id': fields.UUIDField(nullable=True),
+        'image_metadata': fields.DictOfNullableStringsField(nullable=True),
         'volume_type': fields.ObjectField('VolumeType', nullable=True),
         'volume_attachment': fields.ListOfObjectsField('VolumeAttachment',
                                                        nullable=True),
@@ -209,6 +222,12 @@ class Volume(_PersistentObject):
         theirs needs converting.
         """
         version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 3):
+            primitive.pop('image_id', None)
+            primitive.pop('image_metadata', None)
+            status = primitive.get('status')
+            if status in self.STATUSES_OF_1_3:
+                primitive['status'] = self.STATUSES_OF_1_3[status]
         if version < (1, 2):
             primitive.pop('volume_attachment', None)
         if version < (1, 1):
@@ -284,6 +303,12 @@ class Snapshot(_PersistentObject):
     def obj_make_compatible(self, primitive, target_version):
         super().obj_make_compatible(primitive, target_version)
         version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 3):
+            primitive.pop('image_id', None)
+            primitive.pop('image_metadata', None)
+            status = primitive.get('status')
+            if status in self.STATUSES_OF_1_3:
+                primitive['status'] = self.STATUSES_OF_1_3[status]
         if version < (1, 2):
             primitive.pop('group_snapshot_id', None)
         if version < (1, 1):

@@ -32,7 +32,9 @@ FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
                   'delete_snapshot', 'create_volume_from_snapshot',
                   'create_cloned_volume', 'extend_volume',
                   'revert_to_snapshot', 'initialize_connection',
-                  'terminate_connection', 'manage_existing', 'failover_host')
+                  'terminate_connection', 'manage_existing', 'failover_host',
+                  'copy_image_to_volume', 'copy_volume_to_image',
+                  'clone_image')
 RAISE = 'raise'  # instead of seconds: the call fails
 
 

@@ -1,0 +1,210 @@
+"""The embedded image store: image files with JSON metadata in one directory.
+
+``<path>/<id>.img`` holds an image's bytes, ``<path>/<id>.json`` its
+metadata (see ``drivers.image_service``), ``<path>/staging/<id>.part`` an
+upload in progress. Every file is written under a temporary name and
+renamed into place, so a crash leaves no half-written image under its
+final name; deleting an image removes its partial upload too. Images are
+named by UUID only (a name never becomes a path).
+"""
+
+import datetime
+import errno
+import hashlib
+import json
+import os
+import shutil
+import uuid
+
+from oslo_utils import uuidutils
+
+from drivers import exception
+from drivers import fileops
+from drivers import image_service
+from drivers import qemu_img
+
+BLOCK = 4 << 20
+
+QUEUED = 'queued'
+SAVING = 'saving'
+ACTIVE = 'active'
+
+
+def from_conf(conf):
+    """The image service the worker's configuration names."""
+    return LocalImageStore(conf.image_store.path)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+class LocalImageStore(image_service.ImageService):
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.staging = os.path.join(self.path, 'staging')
+
+    def _ensure_dirs(self):
+        os.makedirs(self.staging, mode=0o750, exist_ok=True)
+
+    def _file(self, image_id, suffix):
+        if not uuidutils.is_uuid_like(image_id):
+            raise exception.ImageNotFound(image_id=image_id)
+        return os.path.join(self.path, '%s.%s' % (image_id, suffix))
+
+    # -- reading ----------------------------------------------------------
+
+    def show(self, context, image_id):
+        try:
+            with open(self._file(image_id, 'json')) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise exception.ImageNotFound(image_id=image_id) from None
+
+    def list(self, context):
+        images = []
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return images
+        for name in names:
+            if name.endswith('.json') and not name.startswith('.'):
+                try:
+                    images.append(self.show(context, name[:-5]))
+                except (exception.ImageNotFound, ValueError):
+                    continue  # deleted meanwhile, or not one of ours
+        return sorted(images, key=lambda m: (m.get('created_at') or '',
+                                             m['id']))
+
+    def local_path(self, context, image_id):
+        meta = self.show(context, image_id)
+        if meta.get('status') != ACTIVE:
+            raise exception.ImageUnacceptable(
+                image_id=image_id, reason='it is %s, not active'
+                % meta.get('status'))
+        return self._file(image_id, 'img')
+
+    def get_location(self, context, image_id):
+        path = self.local_path(context, image_id)
+        url = 'file://' + path
+        return url, [{'url': url, 'metadata': {}}]
+
+    def download(self, context, image_id, data):
+        meta = self.show(context, image_id)
+        digest = hashlib.sha256()
+        with open(self.local_path(context, image_id), 'rb') as source:
+            for block in iter(lambda: source.read(BLOCK), b''):
+                digest.update(block)
+                data.write(block)
+        if meta.get('checksum') and digest.hexdigest() != meta['checksum']:
+            raise exception.ImageUnacceptable(
+                image_id=image_id, reason='checksum mismatch: sha256 %s, '
+                'expected %s' % (digest.hexdigest(), meta['checksum']))
+
+    # -- writing ----------------------------------------------------------
+
+    def create(self, context, image_meta):
+        image_id = image_meta.get('id') or str(uuid.uuid4())
+        try:
+            return self.show(context, image_id)
+        except exception.ImageNotFound:
+            pass
+        disk_format = image_meta.get('disk_format') or 'raw'
+        if disk_format not in qemu_img.FORMATS:
+            raise exception.ImageUnacceptable(
+                image_id=image_id, reason='disk format %r is not one of %s'
+                % (disk_format, ', '.join(qemu_img.FORMATS)))
+        meta = {'id': image_id, 'name': image_meta.get('name'),
+                'status': QUEUED, 'disk_format': disk_format,
+                'container_format': 'bare', 'size': None,
+                'virtual_size': None, 'checksum': None,
+                'properties': dict(image_meta.get('properties') or {}),
+                'created_at': _now(), 'updated_at': None}
+        self._ensure_dirs()
+        self._write_meta(meta)
+        return meta
+
+    def staging_path(self, context, image_id):
+        self._ensure_dirs()
+        return os.path.join(self.staging, '%s.part' % self._image_uuid(
+            image_id))
+
+    def _image_uuid(self, image_id):
+        self._file(image_id, 'json')  # refuses anything but a UUID
+        return image_id
+
+    def update(self, context, image_id, image_meta, data):
+        meta = self.show(context, image_id)
+        meta.update({k: v for k, v in (image_meta or {}).items()
+                     if k in ('name', 'disk_format', 'properties')})
+        meta['status'] = SAVING
+        self._write_meta(meta)
+        staged = self.staging_path(context, image_id)
+        if isinstance(data, str):
+            if os.path.abspath(data) != staged:
+                _take_over(data, staged)
+        else:
+            with open(staged, 'wb') as out:
+                shutil.copyfileobj(data, out, BLOCK)
+                out.flush()
+                os.fsync(out.fileno())
+        try:
+            found = qemu_img.inspect(staged, meta['disk_format'], image_id)
+        except exception.ImageUnacceptable:
+            _remove(staged)
+            raise
+        meta.update(size=os.path.getsize(staged),
+                    virtual_size=found['virtual-size'],
+                    checksum=qemu_img.sha256_of(staged), status=ACTIVE,
+                    updated_at=_now())
+        os.replace(staged, self._file(image_id, 'img'))
+        self._write_meta(meta)
+        fileops.fsync_dir(self.path)
+        return meta
+
+    def delete(self, context, image_id):
+        if not uuidutils.is_uuid_like(image_id):
+            return
+        for path in (self._file(image_id, 'json'), self._file(image_id, 'img'),
+                     os.path.join(self.staging, '%s.part' % image_id)):
+            _remove(path)
+
+    def import_file(self, context, path, name, disk_format='raw',
+                    image_id=None):
+        """Copy the file at ``path`` into the store as a new active image."""
+        meta = self.create(context, {'id': image_id, 'name': name,
+                                     'disk_format': disk_format})
+        try:
+            with open(path, 'rb') as data:
+                return self.update(context, meta['id'], {}, data)
+        except BaseException:
+            self.delete(context, meta['id'])
+            raise
+
+    def _write_meta(self, meta):
+        final = self._file(meta['id'], 'json')
+        temp = os.path.join(self.path, '.%s.json.tmp' % meta['id'])
+        with open(temp, 'w') as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, final)
+
+
+def _take_over(source, target):
+    """Move a finished file into the staging area (copy across filesystems)."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        os.unlink(source)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
