@@ -349,6 +349,9 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
                 data='reverting %s to %s failed: %s' % (path, src, exc))
 
     manage_existing = _replicated(file_manage.ManageMixin.manage_existing)
+    # The generic data paths write into the volume too: its copies follow.
+    restore_backup = _replicated(base.ISCSIDriver.restore_backup)
+    copy_image_to_volume = _replicated(base.ISCSIDriver.copy_image_to_volume)
 
     def retype(self, context, volume, new_type, diff, host):
         """Every type is stored alike here: a retype changes nothing on disk."""

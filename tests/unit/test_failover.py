@@ -4,6 +4,7 @@ import pytest
 
 from drivers import fake
 from volume_worker.db import api as db
+from volume_worker.endpoints import replication as failover_endpoints
 from volume_worker import exception
 from volume_worker.flows import failover
 from volume_worker import objects
@@ -215,3 +216,75 @@ def test_malformed_driver_answers_fail_clearly():
         failover.normalize_result(('site2', [{'updates': {}}]))
     assert failover.normalize_result(('default', [], []))[
         'active_backend_id'] is None
+
+
+class _Endpoints(failover_endpoints.ReplicationEndpoints):
+    """The replication endpoints on a backend of a cluster."""
+
+    def __init__(self, ops, driver, peers):
+        self.backend = HOST
+        self.operations = ops
+        self.driver = driver
+        self._peers = peers
+
+
+class _Peers:
+    def __init__(self):
+        self.sent = []
+
+    def failover_completed(self, context, *args, **kwargs):
+        self.sent.append((args, kwargs))
+
+
+def test_cluster_failover_tells_the_peers_which_follow(
+        ops, driver, service, monkeypatch):
+    db.service_update(service.id, {'cluster_name': 'cl@fake1'})
+    followed = []
+    driver.cluster_name = 'cl@fake1'
+    monkeypatch.setattr(driver, 'failover', lambda ctx, volumes,
+                        secondary_id=None, groups=None: (
+                            secondary_id, [], []), raising=False)
+    monkeypatch.setattr(driver, 'failover_completed', lambda ctx, active:
+                        followed.append(active), raising=False)
+    peers = _Peers()
+    endpoints = _Endpoints(ops, driver, peers)
+    endpoints.failover_host(None, secondary_backend_id='site2')
+    assert peers.sent == [(('cl@fake1', 'site2', _R.FAILED_OVER),
+                           {'origin': HOST})]
+    # The fanout reaches the sender too, and workers of other clusters.
+    endpoints.failover_completed(None, cluster_name='cl@fake1',
+                                 active_backend_id='site2',
+                                 replication_status='failed-over',
+                                 origin=HOST)
+    endpoints.failover_completed(None, cluster_name='other@fake1',
+                                 active_backend_id='site3',
+                                 replication_status='failed-over',
+                                 origin='peer@fake1')
+    assert followed == ['site2']
+    # A peer's failover: this worker follows it.
+    endpoints.failover_completed(None, cluster_name='cl@fake1',
+                                 active_backend_id='site3',
+                                 replication_status='failed-over',
+                                 origin='peer@fake1')
+    assert followed == ['site2', 'site3']
+    assert _fresh(service).active_backend_id == 'site3'
+
+
+def test_failover_waits_for_operations_already_running(
+        database, notifier, coordinator, service):
+    import threading
+    drv = helpers.make_driver(fake_fault_delay={'create_volume': '1'})
+    _replicated(drv, 'site2')
+    ops = helpers.make_ops(drv, notifier, coordinator)
+    volume = helpers.new_volume()
+    create = threading.Thread(target=helpers.run_create, args=(ops, volume))
+    create.start()
+    try:
+        from volume_worker.testing import state
+        state.wait_until(helpers.journal_rows, 10, 'the create running')
+        _failover(ops, service, 'site2')
+    finally:
+        create.join()
+    got = objects.Volume.get_by_id(volume.id)
+    assert (got.status, got.replication_status) == ('available',
+                                                    'failed-over')

@@ -165,3 +165,16 @@ def test_reference_per_volume_calls(sites):
     assert driver.reenable_replication(None, vol)['replication_status'] == \
         'active'
     assert read_at(copy_path(sites, 'site3', vol), 0, 12) == b'primary data'
+
+
+def test_generic_data_paths_bring_the_copies_in_sync(sites, monkeypatch):
+    from drivers import generic
+    driver = make_driver(sites)
+    vol = volume()
+    driver.create_volume(vol)
+
+    def restore(drv, context, backup, target, service):
+        write_at(drv.local_path(target), 0, b'restored')
+    monkeypatch.setattr(generic, 'restore_backup', restore)
+    driver.restore_backup(None, object(), vol, None)
+    assert read_at(copy_path(sites, 'site2', vol), 0, 8) == b'restored'
