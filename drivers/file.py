@@ -272,6 +272,7 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
             self.clone_method, self.local_path(volume), volume.size,
             image_location, dict(image_meta, id=image_id), _VOLUME_MODE)
 
+    @_replicated
     @_os_errors_as_backend_errors
     def extend_volume(self, volume, new_size):
         path = self._existing_volume_path(volume)

@@ -53,16 +53,21 @@ def replicated_write(method):
     """After ``method`` changed a volume's data, bring its copies in sync.
 
     The copies' model update (``replication_status``) is merged into the
-    method's own.
+    method's own; ``clone_image``'s ``(model_update, cloned)`` syncs only
+    what it cloned.
     """
     signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        update = method(self, *args, **kwargs)
-        volume = signature.bind(self, *args, **kwargs).arguments['volume']
-        sync = self._sync_replicas(volume)
-        return dict(update or {}, **sync) if sync else update
+        result = method(self, *args, **kwargs)
+        update, cloned = (result if isinstance(result, tuple)
+                          else (result, True))
+        if cloned:
+            volume = signature.bind(self, *args, **kwargs).arguments['volume']
+            sync = self._sync_replicas(volume)
+            update = dict(update or {}, **sync) if sync else update
+        return (update, cloned) if isinstance(result, tuple) else update
     return wrapper
 
 

@@ -178,3 +178,25 @@ def test_generic_data_paths_bring_the_copies_in_sync(sites, monkeypatch):
     monkeypatch.setattr(generic, 'restore_backup', restore)
     driver.restore_backup(None, object(), vol, None)
     assert read_at(copy_path(sites, 'site2', vol), 0, 8) == b'restored'
+
+
+def test_a_cloned_image_is_copied_and_an_uncloned_one_is_not(
+        sites, monkeypatch):
+    from drivers import file_images
+
+    def clone(method, path, size, location, meta, mode):
+        if location != 'here':
+            return None, False
+        with open(path, 'wb') as f:
+            f.truncate(size * GiB)
+            f.write(b'image')
+        return {'bootable': True}, True
+    monkeypatch.setattr(file_images, 'clone_raw_image', clone)
+    driver = make_driver(sites)
+    vol = volume()
+    assert driver.clone_image(vol, 'elsewhere', 'img', {}, None) == (
+        None, False)
+    assert not os.path.exists(copy_path(sites, 'site2', vol))
+    assert driver.clone_image(vol, 'here', 'img', {}, None) == (
+        {'bootable': True, 'replication_status': 'enabled'}, True)
+    assert read_at(copy_path(sites, 'site3', vol), 0, 5) == b'image'
