@@ -484,3 +484,13 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
     def secure_file_operations_enabled(self):
         return False
 
+    def backup_use_temp_snapshot(self):
+        """In-use volumes are backed up from a snapshot: as cheap as a clone
+        (a reflink, or a sparse copy), and it leaves the consumer's export
+        alone."""
+        return True
+
+    def snapshot_remote_attachable(self):
+        """Snapshots are attachable as local paths; not exported over iSCSI."""
+        return self.tgt is None
+

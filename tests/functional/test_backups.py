@@ -221,3 +221,153 @@ def test_kill_inside_the_copy_leaves_the_backup_error_and_no_chunks(rig):
     assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
     assert not os.path.exists(_backup_dir(rig, volume_id, backup_id))
     _assert_nothing_stuck(rig)
+
+
+def _attach(rig, volume_id):
+    from tests.functional.test_attachments import _attach as attach
+    return attach(rig, volume_id)
+
+
+def _detach(rig, volume_id, attachment):
+    rig.api.attachment_delete(rig.ctx, rig.backend, volume_id, attachment.id)
+    rig.wait_status(volume_id, VolumeStatus.AVAILABLE)
+
+
+def _snapshot_files(rig):
+    from drivers import file_layout
+    return [name for name in os.listdir(rig.volume_dir)
+            if name.startswith(file_layout.SNAPSHOT_PREFIX)]
+
+
+def test_an_in_use_volume_is_backed_up_from_a_temporary_snapshot(rig):
+    from volume_worker import exception
+    from volume_worker.flows import backup_source
+    [volume_id] = rig.create_available(1)
+    _write(rig, volume_id, os.urandom(5 * MiB))
+    attachment = _attach(rig, volume_id)
+    rig.wait_status(volume_id, VolumeStatus.IN_USE)
+    original = _digest(rig, volume_id)
+    from volume_worker import objects
+    refused = objects.Backup(id=str(uuid.uuid4()), volume_id=volume_id)
+    with pytest.raises(exception.InvalidStatus) as err:
+        rig.api.client.prepare(server=rig.backend, timeout=10).call(
+            rig.ctx, 'create_backup', backup=refused)
+    assert 'in-use' in str(err.value)
+    backup_id = _cast_backup(rig, volume_id, force=True)
+    row = _wait_backup(rig, backup_id, BackupStatus.AVAILABLE)
+    rig.wait_status(volume_id, VolumeStatus.IN_USE)
+    assert row['temp_snapshot_id'] is None and row['temp_volume_id'] is None
+    temp = rig.db.snapshot(backup_source.temp_snapshot_id(
+        objects.Backup(id=backup_id)))
+    assert temp is not None and temp['deleted']  # it was used, and is gone
+    assert _snapshot_files(rig) == []
+    restored = str(uuid.uuid4())
+    _restore(rig, backup_id, restored)
+    assert _digest(rig, restored) == original
+    _detach(rig, volume_id, attachment)
+
+
+def test_kill_inside_an_in_use_backup_removes_its_temporary_snapshot(rig):
+    from volume_worker import objects
+    from volume_worker.flows import backup_source
+    [volume_id] = rig.create_available(1)
+    _write(rig, volume_id, os.urandom(100 * MiB))
+    attachment = _attach(rig, volume_id)
+    backup_id = str(uuid.uuid4())
+    rig.hang({backup_id: 'backup_volume_copy'})
+    rig.api.create_backup(rig.ctx, rig.backend, objects.Backup(
+        id=backup_id, volume_id=volume_id), force=True)
+    rig.wait_inside({backup_id: 'backup_volume_copy'})
+    assert len(_snapshot_files(rig)) == 1
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    assert rig.db.backup_status(backup_id) == BackupStatus.ERROR
+    assert rig.db.status(volume_id) == VolumeStatus.IN_USE
+    assert _snapshot_files(rig) == []
+    temp = rig.db.snapshot(backup_source.temp_snapshot_id(
+        objects.Backup(id=backup_id)))
+    assert temp['deleted']
+    assert not os.path.exists(_backup_dir(rig, volume_id, backup_id))
+    _detach(rig, volume_id, attachment)
+    _assert_nothing_stuck(rig)
+
+
+def test_kill_inside_a_restore_leaves_nothing_restoring(rig):
+    [volume_id] = rig.create_available(1)
+    _write(rig, volume_id, os.urandom(100 * MiB))
+    original = _digest(rig, volume_id)
+    row = _backup(rig, volume_id)
+    _write(rig, volume_id, os.urandom(MiB))
+    rig.hang({row['id']: 'restore_backup_copy'})
+    rig.api.restore_backup(rig.ctx, rig.backend, row['id'], volume_id)
+    rig.wait_inside({row['id']: 'restore_backup_copy'})
+    assert rig.db.status(volume_id) == VolumeStatus.RESTORING_BACKUP
+    rig.kill()
+    rig.clear_faults()
+    rig.start()
+    # Half written: the volume says so; the backup is intact and restores.
+    assert rig.db.status(volume_id) == VolumeStatus.ERROR_RESTORING
+    backup = rig.db.backup(row['id'])
+    assert backup['status'] == BackupStatus.ERROR_RESTORING
+    assert 'restart' in backup['fail_reason']
+    _restore(rig, row['id'], volume_id)  # asked again, it completes
+    assert rig.db.backup(row['id'])['fail_reason'] is None
+    assert _digest(rig, volume_id) == original
+    _assert_nothing_stuck(rig)
+
+
+def test_the_client_backs_up_restores_lists_and_deletes(rig):
+    import json
+    from volume_worker import events
+    stream = events.EventStream(rig.conf.transport_url,
+                                scheduler_topic=rig.conf.scheduler_topic)
+    stream.start()
+    try:
+        [volume_id] = rig.create_available(1)
+        _write(rig, volume_id, os.urandom(64 * MiB), offset=MiB)
+        original = _digest(rig, volume_id)
+        out = rig.client('create-backup', volume_id, '--name', 'nightly',
+                         '--wait')
+        assert out.returncode == 0, out.stderr
+        backup = json.loads(out.stdout.splitlines()[-1])
+        assert backup['status'] == 'available'
+        assert backup['display_name'] == 'nightly'
+        out = rig.client('create-backup', volume_id, '--incremental',
+                         '--wait')
+        assert out.returncode == 0, out.stderr
+        incremental = json.loads(out.stdout.splitlines()[-1])
+        assert incremental['parent_id'] == backup['id']
+        assert incremental['object_count'] == 0  # nothing changed
+        listed = json.loads(rig.client('list-backups', '--volume-id',
+                                       volume_id).stdout)
+        assert [b['id'] for b in listed] == [backup['id'],
+                                             incremental['id']]
+        shown = json.loads(rig.client('show-backup', backup['id']).stdout)
+        assert shown['size'] == 1
+        device = json.loads(rig.client('get-backup-device',
+                                       backup['id']).stdout)
+        assert device['is_snapshot'] is False
+        assert device['backup_device']['id'] == volume_id
+        assert json.loads(rig.client(
+            'secure-file-operations-enabled').stdout) is False
+        out = rig.client('restore-backup', incremental['id'], '--wait')
+        assert out.returncode == 0, out.stderr
+        restored = out.stderr.split('new volume ')[1].split()[0]
+        assert _digest(rig, restored) == original
+        for backup_id in (incremental['id'], backup['id']):
+            out = rig.client('delete-backup', backup_id, '--wait')
+            assert out.returncode == 0, out.stderr
+            assert rig.db.backup_status(backup_id) == BackupStatus.DELETED
+        seen = []
+        state.wait_until(lambda: seen.extend(stream.poll(0.2)) or any(
+            e.get('event_type') == 'backup.create.progress' and
+            (e.get('payload') or {}).get('backup_id') == backup['id'] and
+            e['payload'].get('percent') == 100 for e in seen), 20,
+            'backup.create.progress at 100 %')
+        assert any(e.get('event_type') == 'backup.restore.progress'
+                   for e in seen)
+        bad = rig.client('restore-backup', str(uuid.uuid4()))
+        assert bad.returncode != 0 and 'does not exist' in bad.stderr
+    finally:
+        stream.close()

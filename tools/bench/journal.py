@@ -21,6 +21,9 @@ class NullNotifier:
     def info(self, *args, **kwargs):
         pass
 
+    def publish(self, *args, **kwargs):
+        pass
+
     def error(self, *args, **kwargs):
         pass
 
@@ -262,6 +265,32 @@ def _failover(ops, service_id, target):
          store={'secondary_backend_id': target})
 
 
+def _backup(ops, volume_id, parent_id=None):
+    from volume_worker.flows import backup
+    from volume_worker import objects
+    new = objects.Backup(id=str(uuid.uuid4()), volume_id=volume_id,
+                         parent_id=parent_id)
+    new.obj_fill_unset()
+    _run(ops, backup.CREATE_INCREMENTAL if parent_id else backup.CREATE,
+         backup=new)
+    return new.id
+
+
+def _restore(ops, backend, backup_id):
+    from volume_worker.flows import restore
+    from volume_worker import objects
+    volume = objects.Volume(id=str(uuid.uuid4()), size=0,
+                            host=backend + '#pool1')
+    volume.obj_fill_unset()
+    _run(ops, restore.FAMILY, backup=backup_id, volume=volume)
+    return volume.id
+
+
+def _backup_delete(ops, backup_id):
+    from volume_worker.flows import backup
+    _run(ops, backup.DELETE, backup=backup_id)
+
+
 def _one_volume(ops, backend):
     _delete(ops, _create(ops, backend))
 
@@ -275,7 +304,9 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'group snapshot (2 members)', 'group from group (2 copies)',
               'group snapshot delete',
               'group delete with 2 volumes', 'freeze + thaw',
-              'failover (1 volume)', 'failback (1 volume)')
+              'failover (1 volume)', 'failback (1 volume)',
+              'backup (fake driver)', 'incremental backup',
+              'restore onto a new volume', 'backup delete')
 
 
 def measure(state_dir, results, n):
@@ -291,6 +322,11 @@ def measure(state_dir, results, n):
     path = os.path.join(state_dir, 'journal-bench.sqlite')
     engine = db.configure('sqlite:///%s' % path)
     migration.db_sync()
+    from oslo_config import cfg
+    from volume_worker import opts
+    opts.register_backup_opts(cfg.CONF)
+    cfg.CONF.set_override('posix_path', os.path.join(state_dir, 'backups'),
+                          group='backup')
     counter = StatementCounter(engine)
     coordinator = coordination.Coordinator(
         'file://%s' % os.path.join(state_dir, 'journal-bench-locks'))
@@ -365,6 +401,15 @@ def measure(state_dir, results, n):
                       service_id, 'site2')
                 timed((journal, 'failback (1 volume)'), _failover, ops,
                       service_id, 'default')
+                full = timed((journal, 'backup (fake driver)'), _backup, ops,
+                             volume_id)
+                incremental = timed((journal, 'incremental backup'), _backup,
+                                    ops, volume_id, full)
+                restored = timed((journal, 'restore onto a new volume'),
+                                 _restore, ops, backend, incremental)
+                _delete(ops, restored)
+                _backup_delete(ops, incremental)
+                timed((journal, 'backup delete'), _backup_delete, ops, full)
                 spare = _create(ops, backend)
                 timed((journal, 'unmanage'), _unmanage, ops, spare)
                 adopted = timed((journal, 'manage_existing'), _manage, ops,

@@ -51,7 +51,7 @@ SIZES = {
 }
 
 ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'datapath',
-                'journal')
+                'backup', 'journal')
 
 
 def machine():
@@ -159,6 +159,7 @@ class Bench:
                 worker.stop()
             self.section('scale', self.scale)
             self.section('datapath', self.datapath)
+            self.section('backup', self.backup)
             self.section('journal', self.journal)
             if self.args.peer:
                 self.section('peer', self.peer, enabled=True)
@@ -237,6 +238,12 @@ class Bench:
         s = self.size
         datapath.measure(self.results, s['volume_gb'],
                          s['data_mib'] * datapath.MiB, s['rounds'])
+
+    def backup(self):
+        import backup
+        s = self.size
+        backup.measure(self.results, 1, min(s['data_mib'], 1024) * backup.MiB,
+                       max(s['rounds'], 2))
 
     def journal(self):
         import journal

@@ -247,7 +247,7 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
         (_V.AVAILABLE,), via=_V.REVERTING, to=_V.AVAILABLE, error=_V.ERROR),
     'delete_volume': Transition(
         (_V.AVAILABLE, _V.ERROR, _V.ERROR_DELETING, _V.ERROR_EXTENDING,
-         _V.ERROR_MANAGING, _V.DELETING, _V.CREATING),
+         _V.ERROR_MANAGING, _V.ERROR_RESTORING, _V.DELETING, _V.CREATING),
         via=_V.DELETING, to=_V.DELETED, error=_V.ERROR_DELETING,
         settled=(_V.DELETED,)),
     'create_snapshot': hold((_V.AVAILABLE,), forced=(_V.IN_USE,)),
