@@ -104,6 +104,11 @@ class Operation:
         """The backend (host@backend) the operation runs on."""
         return self._operations.backend
 
+    @property
+    def peers(self):
+        """RPC client of the other workers (fanouts), or None."""
+        return self._operations.peers
+
     def set_frozen(self, frozen):
         """Refuse (True) or accept again (False) changes on this backend."""
         self._operations.frozen = frozen
@@ -149,6 +154,7 @@ class Operations:
         # Mirrors the service row's ``frozen`` (set at start-up, then by
         # freeze, thaw and failover): no query per operation.
         self.frozen = False
+        self.peers = None  # set by the service: rpcapi.VolumeAPI
         self.image_service = None  # set by the service (image_store)
 
     def deps(self, context):
@@ -342,7 +348,8 @@ def _resolve_ids(family, given):
             ids[role.name] = [v if isinstance(v, str) else v.id
                               for v in value]
         elif value is not None:
-            ids[role.name] = value if isinstance(value, (str, int)) else value.id
+            ids[role.name] = (value if isinstance(value, (str, int))
+                              else value.id)
     for role in family.roles:
         if role.name in ids:
             continue

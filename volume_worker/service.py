@@ -130,6 +130,7 @@ class BackendService:
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
         self.manager.operations.frozen = bool(self.service.frozen)
+        self.manager.operations.peers = rpcapi.VolumeAPI(conf, transport)
         self.manager.operations.image_service = image_store.from_conf(conf)
         self.servers = []
         self._next_heartbeat = 0.0

@@ -32,8 +32,8 @@ DATA = b'replicated data ' * 4096
 class ReplicationRig(CrashRig):
     """A CrashRig whose file backend replicates to ``site2`` and ``site3``."""
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
+    def __init__(self, tmp_path, executor='eventlet'):
+        super().__init__(tmp_path, executor=executor)
         self.sites = {'default': self.volume_dir}
         lines = []
         for name in ('site2', 'site3'):
@@ -92,7 +92,15 @@ def _read(path, size, offset=0):
 
 @pytest.fixture
 def rig(tmp_path):
-    r = ReplicationRig(tmp_path)
+    yield from _started(ReplicationRig(tmp_path))
+
+
+@pytest.fixture(params=['eventlet', 'threading'])
+def any_rig(request, tmp_path):
+    yield from _started(ReplicationRig(tmp_path, executor=request.param))
+
+
+def _started(r):
     r.clear_faults()
     r.start()
     try:
@@ -205,7 +213,8 @@ def test_a_failing_driver_failover_ends_failover_error(rig):
         'failed-over', 'site2')
 
 
-def test_kill_inside_the_driver_failover_then_restart(rig):
+def test_kill_inside_the_driver_failover_then_restart(any_rig):
+    rig = any_rig
     replicated = rig.create()
     rig.fault_failover(HANG)
     rig.api.failover_host(rig.ctx, rig.backend, secondary_backend_id='site2')

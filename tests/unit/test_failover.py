@@ -225,7 +225,7 @@ class _Endpoints(failover_endpoints.ReplicationEndpoints):
         self.backend = HOST
         self.operations = ops
         self.driver = driver
-        self._peers = peers
+        ops.peers = peers
 
 
 class _Peers:

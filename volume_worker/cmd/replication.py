@@ -35,7 +35,8 @@ def failover(conf, backend, target, wait=True, timeout=600):
 
 
 def follow(stream, backend, event, timeout):
-    """The payload of ``backend``'s next ``<event>.end``; raises on ``.error``."""
+    """The payload of ``backend``'s next ``<event>.end``; raises on
+    ``.error``."""
     publisher = 'volume-worker.%s' % backend
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,6 @@ from oslo_log import log as logging
 from volume_worker import concurrency
 from volume_worker.flows import failover
 from volume_worker import objects
-from volume_worker import rpcapi
 from volume_worker import validation
 
 LOG = logging.getLogger(__name__)
@@ -29,13 +28,7 @@ class ReplicationEndpoints:
         with self.operations.acquire(
                 failover.FAILOVER, context, service=self._own_service(),
                 store={'secondary_backend_id': secondary_backend_id}) as op:
-            result = op.run() or {}
-            service = op.subject
-        outcome = result.get('failover_result') or {}
-        if outcome.get('clustered') and service.cluster_name:
-            self._cluster_peers().failover_completed(
-                context, service.cluster_name, outcome['active_backend_id'],
-                service.replication_status, origin=self.backend)
+            op.run()
 
     @validation.endpoint
     def freeze_host(self, context):
@@ -69,8 +62,3 @@ class ReplicationEndpoints:
         service.save()
         LOG.info('Backend %s follows its cluster %s to %s', self.backend,
                  cluster_name, active_backend_id or failover.FAILBACK_ID)
-
-    def _cluster_peers(self):
-        if getattr(self, '_peers', None) is None:
-            self._peers = rpcapi.VolumeAPI(self.conf)
-        return self._peers

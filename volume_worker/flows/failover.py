@@ -146,15 +146,27 @@ class ApplyVolumeUpdates(common.VolumeTask):
 
 
 class CompleteFailover(common.VolumeTask):
-    """A clustered driver's ``failover_completed`` (the endpoint then tells
-    the cluster's other workers)."""
+    """A clustered driver's ``failover_completed``, here and (by fanout) on
+    the cluster's other workers. Telling them is not undone, nor is its
+    failure the failover's: they also follow at their next failover."""
 
     idempotent = True
 
-    def execute(self, context, driver, failover_result):
-        if failover_result.get('clustered'):
-            common.call_driver(driver.failover_completed, context,
-                               failover_result['active_backend_id'])
+    def execute(self, context, driver, op, service, failover_result):
+        if not failover_result.get('clustered'):
+            return
+        active = failover_result['active_backend_id']
+        common.call_driver(driver.failover_completed, context, active)
+        if op.peers is None or not service.cluster_name:
+            return
+        try:
+            op.peers.failover_completed(
+                context, service.cluster_name, active,
+                fields.failover_outcome(op.store), origin=op.backend)
+        except Exception as exc:
+            LOG.error('The other workers of %s were not told of its '
+                      'failover to %s: %s', service.cluster_name,
+                      active or FAILBACK_ID, exc)
 
 
 class ThawAfterFailover(common.VolumeTask):
@@ -287,7 +299,8 @@ class SetFrozen(common.VolumeTask):
 def check_thaw(op):
     if op.subject.status == fields.ReplicationStatus.FAILING_OVER:
         raise exception.InvalidStatus(
-            resource='service', resource_id=op.backend, status=op.subject.status,
+            resource='service', resource_id=op.backend,
+            status=op.subject.status,
             operation='thaw_host', expected='not failing over')
 
 
