@@ -32,6 +32,7 @@ def setup(mode, driver_threads=64):
         from eventlet import tpool
         _tpool = tpool
         _native_logging_locks()
+        _green_request_contexts()
     elif mode == THREADING:
         from oslo_service import backend
         try:
@@ -62,6 +63,36 @@ def _native_logging_locks():
     logging._lock = native.RLock()
 
 
+def _green_request_contexts():
+    """Give each green thread a request context of its own.
+
+    oslo.context keeps the current context (what oslo.log puts in every
+    line: request id, resource id) in a ``threading.local`` made when it
+    was imported, which for the worker is before eventlet patched
+    anything: a native thread-local, shared by every green thread, so
+    concurrent operations would log each other's ids.
+    """
+    import threading as green_threading  # patched by now
+    from oslo_context import context as oslo_context
+    oslo_context._request_store = green_threading.local()
+
+
+def _with_context(fn):
+    """``fn`` run under the caller's request context, in another thread."""
+    from volume_worker import log_context
+    context = log_context.current()
+    if context is None:
+        return fn
+
+    def run(*args, **kwargs):
+        log_context.set_current(context)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            log_context.set_current(None)
+    return run
+
+
 def mode():
     return _mode or THREADING
 
@@ -74,7 +105,7 @@ def run_blocking(fn, *args, **kwargs):
     already a native thread.
     """
     if _tpool is not None:
-        return _tpool.execute(fn, *args, **kwargs)
+        return _tpool.execute(_with_context(fn), *args, **kwargs)
     return fn(*args, **kwargs)
 
 
@@ -88,8 +119,27 @@ def run_isolated(fn, *args, **kwargs):
     """
     if _mode == EVENTLET:
         import eventlet
-        return eventlet.spawn(fn, *args, **kwargs).wait()
+        ok, value = eventlet.spawn(_captured(_with_context(fn)), *args,
+                                   **kwargs).wait()
+        if not ok:
+            raise value
+        return value
     return fn(*args, **kwargs)
+
+
+def _captured(fn):
+    """``fn`` returning (True, result) or (False, its exception).
+
+    A green thread that ends with an exception has eventlet's hub print
+    its traceback on stderr, outside the log (and its format); the caller
+    re-raises it instead, traceback included.
+    """
+    def run(*args, **kwargs):
+        try:
+            return True, fn(*args, **kwargs)
+        except Exception as exc:
+            return False, exc
+    return run
 
 
 def spawn(fn, *args, **kwargs):

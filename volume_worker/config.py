@@ -21,6 +21,8 @@ def parse_args(argv, conf=None, default_config_files=None):
     opts.register_opts(conf)
     opts.set_defaults(conf)
     logging.register_options(conf)
+    from volume_worker import log_context
+    conf.set_default('instance_uuid_format', log_context.RESOURCE_FORMAT)
     conf(argv, project=PROJECT, default_config_files=default_config_files)
     return conf
 

@@ -14,6 +14,7 @@ import uuid
 from oslo_log import log as logging
 
 from volume_worker import exception
+from volume_worker import log_context
 from volume_worker import objects
 from volume_worker.objects import fields
 
@@ -173,6 +174,8 @@ class Operations:
         op = Operation(family, context, store, force, operations=self)
         try:
             with contextlib.ExitStack() as locks:
+                locks.enter_context(log_context.operation(
+                    context, _given_id(given.get(family.subject.name))))
                 with self._refusals_announced(family, given):
                     self._check_serving(family)
                     ids = _resolve_ids(family, given)
@@ -305,7 +308,9 @@ class Operations:
     def resume(self, family, row, context):
         """Finish or revert one journaled operation, under all its locks."""
         role_ids = [(name, rid) for name, _type, rid in row['resources']]
-        with self._locked(role_ids, family):
+        subject_id = dict(role_ids).get(family.subject.name)
+        with self._locked(role_ids, family), \
+                log_context.operation(context, subject_id):
             op = Operation(family, context, row['store'],
                            operation_id=row['id'], operations=self)
             op.resumed = True
@@ -323,6 +328,11 @@ class Operations:
                 return self.runner.resume(op, row, self.deps(context))
             finally:
                 self.reporter.mark_dirty()
+
+
+def _given_id(value):
+    """The id of a resource a request names by id or brings as an object."""
+    return value if isinstance(value, str) else getattr(value, 'id', None)
 
 
 def _pairs(ids):

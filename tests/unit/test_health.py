@@ -26,6 +26,8 @@ def test_a_hung_probe_fails_at_its_deadline_and_is_not_started_twice():
     status, output, _ = probe.result()  # still the same probe in flight
     assert status == health.FAIL
     assert len(calls) == 1
+    while time.monotonic() - began < 0.3:  # surely past its deadline
+        time.sleep(0.01)
     release.set()
     for _ in range(100):
         if probe._running is None:

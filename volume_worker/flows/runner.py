@@ -202,11 +202,12 @@ class FlowRunner:
             listener = _JournalListener(op.journal, tasks, progress)
             engine.atom_notifier.register('*', listener)
         counted = metrics.operation_started(self.host, op)
+        LOG.debug('%s started', op.family.operation)
         outcome = None
         try:
             try:
                 engine.run()
-            except Exception:
+            except Exception as exc:
                 # Failed and reverted: the operation has ended. Anything
                 # else (the thread killed, the process exiting) leaves the
                 # row for the next start, as a crash would.
@@ -214,10 +215,17 @@ class FlowRunner:
                            == tf_states.REVERTED else metrics.FAILED)
                 if op.journal is not None:
                     op.journal.finish()
+                if outcome == metrics.REVERTED:
+                    LOG.warning('%s failed, every step reverted: %s',
+                                op.family.operation, exc)
+                else:
+                    LOG.error('%s failed and its revert did not finish: %s',
+                              op.family.operation, exc)
                 raise
             if op.journal is not None:
                 op.journal.flush()  # the finish, if the last task wrote nothing
             outcome = metrics.SUCCEEDED
+            LOG.debug('%s succeeded', op.family.operation)
             return engine.storage.fetch_all()
         finally:
             metrics.operation_finished(op, counted, outcome)
