@@ -22,6 +22,7 @@ from oslo_log import log as logging
 
 from volume_worker import concurrency
 from volume_worker.db import api as db
+from volume_worker import timestamps
 
 LOG = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class HealthChecks:
         if recovered is not None and recovered.tzinfo is not None:
             recovered = recovered.replace(tzinfo=None)  # UTC, as utcnow()
         if recovered is not None and recovered >= self.started_at:
-            return PASS, 'journal recovered at %s' % recovered.isoformat()
+            return PASS, 'journal recovered at %s' % timestamps.iso(recovered)
         return FAIL, 'journal recovery not finished'
 
     def _heartbeat(self, backend):

@@ -11,11 +11,11 @@ import time
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
-from oslo_utils import timeutils
 
 from volume_worker import concurrency
 from volume_worker.db import api as db
 from volume_worker import rpc
+from volume_worker import timestamps
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class CapabilityReporter:
             pool['allocated_capacity_gb'] = allocated.get(pool.get('pool_name'), 0)
         report['allocated_capacity_gb'] = sum(allocated.values())
         report.update(self.extra)
-        report['timestamp'] = timeutils.utcnow().isoformat()
+        report['timestamp'] = timestamps.utcnow()
         self.last_report = report
         return report
 

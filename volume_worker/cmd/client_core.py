@@ -3,9 +3,11 @@
 ``client_commands.COMMANDS`` declares the commands; ``client`` parses argv.
 """
 
-import json
 import sys
 import time
+
+from volume_worker.cmd import output
+from volume_worker import timestamps
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -22,13 +24,13 @@ def _object_json(obj):
                 not obj.obj_attr_is_set(name)):
             continue
         value = getattr(obj, name)
-        out[name] = value.isoformat() if hasattr(value, 'isoformat') else value
+        out[name] = (timestamps.iso(value) if hasattr(value, 'strftime')
+                     else value)
     return out
 
 
 def _print(obj):
-    print(json.dumps(obj, indent=None, sort_keys=True, default=str),
-          flush=True)
+    output.emit(obj)
 
 
 class Client:

@@ -13,10 +13,11 @@
 
 import argparse
 import datetime
-import json
 import sys
 
+from volume_worker.cmd import output
 from volume_worker import config
+from volume_worker import timestamps
 
 
 def _db(conf):
@@ -26,6 +27,7 @@ def _db(conf):
 
 
 def cmd_db_sync(conf, args):
+    """migrate the worker's database to this version's schema"""
     from volume_worker.db import migration
     _db(conf)
     changed = migration.db_sync()
@@ -35,6 +37,7 @@ def cmd_db_sync(conf, args):
 
 
 def cmd_db_version(conf, args):
+    """the database's schema revision"""
     from volume_worker.db import migration
     _db(conf)
     print(migration.current_revision() or 'empty')
@@ -42,6 +45,7 @@ def cmd_db_version(conf, args):
 
 
 def cmd_service_list(conf, args):
+    """every backend's service row: up/down by heartbeat, recovery, replication"""
     from volume_worker import objects
     db = _db(conf)
     now = db.utcnow()
@@ -60,10 +64,9 @@ def cmd_service_list(conf, args):
             'replication_status': svc.replication_status,
             'active_backend_id': svc.active_backend_id,
             'disabled': svc.disabled, 'frozen': svc.frozen,
-            'updated_at': seen.isoformat() if seen else None,
-            'recovered_at': (svc.recovered_at.isoformat()
-                             if svc.recovered_at else None)})
-    print(json.dumps(rows, indent=2))
+            'updated_at': timestamps.iso(seen),
+            'recovered_at': timestamps.iso(svc.recovered_at)})
+    output.emit(rows, indent=2)
     return 0
 
 
@@ -79,6 +82,7 @@ def _backend(args):
 
 
 def cmd_failover(conf, args):
+    """fail a backend over to a replication target (--backend, --to)"""
     from volume_worker.cmd import replication
     if not args.to:
         raise ValueError('give --to TARGET: a replication_device backend_id, '
@@ -89,30 +93,33 @@ def cmd_failover(conf, args):
                                        timeout=args.timeout)
     except replication.FailoverFollowError as exc:
         return _fail(exc, EXIT_ERROR)
-    print(json.dumps(service or {'backend': args.backend,
-                                 'status': 'requested'}, indent=2))
+    output.emit(service or {'backend': args.backend, 'status': 'requested'},
+                indent=2)
     return 0
 
 
 def cmd_freeze(conf, args, frozen=True):
+    """refuse changes on a backend (--backend) until thawed"""
     from volume_worker.cmd import replication
     replication.freeze(conf, _backend(args), frozen)
-    print(json.dumps({'backend': args.backend, 'frozen': frozen}))
+    output.emit({'backend': args.backend, 'frozen': frozen})
     return 0
 
 
 def cmd_thaw(conf, args):
+    """accept changes on a frozen backend again (--backend)"""
     return cmd_freeze(conf, args, frozen=False)
 
 
 def cmd_journal_list(conf, args):
+    """operations not finished yet, with the resources each holds"""
     db = _db(conf)
     rows = [{'id': r['id'], 'host': r['host'], 'operation': r['operation'],
              'state': r['state'], 'created_at': r['created_at'],
              'resources': [{'role': role, 'type': rtype, 'id': rid}
                            for role, rtype, rid in r['resources']]}
             for r in db.journal_get_all()]
-    print(json.dumps(rows, indent=2, default=str))
+    output.emit(rows, indent=2)
     return 0
 
 
@@ -122,26 +129,29 @@ def _images(conf):
 
 
 def cmd_image_import(conf, args):
+    """import a file as an image (FILE --name NAME [--disk-format F])"""
     if not args.target or not args.name:
         raise ValueError('image import FILE --name NAME [--disk-format F]')
     meta = _images(conf).import_file(None, args.target, args.name,
                                      args.disk_format)
-    print(json.dumps(meta, indent=2))
+    output.emit(meta, indent=2)
     return 0
 
 
 def cmd_image_list(conf, args):
-    print(json.dumps(_images(conf).list(None), indent=2))
+    """the images of [image_store]"""
+    output.emit(_images(conf).list(None), indent=2)
     return 0
 
 
 def cmd_image_delete(conf, args):
+    """delete an image (ID)"""
     if not args.target:
         raise ValueError('image delete ID')
     store = _images(conf)
     store.show(None, args.target)  # an unknown id is an error here
     store.delete(None, args.target)
-    print(json.dumps({'id': args.target, 'status': 'deleted'}))
+    output.emit({'id': args.target, 'status': 'deleted'})
     return 0
 
 
@@ -160,11 +170,38 @@ COMMANDS = {
 RPC_CATEGORIES = ('failover', 'freeze', 'thaw')
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog='volume-worker-manage')
-    parser.add_argument('category', choices=sorted({c for c, _ in COMMANDS}))
-    parser.add_argument('action', nargs='?')
+DESCRIPTION = """\
+Operator commands of a volume worker: its database (schema migrations,
+service rows, the journal of unfinished operations) and, over RPC, its
+backends' replication state. Give it the worker's own configuration file.
+Output: a table on a terminal; JSON with --json or when stdout is not a
+terminal. Timestamps are ISO 8601 UTC (2026-11-25T13:05:27.123456Z)."""
+
+
+def command_list():
+    """Each command and what it does, one a line (for --help)."""
+    lines = ['commands:']
+    for (category, action), fn in COMMANDS.items():
+        name = ' '.join(w for w in (category, action) if w)
+        lines.append('  %-16s %s' % (name, (fn.__doc__ or '').strip()
+                                      .splitlines()[0] if fn.__doc__ else ''))
+    return '\n'.join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='volume-worker-manage', description=DESCRIPTION,
+        epilog=command_list(),
+        usage='%(prog)s [--config-file FILE] [--json] COMMAND [options]',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('category', metavar='COMMAND',
+                        choices=sorted({c for c, _ in COMMANDS}),
+                        help='one of the commands below')
+    parser.add_argument('action', nargs='?', metavar='ACTION',
+                        help='its action (db sync, service list, ...)')
+    from volume_worker.cmd.client import _config_arguments
+    _config_arguments(parser)
+    output.add_argument(parser)
     parser.add_argument('--backend', help='HOST@BACKEND (failover, freeze, '
                         'thaw)')
     parser.add_argument('--to', help='failover: a replication_device '
@@ -179,9 +216,19 @@ def main(argv=None):
     parser.add_argument('--disk-format', dest='disk_format', default='raw',
                         choices=('raw', 'qcow2'),
                         help='image import: the file\'s format')
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
     from volume_worker.cmd.client import _split_config_args
     oslo_args, rest = _split_config_args(argv)
+    if not rest:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args, extra = parser.parse_known_args(rest)
+    output.configure(args)
     command = COMMANDS.get((args.category, args.action))
     if command is None:
         parser.error('unknown command: %s %s (known: %s)' % (

@@ -329,7 +329,8 @@ class Snapshot(_PersistentObject):
 
 
 def _iso(value):
-    return value.isoformat() if value is not None else None
+    from volume_worker import timestamps
+    return timestamps.iso(value)
 
 
 @base.register
