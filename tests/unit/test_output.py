@@ -64,3 +64,15 @@ def test_json_output_is_parseable(capsys):
     output.emit([{'id': 'v1', 'at': datetime.datetime(2026, 1, 1)}])
     assert json.loads(capsys.readouterr().out) == [
         {'id': 'v1', 'at': '2026-01-01T00:00:00.000000Z'}]
+
+
+def test_every_manage_command_says_what_it_does():
+    from volume_worker.cmd import manage
+    for key, fn in manage.COMMANDS.items():
+        assert (fn.__doc__ or '').strip(), (
+            '%s has no docstring: volume-worker-manage --help lists each '
+            'command with the first line of its docstring' % ' '.join(
+                w for w in key if w))
+    text = manage.command_list()
+    assert all(' '.join(w for w in key if w) in text
+               for key in manage.COMMANDS)

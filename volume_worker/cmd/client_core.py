@@ -104,9 +104,9 @@ class Client:
     BAR = 30
 
     def show_progress(self, event_type, payload):
-        """A copy's progress: a bar on a terminal, else a JSON line."""
+        """A copy's progress: a bar on a terminal, else (--json) a JSON line."""
         percent = payload.get('percent') or 0
-        if sys.stdout.isatty():
+        if output.current() == output.TABLE:
             filled = self.BAR * percent // 100
             sys.stderr.write('\r%s [%s%s] %3d%%' % (
                 event_type.rsplit('.', 1)[0], '#' * filled,
