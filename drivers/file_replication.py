@@ -15,7 +15,8 @@ reaches the targets at the next sync or failover.
 to the target when the active site can still be read (a planned failover
 loses nothing; an unplanned one serves the target's last copy), then makes
 the target's directory the driver's. Volumes that are not replicated have
-no copy there: they are reported ``error``. Snapshots are not replicated.
+no copy there: they are reported ``error`` (usable again after a failback
+to the primary, where their file stayed). Snapshots are not replicated.
 """
 
 import functools
@@ -215,7 +216,7 @@ class ReplicationMixin:
         updates = []
         for volume in volumes:
             updates.append({'volume_id': volume.id, 'updates': self._fail_one(
-                volume, target, planned)})
+                volume, target, planned, secondary_id == FAILBACK_ID)})
         self._active_backend_id = (None if secondary_id == FAILBACK_ID
                                    else secondary_id)
         self.layout = target
@@ -224,9 +225,16 @@ class ReplicationMixin:
                  target.directory, secondary_id)
         return secondary_id, updates, []
 
-    def _fail_one(self, volume, target, planned):
-        """Bring one volume's copy on the target up to date; its update."""
+    def _fail_one(self, volume, target, planned, failback):
+        """Bring one volume's copy on the target up to date; its update.
+
+        A volume that is not replicated has no copy on a target; back on
+        the primary, where it never left, it is usable again.
+        """
+        path = target.volume_path(self._volume_id(volume))
         if not is_replicated(volume):
+            if failback and target.check_file(path, 'volume') is not None:
+                return {'replication_status': 'disabled'}
             return {'status': 'error', 'replication_status': 'not-capable'}
         if planned:
             try:
@@ -235,7 +243,6 @@ class ReplicationMixin:
                 LOG.warning('Volume %s: the last copy on %s is used (the '
                             'active site could not be read: %s)', volume.id,
                             target.directory, exc)
-        path = target.volume_path(self._volume_id(volume))
         if target.check_file(path, 'volume') is None:
             return {'status': 'error', 'replication_status': 'failover-error'}
         return {'replication_status': 'failed-over'}

@@ -157,7 +157,8 @@ def test_failover_to_a_target_then_another_then_back(rig):
         'enabled', None)
     assert _read(rig.path('default', replicated), 16) == b'written on site3'
     assert os.path.getsize(rig.path('default', replicated)) == 2 * GiB
-    assert rig.db.status(plain) == VolumeStatus.ERROR
+    # The volume that could not follow never left the primary: usable again.
+    assert rig.db.status(plain) == VolumeStatus.AVAILABLE
 
     listed = json.loads(rig.manage('service', 'list').stdout)
     [mine] = [s for s in listed if s['host'] == rig.backend]

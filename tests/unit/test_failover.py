@@ -96,11 +96,34 @@ def test_reference_form_driver_and_non_replicated_volumes_go_to_error(
     got = objects.Volume.get_by_id(replicated.id)
     assert (got.status, got.replication_status, got.provider_location) == (
         'available', 'failed-over', 'site:site2')
-    # A failback leaves the volumes that could not follow as they are.
+    # A failback the driver says nothing of leaves them as they are.
     _failover(ops, service, 'default')
     assert objects.Volume.get_by_id(plain.id).status == 'error'
     assert objects.Volume.get_by_id(replicated.id).replication_status == \
         'enabled'
+
+
+def test_failback_gives_back_volumes_that_never_left_the_primary(
+        ops, driver, service, monkeypatch):
+    plain, attached = (helpers.available_volume(ops) for _ in range(2))
+    helpers.attach(ops, attached.id)
+    not_replicated = {'status': 'error', 'replication_status': 'not-capable'}
+
+    def failover_host(context, volumes, secondary_id=None, groups=None):
+        updates = (not_replicated if secondary_id != 'default'
+                   else {'replication_status': 'disabled'})
+        return secondary_id, [{'volume_id': v.id, 'updates': dict(updates)}
+                              for v in volumes], []
+    monkeypatch.setattr(driver, 'failover_host', failover_host)
+    _failover(ops, service, 'site2')
+    for volume in (plain, attached):
+        got = objects.Volume.get_by_id(volume.id)
+        assert (got.status, got.replication_status) == ('error',
+                                                        'not-capable')
+    _failover(ops, service, 'default')
+    got = objects.Volume.get_by_id(plain.id)
+    assert (got.status, got.replication_status) == ('available', 'disabled')
+    assert objects.Volume.get_by_id(attached.id).status == 'in-use'
 
 
 @pytest.mark.parametrize('target, reason', [

@@ -133,6 +133,18 @@ def test_failed_over_writes_go_to_the_other_targets_and_failback_resyncs(
     assert restarted.local_path(vol) == copy_path(sites, 'primary', vol)
 
 
+def test_volumes_that_are_not_replicated_are_usable_again_after_failback(
+        sites):
+    driver = make_driver(sites)
+    plain = volume(replicated=False)
+    driver.create_volume(plain)
+    _, updates, _ = driver.failover_host(None, [plain], 'site2')
+    assert updates[0]['updates'] == {'status': 'error',
+                                     'replication_status': 'not-capable'}
+    _, updates, _ = driver.failover_host(None, [plain], 'default')
+    assert updates[0]['updates'] == {'replication_status': 'disabled'}
+
+
 def test_bad_replication_devices_and_targets_are_refused(sites, tmp_path):
     with pytest.raises(exception.InvalidInput, match='backend_id:NAME'):
         conf = cfg.ConfigOpts()

@@ -109,7 +109,9 @@ class ApplyVolumeUpdates(common.VolumeTask):
     A volume the driver does not mention keeps its data on the primary:
     replicated, it takes the service's new replication status; not
     replicated, it is unusable on the new active backend (``error``,
-    ``not-capable``), except on a failback. Re-applying converges.
+    ``not-capable``), except on a failback. A volume an earlier failover
+    left ``not-capable`` that the driver reports usable on a failback is
+    back to ``available`` (``in-use`` if attached). Re-applying converges.
     """
 
     idempotent = True
@@ -130,6 +132,11 @@ class ApplyVolumeUpdates(common.VolumeTask):
                         continue
                     update = {'status': objects.VolumeStatus.ERROR,
                               'replication_status': 'not-capable'}
+            if failback and _usable_again(volume, update):
+                update['status'] = (
+                    objects.VolumeStatus.IN_USE
+                    if db.attachment_others(volume.id, None)
+                    else objects.VolumeStatus.AVAILABLE)
             if update.get('status') == objects.VolumeStatus.ERROR:
                 update.setdefault('replication_status',
                                   fields.ReplicationStatus.FAILOVER_ERROR)
@@ -230,6 +237,15 @@ def normalize_result(result):
             'volume_updates': [{'volume_id': e['volume_id'],
                                 'updates': dict(e.get('updates') or {})}
                                for e in volume_updates]}
+
+
+def _usable_again(volume, update):
+    """Left in error by a failover for not being replicated, and reported
+    without error by the driver's failback."""
+    return (volume.status == objects.VolumeStatus.ERROR and
+            volume.replication_status == 'not-capable' and
+            'status' not in update and
+            update.get('replication_status') not in (None, 'not-capable'))
 
 
 def _save_volume(volume, update):
