@@ -360,8 +360,17 @@ class BaseVD(object):
         """Callback after a consumer detached ``volume``."""
 
     def _local_connector(self):
-        """The connector of this host, for the generic copies' attachments."""
-        return datapath.local_connector()
+        """The connector of this host, for the generic copies' attachments.
+
+        Probed once (os-brick's probe runs a dozen privileged look-ups, a
+        noticeable part of a small copy); the host does not change under a
+        running driver.
+        """
+        connector = getattr(self, '_local_connector_props', None)
+        if connector is None:
+            connector = self._local_connector_props = (
+                datapath.local_connector())
+        return dict(connector)
 
     # -- images and backups (generic: drivers.generic) ------------------------
 

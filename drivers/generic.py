@@ -180,13 +180,17 @@ def _image_file(driver, image_service, context, image_id, meta):
     """A local file of the image and its pending checksum check.
 
     The store's own file when it keeps images on this host (checked by a
-    parallel reader while the copy runs), else a downloaded copy (checked
-    by the service as it streams), removed afterwards.
+    parallel reader while the copy runs, unless the store knows the file
+    unchanged since it computed the checksum), else a downloaded copy
+    (checked by the service as it streams), removed afterwards.
     """
     local_path = getattr(image_service, 'local_path', None)
     path = local_path(context, image_id) if local_path else None
     if path:
-        checksum = qemu_img.Checksum(path, meta.get('checksum'), image_id)
+        verified = getattr(image_service, 'is_verified', None)
+        expected = (None if verified and verified(context, image_id)
+                    else meta.get('checksum'))
+        checksum = qemu_img.Checksum(path, expected, image_id)
         try:
             yield path, checksum
         finally:

@@ -42,6 +42,11 @@ class ImageService(abc.ABC):
         """
         return None
 
+    def is_verified(self, context, image_id):
+        """Whether ``local_path``'s file is known unchanged since its
+        checksum was computed (then a copy need not read it twice)."""
+        return False
+
     def get_location(self, context, image_id):
         """``(url, locations)`` as Cinder's Glance service gives them."""
         return None, []

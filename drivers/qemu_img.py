@@ -12,11 +12,11 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
+import sys
 import tempfile
-
-from oslo_concurrency import processutils
 
 from drivers import exception
 from drivers import throttle as throttling
@@ -24,9 +24,9 @@ from drivers import throttle as throttling
 FORMATS = ('raw', 'qcow2')
 
 # As Cinder limits qemu-img info: a crafted header cannot make it spin or
-# balloon.
-INFO_LIMITS = processutils.ProcessLimits(cpu_time=30,
-                                         address_space=1 << 30)
+# balloon (set in the child itself: no wrapper process to start).
+INFO_CPU_SECONDS = 30
+INFO_MEMORY = 1 << 30
 
 # Headers of formats a "raw" image must not start with: qemu would read
 # them as bytes, a consumer probing the volume might not.
@@ -44,18 +44,27 @@ def _refuse(image_id, reason):
 
 def info(path, fmt, image_id=None):
     """``qemu-img info --output=json`` of ``path`` read as ``fmt``."""
-    try:
-        out, _err = processutils.execute(
-            'qemu-img', 'info', '--output=json', '-f', fmt, path,
-            prlimit=INFO_LIMITS)
-    except processutils.ProcessExecutionError as exc:
-        detail = (exc.stderr or exc.stdout or str(exc)).strip()
+    proc = subprocess.run(
+        ['qemu-img', 'info', '--output=json', '-f', fmt, path],
+        capture_output=True, stdin=subprocess.DEVNULL,
+        preexec_fn=_limited, timeout=INFO_CPU_SECONDS * 2)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).decode('utf-8', 'replace')
+        detail = detail.strip()
         raise _refuse(image_id or path, 'not a readable %s image: %s'
                       % (fmt, detail.splitlines()[-1] if detail else '?'))
     try:
-        return json.loads(out)
+        return json.loads(proc.stdout)
     except ValueError:
         raise _refuse(image_id or path, 'qemu-img info gave no JSON')
+
+
+def _limited():
+    """In the child: qemu-img info under the limits, dying with the worker."""
+    resource.setrlimit(resource.RLIMIT_CPU,
+                       (INFO_CPU_SECONDS, INFO_CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_AS, (INFO_MEMORY, INFO_MEMORY))
+    _die_with_parent()
 
 
 def inspect(path, fmt, image_id, max_virtual_size=None):
@@ -152,6 +161,16 @@ def _follow(stream, total_bytes, progress):
     stream.close()
 
 
+_SHA256_SCRIPT = '''
+import hashlib, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], 'rb') as f:
+    for block in iter(lambda: f.read(4 << 20), b''):
+        digest.update(block)
+print(digest.hexdigest())
+'''
+
+
 class Checksum:
     """sha256 of a file computed by a process of its own, beside a copy.
 
@@ -168,10 +187,11 @@ class Checksum:
 
     def start(self):
         if self.expected:
+            # Python's hashlib (OpenSSL): several times coreutils' sha256sum.
             self.proc = subprocess.Popen(
-                ['sha256sum', '-b', self.path], stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
+                [sys.executable, '-c', _SHA256_SCRIPT, self.path],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         return self
 
     def verify(self):
@@ -182,7 +202,7 @@ class Checksum:
         if self.proc.wait() != 0:
             raise _refuse(self.image_id, 'its file could not be read to '
                           'verify its checksum')
-        actual = out.split(b' ', 1)[0].decode('ascii', 'replace')
+        actual = out.strip().decode('ascii', 'replace')
         if actual != self.expected:
             raise _refuse(self.image_id, 'checksum mismatch: sha256 %s, '
                           'expected %s' % (actual, self.expected))

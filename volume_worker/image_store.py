@@ -85,6 +85,17 @@ class LocalImageStore(image_service.ImageService):
                 % meta.get('status'))
         return self._file(image_id, 'img')
 
+    def is_verified(self, context, image_id):
+        """Whether the image's file is the one its checksum was computed
+        from: same inode, size, mtime and ctime (no write, truncation or
+        replacement since; ctime cannot be set back from user space)."""
+        meta = self.show(context, image_id)
+        try:
+            return meta.get('file_stat') == _file_stat(
+                self._file(image_id, 'img'))
+        except FileNotFoundError:
+            return False
+
     def get_location(self, context, image_id):
         path = self.local_path(context, image_id)
         url = 'file://' + path
@@ -158,7 +169,9 @@ class LocalImageStore(image_service.ImageService):
                     virtual_size=found['virtual-size'],
                     checksum=qemu_img.sha256_of(staged), status=ACTIVE,
                     updated_at=_now())
-        os.replace(staged, self._file(image_id, 'img'))
+        final = self._file(image_id, 'img')
+        os.replace(staged, final)
+        meta['file_stat'] = _file_stat(final)
         self._write_meta(meta)
         fileops.fsync_dir(self.path)
         return meta
@@ -172,12 +185,27 @@ class LocalImageStore(image_service.ImageService):
 
     def import_file(self, context, path, name, disk_format='raw',
                     image_id=None):
-        """Copy the file at ``path`` into the store as a new active image."""
+        """Copy the file at ``path`` into the store as a new active image.
+
+        Holes stay holes; on a btrfs/XFS store the copy shares the file's
+        extents when it is on the same filesystem.
+        """
         meta = self.create(context, {'id': image_id, 'name': name,
                                      'disk_format': disk_format})
         try:
-            with open(path, 'rb') as data:
-                return self.update(context, meta['id'], {}, data)
+            staged = self.staging_path(context, meta['id'])
+            method = (fileops.CLONE_REFLINK
+                      if fileops.probe_reflink(self.staging)
+                      else fileops.CLONE_COPY)
+            try:
+                fileops.clone_file(path, staged, os.path.getsize(path),
+                                   method, mode=0o640)
+            except OSError:
+                if method == fileops.CLONE_COPY:
+                    raise
+                fileops.clone_file(path, staged, os.path.getsize(path),
+                                   fileops.CLONE_COPY, mode=0o640)
+            return self.update(context, meta['id'], {}, staged)
         except BaseException:
             self.delete(context, meta['id'])
             raise
@@ -190,6 +218,11 @@ class LocalImageStore(image_service.ImageService):
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, final)
+
+
+def _file_stat(path):
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _take_over(source, target):

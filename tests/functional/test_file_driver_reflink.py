@@ -220,3 +220,88 @@ def test_copy_throughput_against_cp(tmp_path):
              256 / timings['cp']))
     assert read_at(tmp_path / 'ours', 255 * MiB, MiB) == PATTERN
     assert fileops.allocated_bytes(tmp_path / 'ours') <= 260 * MiB
+
+
+# -- raw images of a store on the same filesystem (clone_image) -----------------
+
+def _image_store(root):
+    from volume_worker import image_store
+    return image_store.LocalImageStore(str(root / ('images-' +
+                                                   uuid.uuid4().hex[:8])))
+
+
+def _raw_image(store, directory, size_gb=4):
+    source = directory / ('disk-%s.raw' % uuid.uuid4().hex[:8])
+    with open(source, 'wb') as f:
+        f.truncate(size_gb * GiB)
+    fill(str(source), 0, PATTERN, 32)
+    fill(str(source), size_gb * GiB - 16 * MiB, PATTERN, 16)
+    image = store.import_file(None, str(source), 'disk')
+    os.unlink(source)
+    return image
+
+
+def test_raw_image_on_the_same_filesystem_becomes_a_volume_by_reflink(
+        driver, reflink_mount):
+    fstype, mountpoint = reflink_mount
+    store = _image_store(mountpoint)
+    image = _raw_image(store, mountpoint)
+    free_before = free_bytes(store.path)
+    vol = new_volume(size=4)
+    started = time.monotonic()
+    update, cloned = driver.clone_image(
+        vol, store.get_location(None, image['id']), image['id'], image,
+        store)
+    elapsed = time.monotonic() - started
+    print('\n%s: a 4 GiB raw image (48 MiB of data) cloned in %.3f s'
+          % (fstype, elapsed))
+    assert cloned is True
+    path = driver.local_path(vol)
+    assert os.stat(path).st_size == 4 * GiB
+    assert shared_extents(path) > 0
+    assert free_before - free_bytes(store.path) < 16 * MiB
+    assert read_at(path, 4 * GiB - MiB, len(PATTERN)) == PATTERN
+    # The image is not touched by writes to the volume.
+    fill(path, 0, b'\xab' * MiB, 1)
+    assert read_at(store.local_path(None, image['id']), 0,
+                   len(PATTERN)) == PATTERN
+
+
+def test_images_that_cannot_be_shared_are_declined(driver, reflink_mount,
+                                                   tmp_path):
+    _fstype, mountpoint = reflink_mount
+    vol = new_volume(size=1)
+    same_fs = _image_store(mountpoint)
+    raw = _raw_image(same_fs, mountpoint, size_gb=1)
+    qcow2 = dict(raw, disk_format='qcow2')
+    location = same_fs.get_location(None, raw['id'])
+    assert driver.clone_image(vol, location, raw['id'], qcow2,
+                              same_fs) == (None, False)
+    assert driver.clone_image(vol, (None, []), raw['id'], raw,
+                              same_fs) == (None, False)
+    other_fs = _image_store(tmp_path)                   # ext4
+    elsewhere = _raw_image(other_fs, tmp_path, size_gb=1)
+    assert driver.clone_image(
+        vol, other_fs.get_location(None, elsewhere['id']), elsewhere['id'],
+        elsewhere, other_fs) == (None, False)
+    assert not os.path.exists(driver.local_path(vol))
+
+
+def test_a_raw_image_hiding_a_qcow2_header_is_refused(driver, reflink_mount):
+    _fstype, mountpoint = reflink_mount
+    store = _image_store(mountpoint)
+    hidden = mountpoint / ('hidden-%s' % uuid.uuid4().hex[:8])
+    _run('qemu-img', 'create', '-f', 'qcow2', '-b', '/etc/shadow', '-F',
+         'raw', str(hidden), '1M')
+    with pytest.raises(exception.ImageUnacceptable):
+        store.import_file(None, str(hidden), 'hidden')  # as "raw"
+    # Planted behind the store's back, as a compromised store would hold it.
+    image = store.create(None, {'name': 'hidden'})
+    os.replace(hidden, os.path.join(store.path, image['id'] + '.img'))
+    image.update(status='active', size=MiB, virtual_size=MiB)
+    store._write_meta(image)
+    vol = new_volume(size=1)
+    with pytest.raises(exception.ImageUnacceptable, match='qcow2 header'):
+        driver.clone_image(vol, store.get_location(None, image['id']),
+                           image['id'], image, store)
+    assert not os.path.exists(driver.local_path(vol))

@@ -51,7 +51,7 @@ SIZES = {
 }
 
 ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'datapath',
-                'backup', 'journal')
+                'backup', 'images', 'journal')
 
 
 def machine():
@@ -160,6 +160,7 @@ class Bench:
             self.section('scale', self.scale)
             self.section('datapath', self.datapath)
             self.section('backup', self.backup)
+            self.section('images', self.images)
             self.section('journal', self.journal)
             if self.args.peer:
                 self.section('peer', self.peer, enabled=True)
@@ -244,6 +245,11 @@ class Bench:
         s = self.size
         backup.measure(self.results, 1, min(s['data_mib'], 1024) * backup.MiB,
                        max(s['rounds'], 2))
+
+    def images(self):
+        import images
+        s = self.size
+        images.measure(self.results, s['data_mib'] * images.MiB, s['rounds'])
 
     def journal(self):
         import journal
