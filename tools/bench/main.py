@@ -249,7 +249,8 @@ class Bench:
     def images(self):
         import images
         s = self.size
-        images.measure(self.results, s['data_mib'] * images.MiB, s['rounds'])
+        images.measure(self.results, s['data_mib'] * images.MiB, s['rounds'],
+                       clone_gb=s['volume_gb'])
 
     def journal(self):
         import journal
