@@ -371,3 +371,42 @@ def test_the_client_backs_up_restores_lists_and_deletes(rig):
         assert bad.returncode != 0 and 'does not exist' in bad.stderr
     finally:
         stream.close()
+
+
+def test_bad_backup_requests_get_one_clear_error(rig):
+    from volume_worker import exception
+    from volume_worker import objects
+
+    def call(method, **kwargs):
+        return rig.api.client.prepare(server=rig.backend, timeout=10).call(
+            rig.ctx, method, **kwargs)
+
+    [volume_id] = rig.create_available(1)
+    with pytest.raises(exception.VolumeNotFound):
+        call('create_backup', backup=objects.Backup(
+            id=str(uuid.uuid4()), volume_id=str(uuid.uuid4())))
+    with pytest.raises(exception.InvalidInput) as err:
+        call('create_backup', backup=objects.Backup(
+            id=str(uuid.uuid4()), volume_id=volume_id), incremental=True)
+    assert 'no available backup' in str(err.value)
+    with pytest.raises(exception.InvalidInput):
+        call('create_backup', backup=objects.Backup(
+            id=str(uuid.uuid4()), volume_id=volume_id,
+            display_name='bad\nname'))
+    with pytest.raises(exception.InvalidInput):
+        call('create_backup', backup=objects.Backup(
+            id='not-a-uuid', volume_id=volume_id))
+    with pytest.raises(exception.BackupNotFound):
+        call('restore_backup', backup_id=str(uuid.uuid4()),
+             volume_id=volume_id)
+    with pytest.raises(exception.InvalidInput):
+        call('restore_backup', backup_id='../../etc', volume_id=volume_id)
+    row = _backup(rig, volume_id)
+    rig.cast_delete(volume_id)
+    state.wait_until(lambda: rig.db.volume(volume_id)['deleted'], 30,
+                     'volume deleted')
+    with pytest.raises(exception.InvalidInput) as err:
+        call('restore_backup', backup_id=row['id'], volume_id=volume_id)
+    assert 'cannot be reused' in str(err.value)
+    assert call('get_backup', backup_id=row['id']).status == 'available'
+    assert rig.worker.proc.poll() is None
