@@ -233,3 +233,73 @@ def test_kill_inside_the_driver_failover_then_restart(any_rig):
     assert out.returncode == 0, out.stderr
     assert rig.service()['replication_status'] == 'failed-over'
     assert os.path.exists(rig.path('site2', replicated))
+
+
+def test_a_cluster_fails_over_together(tmp_path):
+    """Two workers of one cluster on one backend: the one that fails over
+    runs the driver's ``failover``, the other follows by the fanout."""
+    import datetime
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    from volume_worker import objects
+    from volume_worker import rpc
+    from volume_worker import rpcapi
+    unique = uuid.uuid4().hex[:8]
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    sites = {'default': str(shared / 'volumes'),
+             'site2': str(shared / 'site2')}
+    backend = {'volume_driver': 'drivers.file.FileVolumeDriver',
+               'volume_backend_name': 'file1',
+               'file_volume_dir': sites['default'],
+               'target_protocol': 'local',
+               'replication_device': 'backend_id:site2,path:%s'
+                                     % sites['site2']}
+    url = 'sqlite:///%s/volume-worker.sqlite' % shared
+    workers, hosts = [], []
+    # A topic of its own: the fanout reaches this test's workers only.
+    for name in ('a', 'b'):
+        path, settings = process.write_config(
+            str(tmp_path / name), database=url,
+            coordination_url='file://%s/locks' % shared,
+            extra_default={'cluster': 'cl-%s' % unique,
+                           'volume_topic': 'volume-worker-%s' % unique},
+            backends={'file1': backend})
+        workers.append(process.WorkerProcess(path).start())
+        hosts.append((path, settings['backends'][0]))
+    db = state.WorkerDB(url)
+    try:
+        type_id = str(uuid.uuid4())
+        with db.engine.begin() as conn:
+            conn.execute(sa.insert(models.volume_types).values(
+                id=type_id, name='replicated-%s' % unique, is_public=True,
+                extra_specs={'replication_enabled': '<is> True'},
+                created_at=datetime.datetime.now(), deleted=False))
+        (path_a, backend_a), (path_b, backend_b) = hosts
+        out = subprocess.run(
+            [os.path.join(process.VENV_BIN, 'volume-worker-manage'),
+             '--config-file', path_a, 'failover', '--backend', backend_a,
+             '--to', 'site2', '--timeout', '60'],
+            capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        services = {s['host']: s for s in db.services()}
+        assert services[backend_a]['active_backend_id'] == 'site2'
+        state.wait_until(
+            lambda: {s['host']: s for s in db.services()}[backend_b][
+                'active_backend_id'] == 'site2', 30, 'the peer following')
+        assert 'follows its cluster' in workers[1].log_text()
+        # The peer's driver serves from site2 now.
+        api = rpcapi.VolumeAPI(process.client_config(path_b), timeout=30)
+        volume = objects.Volume(id=str(uuid.uuid4()), size=1, metadata={},
+                                host=backend_b, volume_type_id=type_id)
+        api.create_volume(rpc.admin_context(), backend_b, volume)
+        state.wait_until(lambda: db.status(volume.id) ==
+                         VolumeStatus.AVAILABLE, 30, 'create on the peer')
+        assert os.path.exists(os.path.join(
+            sites['site2'], file_layout.VOLUME_PREFIX + volume.id))
+        assert not os.path.exists(os.path.join(
+            sites['default'], file_layout.VOLUME_PREFIX + volume.id))
+    finally:
+        for worker in workers:
+            worker.stop()
+        db.close()
