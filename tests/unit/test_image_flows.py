@@ -237,3 +237,9 @@ def test_older_readers_see_known_statuses():
     old = volume.obj_to_primitive(target_version='1.2')
     assert old['versioned_object.data']['status'] == 'creating'
     assert 'image_id' not in old['versioned_object.data']
+
+
+def test_snapshots_backport_as_before():
+    snapshot = helpers.new_snapshot(str(uuid.uuid4()))
+    old = snapshot.obj_to_primitive(target_version='1.1')
+    assert 'group_snapshot_id' not in old['versioned_object.data']

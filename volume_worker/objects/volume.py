@@ -303,12 +303,6 @@ class Snapshot(_PersistentObject):
     def obj_make_compatible(self, primitive, target_version):
         super().obj_make_compatible(primitive, target_version)
         version = versionutils.convert_version_to_tuple(target_version)
-        if version < (1, 3):
-            primitive.pop('image_id', None)
-            primitive.pop('image_metadata', None)
-            status = primitive.get('status')
-            if status in self.STATUSES_OF_1_3:
-                primitive['status'] = self.STATUSES_OF_1_3[status]
         if version < (1, 2):
             primitive.pop('group_snapshot_id', None)
         if version < (1, 1):
