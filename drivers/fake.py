@@ -37,10 +37,16 @@ fake_opts = (
     cfg.DictOpt('fake_fault_delay', default={},
                 help='Make driver methods slow: method:seconds pairs, e.g. '
                      'create_volume:5,delete_volume:0.5. The call blocks the '
-                     'calling native thread.'),
+                     'calling native thread (a real sleep, even when the '
+                     'worker runs on eventlet), as a hung array would.'),
     cfg.ListOpt('fake_fault_raise', default=[],
                 help='Driver methods that fail with '
                      'VolumeBackendAPIException, e.g. create_snapshot.'),
+    cfg.DictOpt('fake_fault_count', default={},
+                help='Apply the faults of a method (delay and raise) to its '
+                     'first N calls only: method:N pairs, e.g. do_setup:5 '
+                     'with fake_fault_raise = do_setup fails set-up five '
+                     'times, then lets it succeed. Unset: every call.'),
     cfg.StrOpt('fake_state_path',
                help='JSON file keeping the fake backend across worker '
                     'restarts; state is memory-only when unset. One process '
@@ -98,6 +104,7 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
         self.configuration.append_config_values(fake_opts)
         self._lock = base.native_lock(reentrant=True)
         self._frozen = False
+        self._fault_calls = {}
         for key in _STATE_KEYS:
             setattr(self, '_' + key, {})
 
@@ -108,14 +115,38 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
     # -- fault injection and persistence ---------------------------------
 
     def _inject_fault(self, method):
+        if not self._fault_applies(method):
+            return
         delays = self.configuration.safe_get('fake_fault_delay') or {}
         if method in delays:
             seconds = self._delay_seconds(method, delays[method])
             LOG.debug('Fake fault: delaying %s by %ss', method, seconds)
-            time.sleep(seconds)
+            _native_sleep(seconds)
         if method in (self.configuration.safe_get('fake_fault_raise') or []):
             raise exception.VolumeBackendAPIException(
                 data='fault injected into %s by fake_fault_raise' % method)
+
+    def _fault_applies(self, method):
+        """Counts the call; False once a method's fake_fault_count is used up."""
+        counts = self.configuration.safe_get('fake_fault_count') or {}
+        if method not in counts:
+            return True
+        with self._lock:
+            calls = self._fault_calls.get(method, 0) + 1
+            self._fault_calls[method] = calls
+        return calls <= self._count(method, counts[method])
+
+    @staticmethod
+    def _count(method, value):
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            count = -1
+        if count < 0:
+            raise exception.InvalidInput(
+                reason='fake_fault_count for %s must be a whole number >= '
+                       '0, not %r' % (method, value))
+        return count
 
     @staticmethod
     def _delay_seconds(method, value):
@@ -170,13 +201,17 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
         known = {name for name in dir(cls) if getattr(
             inspect.getattr_static(cls, name), '_faulty', False)}
         delays = self.configuration.fake_fault_delay
-        for method in list(delays) + list(self.configuration.fake_fault_raise):
+        counts = self.configuration.fake_fault_count
+        for method in (list(delays) + list(self.configuration.fake_fault_raise)
+                       + list(counts)):
             if method not in known:
                 raise exception.InvalidInput(
                     reason='fault configured for unknown driver method %r'
                            % method)
         for method, value in delays.items():
             self._delay_seconds(method, value)
+        for method, value in counts.items():
+            self._count(method, value)
 
     # -- test helpers --------------------------------------------------------
 
@@ -699,6 +734,23 @@ def _manageable(name, size, cinder_id=None, source_name=None):
     return entry
 
 
+
+
+def _native_sleep(seconds):
+    """Block the calling native thread, even in a monkey-patched process.
+
+    A green sleep would yield to the other green threads: the fault would
+    then hide the very stall (a natively blocking backend call) it is there
+    to produce.
+    """
+    try:
+        from eventlet import patcher
+    except ImportError:
+        patcher = None
+    if patcher is not None and patcher.is_monkey_patched('time'):
+        patcher.original('time').sleep(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def _install_fault_injection(cls):

@@ -142,6 +142,59 @@ def _captured(fn):
     return run
 
 
+def submit_blocking(fn, *args, **kwargs):
+    """Start a call that may block natively; returns a ``Pending`` at once.
+
+    The caller waits as long as it wants (``Pending.wait(timeout)``) and
+    may give up: the call goes on in its native thread until it returns,
+    holding that thread only. For calls that may hang for minutes (a
+    backend's stats), so that no green thread or loop waits behind them.
+    """
+    pending = Pending()
+
+    def run():
+        try:
+            pending._result = run_blocking(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to result()
+            pending._error = exc
+        finally:
+            pending._done.set()
+    if _mode == EVENTLET:
+        import eventlet
+        eventlet.spawn(run)  # waits, green, on a native thread of tpool
+    else:
+        threading.Thread(target=run, daemon=True).start()
+    return pending
+
+
+class Pending:
+    """The future of a ``submit_blocking`` call."""
+
+    def __init__(self):
+        self._done = threading.Event()  # green under eventlet: set there
+        self._result = None
+        self._error = None
+        self.started = time.monotonic()
+
+    def done(self):
+        return self._done.is_set()
+
+    def wait(self, timeout=None):
+        """True once the call has returned (or raised), False on timeout."""
+        return self._done.wait(timeout)
+
+    def result(self):
+        """The call's return value; raises what it raised."""
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def event():
+    """An event that the threads (green or native) of this mode can wait on."""
+    return threading.Event()
+
+
 def spawn(fn, *args, **kwargs):
     """Start ``fn`` in the background; returns an object with ``wait()``."""
     if _mode == EVENTLET:

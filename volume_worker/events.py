@@ -174,12 +174,68 @@ def _ensure_exchange(connection, exchange):
     exchange(connection.channel()).declare()
 
 
+class FanoutProbe:
+    """Tells whether ``<topic>_fanout`` exists, i.e. whether anyone listens.
+
+    The exchange is auto-deleted with its last consumer; a publish to it
+    then fails with 404, which oslo.messaging logs as errors and answers
+    with a reconnect. A passive declaration on a connection of our own
+    costs one round trip and never disturbs the transport's pool. Used
+    from one thread at a time (a backend's report loop).
+    """
+
+    def __init__(self, transport_url, topic, connect_timeout=5):
+        self.url = transport_url.replace('rabbit://', 'amqp://', 1)
+        self.name = '%s_fanout' % topic
+        self.connect_timeout = connect_timeout
+        self._connection = None
+        self._channel = None
+        self.broker_error = None  # why the last probe could not ask
+
+    def __call__(self):
+        """True when the exchange exists; False when absent or unreachable."""
+        try:
+            channel = self._ensure_channel()
+            channel.exchange_declare(self.name, 'fanout', passive=True)
+            self.broker_error = None
+            return True
+        except Exception as exc:
+            if _is_not_found(exc):
+                self._channel = None  # the broker closed it
+                self.broker_error = None
+                return False
+            self.broker_error = str(exc) or type(exc).__name__
+            self.close()
+            return False
+
+    def _ensure_channel(self):
+        if self._connection is None:
+            self._connection = kombu.Connection(
+                self.url, connect_timeout=self.connect_timeout)
+            self._connection.ensure_connection(max_retries=1)
+        if self._channel is None:
+            self._channel = self._connection.channel()
+        return self._channel
+
+    def close(self):
+        connection, self._connection, self._channel = (
+            self._connection, None, None)
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # already broken
+                pass
+
+
+def _is_not_found(exc):
+    return getattr(exc, 'code', None) == 404 or 'NOT_FOUND' in str(exc)
+
+
 def declare_fanout_exchange(transport_url, topic, durable=False):
     """Declare ``<topic>_fanout`` as oslo.messaging's consumers would.
 
-    oslo.messaging publishes a fanout cast to an exchange that only its
-    consumers declare; with no scheduler up yet, every report would fail and
-    log an error. Declaring it ourselves makes such a report a quiet no-op.
+    For tools that stand in for a scheduler; the worker itself never
+    declares it (a report for nobody is skipped, see ``FanoutProbe``).
     ``durable``: ``[oslo_messaging_rabbit] rabbit_transient_quorum_queue``,
     as oslo.messaging declares it.
     """

@@ -166,3 +166,9 @@ class BackendFrozen(WorkerException):
 
 class FailoverFailed(WorkerException):
     message = 'Failover of %(backend)s failed: %(reason)s'
+
+
+class BackendNotResponding(WorkerException):
+    message = ('Backend %(backend)s: %(call)s has not returned within '
+               '%(seconds)s s.')
+    code = 504

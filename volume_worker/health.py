@@ -179,15 +179,16 @@ class HealthChecks:
         return 'round trip through its own queue'
 
     def _driver(self, backend):
+        reporter = backend.reporter
         if not backend.driver.initialized:
-            return FAIL, 'driver %s did not set up' % type(
-                backend.driver).__name__
-        report = getattr(backend.reporter, 'last_report', None) or {}
+            return FAIL, 'driver %s did not set up: %s' % (
+                type(backend.driver).__name__, reporter.state_reason)
+        report = getattr(reporter, 'last_report', None) or {}
         state = report.get('backend_state')
         if state in (None, 'up'):
             return PASS, 'driver %s ready' % type(backend.driver).__name__
         return (FAIL if state == 'down' else WARN,
-                'backend_state %s' % state)
+                'backend_state %s: %s' % (state, reporter.state_reason))
 
     def _recovery(self, backend):
         recovered = backend.service.recovered_at

@@ -13,6 +13,7 @@ from oslo_log import log as logging
 
 from volume_worker import concurrency
 from volume_worker.endpoints import backups as backup_endpoints
+from volume_worker.endpoints import service as service_endpoints
 from volume_worker import exception
 from volume_worker.flows import attachment as attachment_flows
 from volume_worker.flows import clone
@@ -45,7 +46,8 @@ GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 
 class VolumeManager(replication_endpoints.ReplicationEndpoints,
                     backup_endpoints.BackupEndpoints,
-                    images.ImageEndpoints):
+                    images.ImageEndpoints,
+                    service_endpoints.ServiceEndpoints):
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,
@@ -518,16 +520,3 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
         limit = validation.check_limit(limit)
         filters['backend'] = self.backend
         return cls.get_all(filters=filters, marker=marker, limit=limit)
-
-    # -- reporting -----------------------------------------------------------
-
-    @validation.endpoint(read_only=True)
-    def get_capabilities(self, context, discover=False):
-        validation.check_bool(discover, 'discover')
-        if discover or self.reporter.last_report is None:
-            return self.reporter.build()
-        return self.reporter.last_report
-
-    @validation.endpoint
-    def publish_service_capabilities(self, context):
-        self.reporter.publish()

@@ -190,12 +190,19 @@ class Operations:
             self.reporter.mark_dirty()
 
     def _check_serving(self, family):
-        """Refuse at once what this backend cannot take now, by its state."""
+        """Refuse at once what this backend cannot take now, by its state.
+
+        The one place for such refusals (shutting down, driver not set up
+        with the reason its set-up fails, frozen), so every operation family
+        gets them alike.
+        """
         if not self.accepting:
             raise exception.ShuttingDown(operation=family.operation)
         if not self.driver.initialized:
             raise exception.DriverNotInitialized(
-                backend=self.backend, reason='set-up has not succeeded')
+                backend=self.backend,
+                reason=getattr(self.reporter, 'state_reason', None) or
+                'set-up has not succeeded')
         if self.frozen and not family.while_frozen:
             raise exception.BackendFrozen(backend=self.backend,
                                           operation=family.operation)

@@ -43,9 +43,27 @@ service_opts = [
     cfg.IntOpt('graceful_shutdown_timeout', default=60, min=0,
                help='Seconds to let in-flight operations finish after '
                     'SIGTERM before the worker journals them and exits.'),
-    cfg.IntOpt('driver_setup_retries', default=5, min=0,
-               help='Times driver set-up is retried at start-up, with '
-                    'exponential back-off, before the backend is disabled.'),
+    cfg.IntOpt('backend_stats_timeout', default=30, min=1,
+               help='Seconds a capability report waits for the driver\'s '
+                    'get_volume_stats. Past that the report goes out with '
+                    'the last stats known and backend_state down (the call '
+                    'goes on in its own native thread; the next report '
+                    'after it returns is up again). get_capabilities waits '
+                    'as long for init_capabilities.'),
+    cfg.IntOpt('driver_setup_max_interval', default=60, min=1,
+               help='Longest pause, in seconds, between two attempts to set '
+                    'up a backend\'s driver (do_setup and '
+                    'check_for_setup_error). Set-up is retried forever, '
+                    'first after 1 s, doubling up to this; meanwhile the '
+                    'backend heartbeats and reports backend_state down, and '
+                    'requests wait in its queue.'),
+    cfg.IntOpt('scheduler_max_attempts', default=3, min=1,
+               help='Attempts a scheduler makes to place a volume (Cinder\'s '
+                    'option of the same name). A create that fails on the '
+                    'backend in a way another backend may not, sent with '
+                    'retry information, is cast back to the scheduler '
+                    'while fewer attempts were made; after that, or without '
+                    'retry information, the volume goes to error.'),
     cfg.IntOpt('max_volume_size_gb', default=16384, min=1,
                help='Largest volume size, in GiB, the worker accepts.'),
     cfg.IntOpt('max_metadata_bytes', default=65536, min=0,
@@ -72,6 +90,11 @@ upgrade_levels_opts = [
 backend_opts = [
     cfg.StrOpt('volume_driver', default='drivers.fake.FakeDriver',
                help='Import path of the driver class of this backend.'),
+    cfg.StrOpt('extra_capabilities', default='{}',
+               help='Capabilities of the operator\'s own, a JSON object '
+                    '(e.g. {"site": "north"}), merged into every capability '
+                    'report and into each of its pools, for volume types to '
+                    'select backends by.'),
 ]
 
 coordination_opts = [

@@ -416,7 +416,7 @@ def _version_cap(conf):
 
 
 class SchedulerReportAPI:
-    """The one scheduler method the worker calls: capability reports."""
+    """The scheduler methods the worker calls: capability reports (fanout)."""
 
     def __init__(self, conf, transport):
         target = messaging.Target(topic=conf.scheduler_topic, version='1.0')
@@ -424,9 +424,12 @@ class SchedulerReportAPI:
             transport, target, serializer=rpc.get_serializer())
 
     def update_service_capabilities(self, ctxt, service_name, host,
-                                    capabilities, timestamp):
+                                    capabilities, timestamp,
+                                    cluster_name=None):
         # No retry: with no scheduler listening the fanout exchange does not
-        # exist, and an endless retry would hold the connection pool.
+        # exist, and an endless retry would hold the connection pool (the
+        # reporter skips such reports before they get here).
         self.client.prepare(fanout=True, retry=0).cast(
             ctxt, 'update_service_capabilities', service_name=service_name,
-            host=host, capabilities=capabilities, timestamp=timestamp)
+            host=host, capabilities=capabilities, cluster_name=cluster_name,
+            timestamp=timestamp)

@@ -4,8 +4,9 @@ One ``BackendService`` per enabled backend: its driver (set up with retry and
 back-off), manager, RPC server(s), heartbeat and capability reports.
 """
 
-import functools
+import json
 import os
+import threading
 import time
 
 import oslo_messaging as messaging
@@ -34,7 +35,7 @@ from volume_worker import systemd
 
 LOG = logging.getLogger(__name__)
 
-TICK = 0.5  # seconds between looks at the periodic tasks
+TICK = 0.5  # longest sleep of a periodic loop: how soon it sees a stop
 REPORT_DEBOUNCE = 1.0  # least seconds between two reports after changes
 
 
@@ -50,6 +51,20 @@ def load_driver(conf, backend_name, host, active_backend_id=None,
                       active_backend_id=active_backend_id,
                       cluster_name=cluster_name,
                       db=lookup.DriverLookup())
+
+
+def extra_capabilities(conf, backend_name):
+    """The backend's ``extra_capabilities`` option as a dict ({} if bad)."""
+    text = conf[backend_name].extra_capabilities or '{}'
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        value = exc
+    if not isinstance(value, dict):
+        LOG.error('[%s] extra_capabilities must be a JSON object, not %r '
+                  '(%s); ignored', backend_name, text[:200], value)
+        return {}
+    return value
 
 
 def server_names(conf, backend_name):
@@ -100,6 +115,14 @@ def _set_by_operator(conf, name, group):
 
 
 class BackendService:
+    """One backend: its driver, manager, RPC servers and periodic tasks.
+
+    Everything slow runs apart, per backend: set-up (retried forever with
+    capped back-off), the heartbeat, the capability reports (whose stats
+    call may hang). None of them waits for another, nor for another
+    backend.
+    """
+
     def __init__(self, conf, backend_name, transport, notification_transport,
                  coordinator):
         self.conf = conf
@@ -107,25 +130,31 @@ class BackendService:
         self.host = '%s@%s' % (conf.host, backend_name)
         self.transport = transport
         self.coordinator = coordinator
+        cluster = ('%s@%s' % (conf.cluster, backend_name)
+                   if conf.cluster else None)
         self.service = objects.Service.get_or_create(
-            self.host, conf.volume_topic,
-            cluster_name=('%s@%s' % (conf.cluster, backend_name)
-                          if conf.cluster else None))
+            self.host, conf.volume_topic, cluster_name=cluster)
         # After a failover the driver serves the replication target.
         self.driver = load_driver(conf, backend_name, self.host,
                                   self.service.active_backend_id,
                                   self.service.cluster_name)
+        if not self.driver.supported:
+            LOG.warning('Driver %s of backend %s is marked unsupported (its '
+                        'SUPPORTED is False): it is kept for compatibility '
+                        'only, without the support of its maintainers, and '
+                        'may be removed', type(self.driver).__name__,
+                        self.host)
         self.notifier = rpc.Notifier(notification_transport,
                                      'volume-worker.%s' % self.host)
-        transient_durable = (
-            conf.oslo_messaging_rabbit.rabbit_transient_quorum_queue)
         self.reporter = reporting.CapabilityReporter(
             self.host, self.driver,
             rpcapi.SchedulerReportAPI(conf, transport),
-            declare_exchange=functools.partial(
-                events.declare_fanout_exchange, conf.transport_url,
-                conf.scheduler_topic,
-                durable=transient_durable))
+            probe=events.FanoutProbe(conf.transport_url, conf.scheduler_topic),
+            extra_capabilities=extra_capabilities(conf, backend_name),
+            stats_timeout=conf.backend_stats_timeout,
+            service_facts=self._service_facts, cluster_name=cluster,
+            backend_name=self.driver.configuration.safe_get(
+                'volume_backend_name') or backend_name)
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
@@ -133,16 +162,61 @@ class BackendService:
         self.manager.operations.peers = rpcapi.VolumeAPI(conf, transport)
         self.manager.operations.image_service = image_store.from_conf(conf)
         self.servers = []
-        self._next_heartbeat = 0.0
-        self._next_report = 0.0
+        self.ready = False
+        self.setup_attempts = 0
+        # Set once set-up has succeeded, or failed for the first time.
+        self.first_attempt = concurrency.event()
+        self._stopping = concurrency.event()  # no new servers, no set-up
+        self._halted = concurrency.event()  # no heartbeats, no reports
+        self._serve_lock = threading.Lock()
+
+    def _service_facts(self):
+        service = self.service
+        return {'replication_status': service.replication_status,
+                'active_backend_id': service.active_backend_id}
+
+    def start(self):
+        """Heartbeat and reports at once; set-up and serving in the background."""
+        self._threads = [concurrency.spawn(self._heartbeat_loop),
+                         concurrency.spawn(self._report_loop),
+                         concurrency.spawn(self._prepare)]
 
     # -- start-up ------------------------------------------------------------
 
+    def _prepare(self):
+        """Set the driver up (retried forever), recover, then serve."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            self.setup_attempts += 1
+            try:
+                self.init_host()
+                break
+            except Exception as exc:
+                reason = 'driver set-up failed (attempt %d): %s' % (
+                    self.setup_attempts, exc)
+                self.reporter.setup_failing(reason[:250])
+                self.reporter.mark_dirty()
+                LOG.warning('Backend %s: %s; retrying in %.0f s; requests '
+                            'wait in its queue', self.host, reason, delay)
+                self.first_attempt.set()
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, self.conf.driver_setup_max_interval)
+        with self._serve_lock:  # against a stop_consuming meanwhile
+            if self._stopping.is_set():
+                return
+            self.start_rpc()
+        self.ready = True
+        self.reporter.mark_dirty()
+        self.first_attempt.set()
+
     def init_host(self):
-        """Set the driver up, recover unfinished work, take a first report."""
-        self._setup_driver()
+        """Set the driver up, recover unfinished work, learn the capabilities.
+
+        Raises when set-up or recovery fails; both are safe to run again.
+        """
         if not self.driver.initialized:
-            return
+            self._setup_driver()
         started = time.monotonic()
         summary = recovery.recover(self.manager.operations,
                                    rpc.admin_context())
@@ -151,17 +225,35 @@ class BackendService:
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
                  time.monotonic() - started, summary)
         self._ensure_exports()
+        self._init_capabilities()
+
+    def _setup_driver(self):
+        ctxt = rpc.admin_context()
+        concurrency.run_blocking(self.driver.do_setup, ctxt)
+        concurrency.run_blocking(self.driver.check_for_setup_error)
+        concurrency.run_blocking(self.driver.set_throttle)
+        self.driver.set_initialized()
+        LOG.info('Driver %s of backend %s is ready',
+                 type(self.driver).__name__, self.host)
+
+    def _init_capabilities(self):
+        """The driver's capabilities, and the pool new volumes go to."""
         try:
-            report = self.reporter.build()
-            failover_flows.settle_replication_status(self.service, report)
-            pools = report.get('pools') or []
-            if pools:
-                self.manager.default_pool = pools[0].get('pool_name')
-            else:
-                self.manager.default_pool = report.get(
-                    'volume_backend_name') or self.backend_name
-        except Exception:
-            LOG.exception('First capability report of %s failed', self.host)
+            capabilities = self.reporter.capabilities(discover=True)
+            failover_flows.settle_replication_status(self.service,
+                                                     capabilities)
+        except Exception as exc:
+            LOG.warning('Capabilities of %s unknown for now (%s); volumes '
+                        'without a pool go to its first reported one',
+                        self.host, exc)
+            capabilities = {}
+        pools = capabilities.get('pools') or []
+        if pools:
+            self.manager.default_pool = pools[0].get('pool_name')
+        else:
+            self.manager.default_pool = (
+                capabilities.get('volume_backend_name') or
+                self.reporter.backend_name)
 
     def _ensure_exports(self):
         """Recreate the exports of this backend's settled volumes.
@@ -194,29 +286,6 @@ class BackendService:
             LOG.info('Backend %s: %d exports ensured, %d failed', self.host,
                      ensured, failed)
 
-    def _setup_driver(self):
-        delay = 1.0
-        for attempt in range(self.conf.driver_setup_retries + 1):
-            try:
-                ctxt = rpc.admin_context()
-                concurrency.run_blocking(self.driver.do_setup, ctxt)
-                concurrency.run_blocking(self.driver.check_for_setup_error)
-                self.driver.set_throttle()
-                self.driver.set_initialized()
-                LOG.info('Driver %s of backend %s is ready',
-                         type(self.driver).__name__, self.host)
-                return
-            except Exception as exc:
-                if attempt == self.conf.driver_setup_retries:
-                    LOG.error('Driver of backend %s failed to set up after '
-                              '%d attempts: %s; the backend stays disabled',
-                              self.host, attempt + 1, exc)
-                    return
-                LOG.warning('Driver of backend %s failed to set up (%s); '
-                            'retrying in %.0fs', self.host, exc, delay)
-                concurrency.sleep(delay)
-                delay = min(delay * 2, 60)
-
     def start_rpc(self):
         targets = server_names(self.conf, self.backend_name)
         for server_name in targets:
@@ -231,28 +300,60 @@ class BackendService:
 
     # -- periodic tasks -------------------------------------------------------
 
-    def tick(self, now):
-        if now >= self._next_heartbeat:
-            self._next_heartbeat = now + self.conf.report_interval
+    def _heartbeat_loop(self):
+        while True:
             self._heartbeat()
-        report_due = now >= self._next_report
-        changed = (self.reporter.dirty and
-                   now - self.reporter.last_published >= REPORT_DEBOUNCE)
-        if self.driver.initialized and (report_due or changed):
-            if report_due:
-                self._next_report = now + self.conf.backend_stats_polling_interval
-            try:
-                self.reporter.publish()
-            except Exception:
-                LOG.exception('Capability report of %s failed', self.host)
+            if self._halted.wait(self.conf.report_interval):
+                return
 
     def _heartbeat(self):
+        """The service row's updated_at, with the backend's state.
+
+        Written straight to the row: the heartbeat shares no object with
+        the other threads of the backend.
+        """
+        reporter = self.reporter
         try:
-            self.service.updated_at = db.utcnow()
-            self.service.save()
+            db.service_update(self.service.id, {
+                'updated_at': db.utcnow(),
+                'backend_state': reporter.state,
+                'backend_state_reason': (reporter.state_reason or '')[:255]
+                or None})
             self.last_heartbeat = time.monotonic()  # for /healthz
         except Exception:
             LOG.exception('Heartbeat of %s failed', self.host)
+
+    def _report_loop(self):
+        """Reports every polling interval, and soon after each change.
+
+        A change (``reporter.mark_dirty``) is reported at most
+        ``REPORT_DEBOUNCE`` after the previous report, so a burst of
+        operations sends a handful. The first report waits for the first
+        set-up attempt (or one interval).
+        """
+        interval = self.conf.backend_stats_polling_interval
+        self.first_attempt.wait(interval)
+        next_due = time.monotonic()
+        reporter = self.reporter
+        while not self._halted.is_set():
+            now = time.monotonic()
+            due_at = next_due
+            if reporter.dirty:
+                due_at = min(due_at, reporter.last_published + REPORT_DEBOUNCE)
+            if now >= due_at:
+                if now >= next_due:
+                    next_due = now + interval
+                self._publish()
+            elif reporter.dirty:  # debounced: wait out the rest
+                self._halted.wait(min(due_at - now, TICK))
+            else:
+                reporter.wait_dirty(min(due_at - now, TICK))
+
+    def _publish(self):
+        try:
+            self.reporter.publish()
+        except Exception:
+            LOG.exception('Capability report of %s failed', self.host)
 
     # -- shutdown ------------------------------------------------------------
 
@@ -262,11 +363,19 @@ class BackendService:
         Messages already taken (polled before the stop) still run: they
         may be acknowledged already, so refusing them would lose them.
         Messages the broker sends from now on are never acknowledged and
-        go back to the queue when the connection closes.
+        go back to the queue when the connection closes. A backend still
+        setting up stops trying and never starts serving.
         """
-        for server in self.servers:
+        with self._serve_lock:
+            self._stopping.set()
+            servers = list(self.servers)
+        for server in servers:
             _cancel_consumers(server, self.host)
             server.stop()
+
+    def halt(self):
+        """End the heartbeat and the reports (after the drain)."""
+        self._halted.set()
 
     def wait(self):
         """Wait for every message taken to be processed, then disconnect."""
@@ -302,13 +411,12 @@ def _cancel_consumers(server, name):
 
 
 class WorkerService:
-    """The whole process: database, locks, every backend, the periodic loop."""
+    """The whole process: database, locks, every backend."""
 
     def __init__(self, conf=None):
         self.conf = conf or cfg.CONF
         self.backends = []
-        self._stopping = False
-        self._loop = None
+        self._halted = False
 
     def start(self):
         """Queues first, then the database, locks and drivers, then serve.
@@ -342,22 +450,26 @@ class WorkerService:
         self.coordinator.start()
         _init_os_brick(conf)
         for name in conf.enabled_backends:
-            backend = BackendService(conf, name, transport,
-                                     notification_transport, self.coordinator)
-            backend.init_host()
-            backend.start_rpc()
-            self.backends.append(backend)
-        self._loop = concurrency.spawn(self._periodic_loop)
+            self.backends.append(BackendService(
+                conf, name, transport, notification_transport,
+                self.coordinator))
+        for backend in self.backends:
+            backend.start()
+        # Each backend serves as soon as it is ready, whatever the others
+        # do; the line below only waits to say how each one started.
+        for backend in self.backends:
+            backend.first_attempt.wait()
         LOG.info('volume-worker started on %s (%s executor): %s',
-                 conf.host, concurrency.mode(),
-                 ', '.join(b.host for b in self.backends))
+                 conf.host, concurrency.mode(), ', '.join(
+                     b.host if b.ready else '%s (down: %s)' % (
+                         b.host, b.reporter.state_reason)
+                     for b in self.backends))
+        self._watchdog = concurrency.spawn(self._watchdog_loop)
 
-    def _periodic_loop(self):
-        while not self._stopping:
-            now = time.monotonic()
-            for backend in self.backends:
-                backend.tick(now)
-            systemd.notifier().watchdog(now)
+    def _watchdog_loop(self):
+        """systemd's watchdog, pinged while the process lives (cheap, rate-limited)."""
+        while not self._halted:
+            systemd.notifier().watchdog()
             concurrency.sleep(TICK)
 
     def stop(self, graceful=True):
@@ -391,7 +503,9 @@ class WorkerService:
                 LOG.warning('Backend %s still has operations in flight after '
                             '%ss; they stay journaled and resume at the next '
                             'start', backend.host, timeout)
-        self._stopping = True
+        for backend in self.backends:
+            backend.halt()
+        self._halted = True
         if drained:
             self.coordinator.stop()
         return drained

@@ -61,6 +61,7 @@ def cmd_service_list(conf, args):
                                 if seen else None),
             # (the report's state, as the worker last recorded it)
             'backend_state': _field(svc, 'backend_state'),
+            'backend_state_reason': _field(svc, 'backend_state_reason'),
             'replication_status': svc.replication_status,
             'active_backend_id': svc.active_backend_id,
             'disabled': svc.disabled, 'frozen': svc.frozen,

@@ -262,20 +262,43 @@ def _host_clause(table, host):
 
 
 def volume_allocated_capacity_by_pool(host):
-    """{pool_name: allocated GiB} of the live volumes of one backend.
+    """{pool_name: allocated GiB} of the live volumes of one backend."""
+    return {pool: usage['allocated_capacity_gb']
+            for pool, usage in backend_usage_by_pool(host).items()}
 
-    A grouped aggregate, so a report costs the same with 100 or 100,000
-    volumes as far as Python is concerned.
+
+def backend_usage_by_pool(host):
+    """What the database knows of one backend's pools, from grouped queries.
+
+    ``{pool_name: {'allocated_capacity_gb', 'provisioned_capacity_gb',
+    'total_volumes'}}``: the GiB of live volumes, the GiB they and their
+    live snapshots provision, and the count of live volumes (pool ``None``
+    for hosts written without one). Two aggregates grouped by host, so a
+    report costs the same with 100 or 100,000 volumes as far as Python is
+    concerned, and every worker sharing the database reports the same.
     """
-    t = models.volumes
-    query = (sa.select(t.c.host, sa.func.sum(t.c.size))
-             .where(t.c.deleted == sa.false(), _host_clause(t, host))
-             .group_by(t.c.host))
+    v, s = models.volumes, models.snapshots
+    volumes = (sa.select(v.c.host, sa.func.sum(v.c.size), sa.func.count())
+               .where(v.c.deleted == sa.false(), _host_clause(v, host))
+               .group_by(v.c.host))
+    snapshots = (sa.select(s.c.host, sa.func.sum(s.c.volume_size))
+                 .where(s.c.deleted == sa.false(), _host_clause(s, host))
+                 .group_by(s.c.host))
     out = {}
+
+    def pool_of(row_host):
+        pool = row_host.partition('#')[2] or None
+        return out.setdefault(pool, {'allocated_capacity_gb': 0,
+                                     'provisioned_capacity_gb': 0,
+                                     'total_volumes': 0})
     with get_engine().connect() as conn:
-        for vol_host, total in conn.execute(query):
-            pool = vol_host.partition('#')[2] or None
-            out[pool] = out.get(pool, 0) + int(total or 0)
+        for row_host, total, count in conn.execute(volumes):
+            usage = pool_of(row_host)
+            usage['allocated_capacity_gb'] += int(total or 0)
+            usage['provisioned_capacity_gb'] += int(total or 0)
+            usage['total_volumes'] += int(count or 0)
+        for row_host, total in conn.execute(snapshots):
+            pool_of(row_host)['provisioned_capacity_gb'] += int(total or 0)
     return out
 
 

@@ -172,6 +172,9 @@ services = sa.Table(
     sa.Column('replication_status', sa.String(32)),
     sa.Column('recovered_at', sa.DateTime),
     sa.Column('rpc_version', sa.String(16)),
+    # Written with each heartbeat: 'up' or 'down', and why it is down.
+    sa.Column('backend_state', sa.String(16)),
+    sa.Column('backend_state_reason', sa.String(255)),
     *_timestamps(),
     sa.UniqueConstraint('host', 'binary', name='uniq_services0host0binary'),
 )

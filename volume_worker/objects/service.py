@@ -4,6 +4,7 @@ A failover's subject is the service: its ``status`` (for the transition
 table and the compare-and-swap saves) is its ``replication_status``.
 """
 
+from oslo_utils import versionutils
 from oslo_versionedobjects import fields
 
 from volume_worker.db import api as db
@@ -17,7 +18,8 @@ BINARY = 'volume-worker'
 @base.register
 class Service(_PersistentObject):
     # Version 1.0: initial version
-    VERSION = '1.0'
+    # Version 1.1: backend_state, backend_state_reason
+    VERSION = '1.1'
 
     fields = {
         'id': fields.IntegerField(),
@@ -32,6 +34,8 @@ class Service(_PersistentObject):
         'replication_status': fields.StringField(nullable=True),
         'recovered_at': fields.DateTimeField(nullable=True),
         'rpc_version': fields.StringField(nullable=True),
+        'backend_state': fields.StringField(nullable=True),
+        'backend_state_reason': fields.StringField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted': fields.BooleanField(default=False),
@@ -53,6 +57,12 @@ class Service(_PersistentObject):
     @status.setter
     def status(self, value):
         self.replication_status = value
+
+    def obj_make_compatible(self, primitive, target_version):
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop('backend_state', None)
+            primitive.pop('backend_state_reason', None)
 
     @classmethod
     def get_all(cls, filters=None, marker=None, limit=None):

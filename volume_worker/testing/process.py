@@ -56,8 +56,7 @@ def write_config(state_dir, host=None, executor='eventlet', backends=None,
              'scheduler_topic = %s' % scheduler_topic,
              'report_interval = 1',
              'backend_stats_polling_interval = 2',
-             'graceful_shutdown_timeout = 20',
-             'driver_setup_retries = 1']
+             'graceful_shutdown_timeout = 20']
     for key, value in (extra_default or {}).items():
         lines.append('%s = %s' % (key, value))
     lines += ['', '[database]', 'connection = %s' % (
