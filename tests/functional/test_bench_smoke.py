@@ -17,6 +17,7 @@ BENCH = os.path.join(ROOT, 'tools', 'bench', 'run')
 
 SECTIONS = ('1 raw oslo.messaging', '2 control path', '3 concurrency',
             '4 scale', '5 data path (file driver)',
+            '5b backup data path (file driver, POSIX store)',
             '5c images (file driver)', '6 memory',
             '7 flow journal (in-process)',
             '8 in-process flow CPU by component')
