@@ -116,7 +116,10 @@ class _ReconnectCounter(std_logging.Filter):
         return True
 
 
-RABBIT_LOGGER = 'oslo_messaging._drivers.impl_rabbit'
+# The rabbit driver's logger, by the name its records carry (and by its
+# module's, should that change).
+RABBIT_LOGGERS = ('oslo.messaging._drivers.impl_rabbit',
+                  'oslo_messaging._drivers.impl_rabbit')
 
 
 class WorkerCollector:
@@ -191,7 +194,8 @@ def install(worker):
             return
         _collector = WorkerCollector(worker)
         REGISTRY.register(_collector)
-        std_logging.getLogger(RABBIT_LOGGER).addFilter(_ReconnectCounter())
+        for name in RABBIT_LOGGERS:
+            std_logging.getLogger(name).addFilter(_ReconnectCounter())
 
 
 def page():

@@ -178,6 +178,13 @@ def test_healthz_follows_the_broker(tmp_path, executor):
         proxy.restore()
         code, body = wait_health(url, 'pass', 60)
         assert code == 200
+        # oslo.messaging's reconnections were counted.
+        from prometheus_client import parser
+        code, text = get(url + '/metrics')
+        reconnects = [s.value for f in parser.text_string_to_metric_families(
+            text) for s in f.samples
+            if s.name == 'volume_worker_broker_reconnects_total']
+        assert reconnects and reconnects[0] >= 1
     finally:
         worker.stop()
         proxy.close()

@@ -5,10 +5,12 @@ A worker is killed inside a create; at the next start its resumed create
 is slowed down, and READY=1 must come after that recovery, never before.
 """
 
+import json
 import os
 import socket
 import time
 
+from tests.functional import test_operator_health as health_test
 from tests.functional.test_crash_recovery import CrashRig
 from volume_worker.objects import VolumeStatus
 from volume_worker.testing import drivers as faulty
@@ -50,6 +52,14 @@ class NotifySocket:
         self.sock.close()
 
 
+def _page(url):
+    """(code, body) of the page, or None while nothing listens."""
+    try:
+        return health_test.get(url, timeout=5)
+    except OSError:
+        return None
+
+
 def test_ready_after_recovery_then_watchdog(tmp_path):
     rig = CrashRig(tmp_path)
     rig.clear_faults()
@@ -66,9 +76,19 @@ def test_ready_after_recovery_then_watchdog(tmp_path):
         rig.clear_faults()
         faulty.control(rig.control, {volume_id: {
             'create_volume': RECOVERY_DELAY}})
+        port = health_test.free_port()
+        with open(rig.conf_path, 'a') as f:
+            f.write('\n[health]\nbind = 127.0.0.1:%d\n' % port)
+        url = 'http://127.0.0.1:%d/healthz' % port
         started = time.monotonic()
         rig.start(wait_ready=False, env={
             'NOTIFY_SOCKET': notify.path, 'WATCHDOG_USEC': '2000000'})
+        # While it recovers, /healthz says so (and fails).
+        page = state.wait_until(lambda: _page(url), 30, 'the health listener')
+        code, body = page
+        assert code == 503, body
+        recovery = json.loads(body)['checks']['recovery:%s' % rig.backend]
+        assert recovery[0]['status'] == 'fail'
         fields, _ = notify.wait_for('READY', 60)
         # Read at once: what held when the worker said it was ready.
         journal = rig.db.journal()
@@ -87,6 +107,9 @@ def test_ready_after_recovery_then_watchdog(tmp_path):
         # The periodic loop pings at half of WATCHDOG_USEC.
         notify.wait_for('WATCHDOG', 5)
         notify.wait_for('WATCHDOG', 3)
+        code, body = health_test.wait_health(url[:-len('/healthz')], 'pass',
+                                             15)
+        assert code == 200
         # SIGTERM: it says it is stopping before it drains.
         rig.worker.proc.terminate()
         notify.wait_for('STOPPING', 10)
