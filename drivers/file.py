@@ -355,8 +355,8 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
     copy_image_to_volume = _replicated(base.ISCSIDriver.copy_image_to_volume)
 
     def retype(self, context, volume, new_type, diff, host):
-        """Every type is stored alike here: a retype changes nothing on disk."""
-        return True, None
+        """In place: only the copies change (replicated or not)."""
+        return True, self._retype_replication(volume, new_type)
 
     # -- stats -------------------------------------------------------------
 

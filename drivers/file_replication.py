@@ -148,6 +148,9 @@ class ReplicationMixin:
         """Copy a replicated volume to every replica site; its model update."""
         if not is_replicated(volume):
             return None
+        return self._sync_replicas_of(volume)
+
+    def _sync_replicas_of(self, volume):
         for layout in self._replica_layouts():
             try:
                 self._copy_volume_to(volume, layout)
@@ -156,6 +159,15 @@ class ReplicationMixin:
                     data='replicating volume %s to %s failed: %s'
                          % (volume.id, layout.directory, exc)) from exc
         return {'replication_status': 'enabled'}
+
+    def _retype_replication(self, volume, new_type):
+        """Copies made or removed for a volume changing type; its update."""
+        if is_replicated({'volume_type': new_type}):
+            return self._sync_replicas_of(volume)
+        if is_replicated(volume):
+            self._drop_replicas(volume)
+            return {'replication_status': 'disabled'}
+        return None
 
     def _drop_replicas(self, volume):
         """Remove a deleted volume's copies; a site that fails is logged."""

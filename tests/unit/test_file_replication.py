@@ -212,3 +212,20 @@ def test_a_cloned_image_is_copied_and_an_uncloned_one_is_not(
     assert driver.clone_image(vol, 'here', 'img', {}, None) == (
         {'bootable': True, 'replication_status': 'enabled'}, True)
     assert read_at(copy_path(sites, 'site3', vol), 0, 5) == b'image'
+
+
+def test_retype_makes_or_removes_the_copies(sites):
+    driver = make_driver(sites)
+    vol = volume(replicated=False)
+    driver.create_volume(vol)
+    write_at(driver.local_path(vol), 0, b'before retype')
+    assert driver.retype(None, vol, REPLICATED, {}, None) == (
+        True, {'replication_status': 'enabled'})
+    assert read_at(copy_path(sites, 'site2', vol), 0, 13) == b'before retype'
+    vol.volume_type = REPLICATED
+    plain_type = types.SimpleNamespace(extra_specs={})
+    assert driver.retype(None, vol, plain_type, {}, None) == (
+        True, {'replication_status': 'disabled'})
+    assert not os.path.exists(copy_path(sites, 'site3', vol))
+    vol.volume_type = plain_type
+    assert driver.retype(None, vol, plain_type, {}, None) == (True, None)
