@@ -10,6 +10,7 @@ from oslo_messaging.rpc import server as rpc_server
 from oslo_versionedobjects import exception as ovo_exception
 
 from volume_worker import exception
+from volume_worker import notify_publisher
 from volume_worker import objects
 
 LOG = logging.getLogger(__name__)
@@ -256,12 +257,26 @@ def admin_context():
 
 
 class Notifier:
-    """Publishes volume.* notifications; a failure to publish never fails an operation."""
+    """Publishes volume.* notifications; a failure to publish never fails an operation.
+
+    On RabbitMQ with the ``messagingv2`` driver, notifications are queued to
+    a ``NotificationPublisher`` (notify_publisher.py) and the operation goes
+    on; otherwise oslo.messaging's ``Notifier`` sends each one in turn.
+    """
 
     def __init__(self, transport, publisher_id):
+        self._serializer = get_serializer()
         self._notifier = messaging.Notifier(
             transport, publisher_id=publisher_id,
-            serializer=get_serializer())
+            serializer=self._serializer)
+        self.publisher = None
+        reason = notify_publisher.fast_path_for(transport)
+        if reason is None:
+            self.publisher = notify_publisher.NotificationPublisher(
+                transport, publisher_id,
+                transport.conf.oslo_messaging_notifications.topics)
+        else:
+            LOG.debug('Notifications sent one by one: %s', reason)
 
     def info(self, event_type, volume, **extra):
         self._emit('info', event_type, volume, extra)
@@ -282,6 +297,11 @@ class Notifier:
         """A notification with a payload the caller built (progress)."""
         self._send(priority, event_type, dict(payload))
 
+    def close(self, timeout=10.0):
+        """Send what is queued, then release the publisher's connection."""
+        if self.publisher is not None:
+            self.publisher.close(timeout)
+
     def _emit(self, priority, event_type, volume, extra):
         payload = volume.notification_payload()
         payload.update(extra)
@@ -289,10 +309,13 @@ class Notifier:
 
     def _send(self, priority, event_type, payload):
         try:
-            getattr(self._notifier, priority)({}, event_type, payload)
+            if self.publisher is not None:
+                self.publisher.submit(
+                    priority, event_type,
+                    self._serializer.serialize_entity({}, payload))
+            else:
+                getattr(self._notifier, priority)({}, event_type, payload)
         except Exception:
             LOG.exception('Could not publish %s for %s', event_type,
                           payload.get('volume_id') or
                           payload.get('snapshot_id'))
-
-

@@ -505,6 +505,7 @@ class WorkerService:
                             'start', backend.host, timeout)
         for backend in self.backends:
             backend.halt()
+            backend.notifier.close(max(1.0, deadline - time.monotonic()))
         self._halted = True
         if drained:
             self.coordinator.stop()

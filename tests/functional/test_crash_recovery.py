@@ -206,14 +206,17 @@ def eventlet_rig(tmp_path):
 
 def _kill_inside_every_step(rig, deletable):
     """One round: four operations, each hung inside a different backend step."""
-    created_in_export = rig.cast_create()
-    created_in_backend = rig.cast_create()
+    created_in_export = str(uuid.uuid4())
+    created_in_backend = str(uuid.uuid4())
     steps = {created_in_export: 'create_export',
              created_in_backend: 'create_volume',
              deletable[0]: 'remove_export',
              deletable[1]: 'delete_volume'}
-    # Hang before casting: the casts are consumed at once.
+    # Hang before casting: the casts are consumed at once (a create cast
+    # first could pass its export before the fault is in place).
     rig.hang(steps)
+    rig.cast_create(created_in_export)
+    rig.cast_create(created_in_backend)
     for volume_id in deletable:
         rig.cast_delete(volume_id)
     rig.wait_inside(steps)

@@ -325,17 +325,22 @@ def snapshot_destroy(snapshot_id, status, expected_status=None, journal=None):
                         expected_status, journal)
 
 
-def snapshot_count(volume_id):
-    """How many live snapshots the volume has."""
-    t = models.snapshots
+def volume_dependents(volume_id):
+    """(live attachments, live snapshots) of a volume, in one query."""
+    a, s = models.volume_attachment, models.snapshots
 
     def build():
-        return (sa.select(sa.func.count()).select_from(t)
-                .where(t.c.volume_id == sa.bindparam('vid'),
-                       t.c.deleted == sa.false()))
-    query = _statement(('count', 'snapshots'), build)
+        vid = sa.bindparam('vid')
+        attached = (sa.select(sa.func.count()).select_from(a)
+                    .where(a.c.volume_id == vid, a.c.deleted == sa.false())
+                    .scalar_subquery())
+        snapshots = (sa.select(sa.func.count()).select_from(s)
+                     .where(s.c.volume_id == vid, s.c.deleted == sa.false())
+                     .scalar_subquery())
+        return sa.select(attached, snapshots)
+    query = _statement(('dependents', 'volumes'), build)
     with get_engine().connect() as conn:
-        return conn.execute(query, {'vid': volume_id}).scalar()
+        return tuple(conn.execute(query, {'vid': volume_id}).one())
 
 
 def snapshot_get_all(filters=None, marker=None, limit=None):

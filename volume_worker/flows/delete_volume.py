@@ -46,17 +46,15 @@ def build():
 def check(op):
     if op.done:
         return
-    attached = db.attachment_others(op.subject.id, None)
+    attached, snapshots = db.volume_dependents(op.subject.id)
     if attached:
         raise exception.ResourceInUse(
             resource='volume', resource_id=op.subject.id,
-            reason='it has %d attachment(s); detach it first'
-            % len(attached))
-    count = db.snapshot_count(op.subject.id)
-    if count:
+            reason='it has %d attachment(s); detach it first' % attached)
+    if snapshots:
         raise exception.ResourceInUse(
             resource='volume', resource_id=op.subject.id,
-            reason='it has %d snapshot(s); delete them first' % count)
+            reason='it has %d snapshot(s); delete them first' % snapshots)
 
 
 FAMILY = runner.FlowFamily(
