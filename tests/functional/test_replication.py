@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from drivers import file_layout
+from tests.conftest import make_postgres_database
 from tests.functional.test_crash_recovery import CrashRig
 from tests.functional.test_crash_recovery import HANG
 from tests.functional.test_manage import _volume_type
@@ -32,8 +33,8 @@ DATA = b'replicated data ' * 4096
 class ReplicationRig(CrashRig):
     """A CrashRig whose file backend replicates to ``site2`` and ``site3``."""
 
-    def __init__(self, tmp_path, executor='eventlet'):
-        super().__init__(tmp_path, executor=executor)
+    def __init__(self, tmp_path, executor='eventlet', database=None):
+        super().__init__(tmp_path, executor=executor, database=database)
         self.sites = {'default': self.volume_dir}
         lines = []
         for name in ('site2', 'site3'):
@@ -95,9 +96,22 @@ def rig(tmp_path):
     yield from _started(ReplicationRig(tmp_path))
 
 
-@pytest.fixture(params=['eventlet', 'threading'])
+@pytest.fixture(params=[
+    ('eventlet', 'sqlite'),
+    ('threading', 'sqlite'),
+    pytest.param(('eventlet', 'postgresql'), marks=pytest.mark.postgres),
+], ids=lambda p: '-'.join(p))
 def any_rig(request, tmp_path):
-    yield from _started(ReplicationRig(tmp_path, executor=request.param))
+    executor, database = request.param
+    url = drop = None
+    if database == 'postgresql':
+        url, drop = make_postgres_database()
+    try:
+        yield from _started(ReplicationRig(tmp_path, executor=executor,
+                                           database=url))
+    finally:
+        if drop is not None:
+            drop()
 
 
 def _started(r):
