@@ -13,6 +13,7 @@ import uuid
 
 from oslo_log import log as logging
 
+from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker import log_context
 from volume_worker import objects
@@ -312,12 +313,19 @@ class Operations:
 
     # -- recovery ---------------------------------------------------------------
 
-    def resume(self, family, row, context):
-        """Finish or revert one journaled operation, under all its locks."""
+    def resume(self, family, row, context, recheck=False):
+        """Finish or revert one journaled operation, under all its locks.
+
+        ``recheck`` (while serving): once the locks are held, the row must
+        still exist, or the operation was in flight and has finished
+        (returns ``GONE``).
+        """
         role_ids = [(name, rid) for name, _type, rid in row['resources']]
         subject_id = dict(role_ids).get(family.subject.name)
         with self._locked(role_ids, family), \
                 log_context.operation(context, subject_id):
+            if recheck and not db.journal_exists(row['id']):
+                return GONE
             op = Operation(family, context, row['store'],
                            operation_id=row['id'], operations=self)
             op.resumed = True
@@ -335,6 +343,9 @@ class Operations:
                 return self.runner.resume(op, row, self.deps(context))
             finally:
                 self.reporter.mark_dirty()
+
+
+GONE = object()  # resume(recheck=True): the row went before the locks came
 
 
 def _given_id(value):

@@ -36,6 +36,7 @@ Version history:
            get_backup_device (call), secure_file_operations_enabled (call)
     1.12 - copy_volume_to_image (cast); create_volume of a volume with
            image_id sends 1.12
+    1.13 - do_cleanup (cast), set_log_levels (cast), get_log_levels (call)
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -49,7 +50,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.12'
+RPC_API_VERSION = '1.13'
 
 
 class _AttachmentsAPI:
@@ -367,6 +368,23 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
         """Call: the backend's last capability report (fresh if discover)."""
         return self._call(backend, '1.0', 'get_capabilities', ctxt,
                           discover=discover)
+
+    def do_cleanup(self, ctxt, backend, cleanup_request=None):
+        """Cast: run recovery again while serving (``cleanup_request``:
+        ``{"resource_type", "resource_id"}`` to limit it to one resource);
+        ``service.cleanup.end`` carries the summary."""
+        self._cast(backend, '1.13', 'do_cleanup', ctxt,
+                   cleanup_request=cleanup_request)
+
+    def set_log_levels(self, ctxt, backend, log_request):
+        """Cast: ``{"prefix", "level"}``, for the worker's whole process."""
+        self._cast(backend, '1.13', 'set_log_levels', ctxt,
+                   log_request=log_request)
+
+    def get_log_levels(self, ctxt, backend, log_request=None):
+        """Call: ``[{"prefix": logger, "level": name}]`` under a prefix."""
+        return self._call(backend, '1.13', 'get_log_levels', ctxt,
+                          log_request=log_request)
 
     def publish_service_capabilities(self, ctxt):
         """Fanout cast: every worker publishes a capability report now."""

@@ -8,7 +8,10 @@ comes back by itself.
 """
 
 import datetime
+import os
 import time
+
+import pytest
 
 from tests.functional.conftest import fake_backend
 from tests.functional.conftest import start_harness
@@ -257,6 +260,55 @@ def test_setup_failing_5_times_then_serving_what_was_sent_meanwhile(tmp_path):
         up = [e for e in _reports(h, 2.5, flaky)
               if e['capabilities']['backend_state'] == 'up']
         assert up and up[-1]['capabilities']['total_volumes'] == 3
+    finally:
+        h.close()
+        h.worker.stop()
+
+
+def _client(h, *args):
+    import json
+    import subprocess
+    from volume_worker.testing import process
+    out = subprocess.run(
+        [os.path.join(process.VENV_BIN, 'volume-worker-client'),
+         '--config-file', h.worker.config_path] + list(args),
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_cleanup_and_log_levels_through_the_client(tmp_path):
+    import uuid
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    h = start_harness(tmp_path)
+    try:
+        # A volume left "creating" by a process that journaled nothing.
+        stuck = str(uuid.uuid4())
+        with _db(h).engine.begin() as conn:
+            conn.execute(sa.insert(models.volumes).values(
+                id=stuck, size=1, status='creating', deleted=False,
+                host=h.backend() + '#pool1', metadata={},
+                created_at=datetime.datetime.utcnow()))
+        _client(h, 'do-cleanup', '--resource-id', stuck)
+        done = h.wait_event(lambda e: e.get('event_type') ==
+                            'service.cleanup.end', timeout=20)
+        assert done['payload']['reset'] == 1
+        assert done['payload']['resource_id'] == stuck
+        assert h.api.get_volume(h.ctx, h.backend(), stuck).status == 'error'
+
+        _client(h, 'set-log-levels', 'DEBUG', '--prefix',
+                'volume_worker.flows')
+        levels = state.wait_until(lambda: [
+            entry for entry in _client(h, 'get-log-levels', '--prefix',
+                                       'volume_worker.flows')
+            if entry['level'] == 'DEBUG'], 10, 'DEBUG set')
+        assert {e['prefix'] for e in levels} >= {'volume_worker.flows'}
+        assert all(e['prefix'].startswith('volume_worker.flows')
+                   for e in levels)
+        with pytest.raises(Exception, match='level must be one of'):
+            h.api.get_log_levels(h.ctx, h.backend(), {'level': 'LOUD'})
     finally:
         h.close()
         h.worker.stop()

@@ -167,6 +167,13 @@ _MANAGEABLE = _LIST + (
                            'repeatable'}))
 
 
+def _cleanup_request(client, args, backend):
+    request = {key: getattr(args, key) for key in ('resource_type',
+                                                   'resource_id')
+               if getattr(args, key)}
+    return {'cleanup_request': request or None}
+
+
 def _unmanage_only(client, args, backend):
     return {'unmanage_only': True} if args.unmanage_only else {}
 
@@ -435,7 +442,8 @@ COMMANDS = [
             'backup', subject=('backup', 'backup_id'), call=True),
     Command('secure_file_operations_enabled', 'whether the driver runs file '
             'operations without root', call=True),
-    Command('get_capabilities', 'the last capability report',
+    Command('get_capabilities', 'the driver\'s capabilities (properties '
+            'included) with the report\'s state and usage',
             aliases=('capabilities',), call=True,
             build=lambda client, args, backend: {'discover': args.refresh},
             args=((('--refresh',), {'action': 'store_true',
@@ -453,4 +461,27 @@ COMMANDS = [
                    '(reads and attachments still work)', call=True),
     BackendCommand('thaw_host', 'accept changes on the backend again',
                    call=True),
+    BackendCommand(
+        'do_cleanup', 'run recovery again while serving: resume journaled '
+        'operations left behind, reset resources stuck in a transitional '
+        'status', build=_cleanup_request,
+        args=((('--resource-type',), {'dest': 'resource_type'}),
+              (('--resource-id',), {'dest': 'resource_id',
+                                    'help': 'only what touches it'}))),
+    BackendCommand(
+        'set_log_levels', 'set the log level of the worker\'s loggers',
+        build=lambda client, args, backend: {'log_request': {
+            'prefix': args.prefix, 'level': args.level}},
+        args=((('level',), {'help': 'DEBUG, INFO, WARNING, ERROR or '
+                                    'CRITICAL'}),
+              (('--prefix',), {'default': '',
+                               'help': 'loggers whose name starts with it '
+                                       '(default: all)'}))),
+    BackendCommand(
+        'get_log_levels', 'the log levels of the worker\'s loggers',
+        call=True, build=lambda client, args, backend: {'log_request': {
+            'prefix': args.prefix}},
+        args=((('--prefix',), {'default': 'volume_worker',
+                               'help': 'loggers whose name starts with it'}),
+              )),
 ]

@@ -660,6 +660,13 @@ def journal_counts():
         return {host: count for host, count in conn.execute(query)}
 
 
+def journal_exists(operation_id):
+    t = models.operations
+    with get_engine().connect() as conn:
+        return conn.execute(sa.select(t.c.id).where(
+            t.c.id == operation_id)).first() is not None
+
+
 def journal_get_all(host=None):
     t = models.operations
     query = sa.select(t).order_by(t.c.created_at, t.c.id)
