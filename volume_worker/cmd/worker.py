@@ -32,14 +32,16 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    notifier = systemd.notifier()
+    notifier.status('starting: drivers set up, journals recovered')
     worker = service.WorkerService(conf)
     try:
         worker.start()
     except Exception:
         log.exception('volume-worker failed to start')
+        notifier.status('failed to start: see the log')
         return 1
     # Every backend is set up, recovered and consuming (or disabled).
-    notifier = systemd.notifier()
     notifier.ready(_status(worker))
     while not stop_requested:
         concurrency.sleep(0.2)
