@@ -89,7 +89,8 @@ def test_ready_after_recovery_then_watchdog(tmp_path):
         assert code == 503, body
         recovery = json.loads(body)['checks']['recovery:%s' % rig.backend]
         assert recovery[0]['status'] == 'fail'
-        fields, _ = notify.wait_for('READY', 60)
+        fields, seen = notify.wait_for('READY', 60)
+        assert seen[0].get('STATUS', '').startswith('starting'), seen
         # Read at once: what held when the worker said it was ready.
         journal = rig.db.journal()
         status = rig.db.status(volume_id)
