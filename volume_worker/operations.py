@@ -9,6 +9,7 @@ goes through the same locks to resume what a previous process left.
 """
 
 import contextlib
+import time
 import uuid
 
 from oslo_log import log as logging
@@ -20,6 +21,8 @@ from volume_worker import objects
 from volume_worker.objects import fields
 
 LOG = logging.getLogger(__name__)
+
+CLUSTER_FROZEN_TTL = 1.0  # seconds
 
 
 class ResourceType:
@@ -113,7 +116,7 @@ class Operation:
 
     def set_frozen(self, frozen):
         """Refuse (True) or accept again (False) changes on this backend."""
-        self._operations.frozen = frozen
+        self._operations.set_frozen(frozen)
     @property
     def image_service(self):
         """The image service of the backend (None: no image operations)."""
@@ -154,8 +157,12 @@ class Operations:
         self.reporter = reporter
         self.accepting = True
         # Mirrors the service row's ``frozen`` (set at start-up, then by
-        # freeze, thaw and failover): no query per operation.
+        # freeze, thaw and failover): no query per operation. Workers of a
+        # cluster share one queue: any of them frozen freezes all (a thaw
+        # thaws all), read from the database at most once a
+        # CLUSTER_FROZEN_TTL and after each change made here.
         self.frozen = False
+        self._cluster_frozen = (0.0, False)
         self.peers = None  # set by the service: rpcapi.VolumeAPI
         self.image_service = None  # set by the service (image_store)
 
@@ -204,9 +211,24 @@ class Operations:
                 backend=self.backend,
                 reason=getattr(self.reporter, 'state_reason', None) or
                 'set-up has not succeeded')
-        if self.frozen and not family.while_frozen:
+        if not family.while_frozen and self.is_frozen():
             raise exception.BackendFrozen(backend=self.backend,
                                           operation=family.operation)
+
+    def is_frozen(self):
+        cluster = getattr(self.driver, 'cluster_name', None)
+        if not cluster:
+            return self.frozen
+        checked, frozen = self._cluster_frozen
+        now = time.monotonic()
+        if now - checked > CLUSTER_FROZEN_TTL:
+            frozen = db.service_cluster_frozen(cluster)
+            self._cluster_frozen = (now, frozen)
+        return frozen
+
+    def set_frozen(self, frozen):
+        self.frozen = frozen
+        self._cluster_frozen = (0.0, False)
 
     @contextlib.contextmanager
     def _refusals_announced(self, family, given):

@@ -313,6 +313,26 @@ def test_a_cluster_fails_over_together(tmp_path):
             sites['site2'], file_layout.VOLUME_PREFIX + volume.id))
         assert not os.path.exists(os.path.join(
             sites['default'], file_layout.VOLUME_PREFIX + volume.id))
+
+        # One worker frozen freezes the cluster (they share its queue); a
+        # thaw through any of them thaws all.
+        def tool(name, path, *args):
+            return subprocess.run(
+                [os.path.join(process.VENV_BIN, name), '--config-file', path,
+                 *args], capture_output=True, text=True, timeout=60)
+        out = tool('volume-worker-manage', path_a, 'freeze', '--backend',
+                   backend_a)
+        assert out.returncode == 0, out.stderr
+        out = tool('volume-worker-client', path_b, 'create', '--size', '1',
+                   '--wait', '--backend', backend_b)
+        assert out.returncode != 0 and 'frozen' in out.stderr, out.stderr
+        out = tool('volume-worker-manage', path_b, 'thaw', '--backend',
+                   backend_b)
+        assert out.returncode == 0, out.stderr
+        assert not any(s['frozen'] for s in db.services())
+        out = tool('volume-worker-client', path_a, 'create', '--size', '1',
+                   '--wait', '--backend', backend_a)
+        assert out.returncode == 0, out.stderr
     finally:
         for worker in workers:
             worker.stop()

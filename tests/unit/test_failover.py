@@ -311,3 +311,25 @@ def test_failover_waits_for_operations_already_running(
     got = objects.Volume.get_by_id(volume.id)
     assert (got.status, got.replication_status) == ('available',
                                                     'failed-over')
+
+
+def test_one_frozen_worker_freezes_its_cluster_and_a_thaw_thaws_all(
+        database, notifier, coordinator, monkeypatch):
+    from volume_worker import operations
+    monkeypatch.setattr(operations, 'CLUSTER_FROZEN_TTL', 0)
+    workers = []
+    for host in (HOST, 'other@fake1'):
+        svc = objects.Service.get_or_create(host, 'volume-worker',
+                                            cluster_name='cl@fake1')
+        drv = helpers.make_driver()
+        drv.cluster_name = 'cl@fake1'
+        ops = helpers.make_ops(drv, notifier, coordinator)
+        ops.backend = host
+        workers.append((svc, ops))
+    (svc_a, ops_a), (svc_b, ops_b) = workers
+    helpers.run(ops_a, failover.FREEZE, service=svc_a.id)
+    with pytest.raises(exception.BackendFrozen):
+        helpers.run_create(ops_b, helpers.new_volume())
+    helpers.run(ops_b, failover.THAW, service=svc_b.id)
+    assert not _fresh(svc_a).frozen
+    assert not ops_a.is_frozen() and not ops_b.is_frozen()

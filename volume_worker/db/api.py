@@ -582,6 +582,24 @@ def service_get_all(filters=None):
     return _list(models.services, filters, sort_key='id')
 
 
+def service_cluster_frozen(cluster_name):
+    """Whether any worker of ``cluster_name`` is frozen."""
+    t = models.services
+    query = sa.select(sa.func.count()).select_from(t).where(
+        t.c.cluster_name == cluster_name, t.c.frozen == sa.true(),
+        t.c.deleted == sa.false())
+    with get_engine().connect() as conn:
+        return bool(conn.execute(query).scalar())
+
+
+def service_thaw_cluster(cluster_name):
+    """Thaw every worker of ``cluster_name``."""
+    t = models.services
+    with _writing(None) as conn:
+        conn.execute(t.update().where(t.c.cluster_name == cluster_name)
+                     .values(frozen=False, updated_at=utcnow()))
+
+
 def health_write(service_ids):
     """A write transaction that changes nothing (the health check's).
 

@@ -59,11 +59,15 @@ class WaitForOperationsInFlight(common.VolumeTask):
 
     idempotent = True
 
-    def execute(self, op):
+    def execute(self, op, service):
+        hosts = {op.backend}
+        if service.cluster_name:  # (the cluster's workers are frozen too)
+            hosts.update(s['host'] for s in db.service_get_all(
+                {'cluster_name': service.cluster_name}))
         deadline = time.monotonic() + DRAIN_SECONDS
         while True:
-            others = [row['operation'] for row in db.journal_get_all(
-                op.backend) if row['id'] != op.id]
+            others = [row['operation'] for row in db.journal_get_all()
+                      if row['host'] in hosts and row['id'] != op.id]
             if not others:
                 return
             if time.monotonic() > deadline:
@@ -304,20 +308,27 @@ class SetFrozen(common.VolumeTask):
         super().__init__(**kwargs)
         self.frozen = frozen
 
-    def execute(self, context, driver, op):
+    def execute(self, context, driver, op, service):
         method = driver.freeze_backend if self.frozen else \
             driver.thaw_backend
         common.call_driver(method, context)
+        if not self.frozen and service.cluster_name:
+            # Every worker of the cluster takes from one queue.
+            db.service_thaw_cluster(service.cluster_name)
         op.set_frozen(self.frozen)
         return {'frozen': self.frozen}
 
 
 def check_thaw(op):
-    if op.subject.status == fields.ReplicationStatus.FAILING_OVER:
-        raise exception.InvalidStatus(
-            resource='service', resource_id=op.backend,
-            status=op.subject.status,
-            operation='thaw_host', expected='not failing over')
+    service = op.subject
+    workers = ([service] if not service.cluster_name else
+               objects.Service.get_all({'cluster_name': service.cluster_name}))
+    for worker in workers:
+        if worker.status == fields.ReplicationStatus.FAILING_OVER:
+            raise exception.InvalidStatus(
+                resource='service', resource_id=worker.host,
+                status=worker.status, operation='thaw_host',
+                expected='not failing over')
 
 
 def settle_replication_status(service, report):
