@@ -187,11 +187,11 @@ def test_a_failing_chunk_fails_the_backup_and_stops_its_threads(
     service = _service(tmp_path, workers=3)
     calls = []
 
-    def failing(path, data):
+    def failing(path, data, **kwargs):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, 'No space left on device')
-        return real(path, data)
+        return real(path, data, **kwargs)
     real = posix._write_file
     monkeypatch.setattr(posix, '_write_file', failing)
     before = threading.active_count()

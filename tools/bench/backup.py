@@ -10,6 +10,7 @@ may still be in the page cache). Rounds alternate, page cache warm.
 """
 
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -18,6 +19,18 @@ import uuid
 from datapath import MiB, GiB, _cp, _fill, _timed, make_driver
 
 SECTION = '5b backup data path (file driver, POSIX store)'
+
+
+def _cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_timed(fn, who=resource.RUSAGE_SELF):
+    """(wall seconds, CPU seconds of this process or of its children)."""
+    cpu0 = _cpu(who)
+    wall = _timed(fn)
+    return wall, _cpu(who) - cpu0
 
 
 class _Lookup:
@@ -53,29 +66,35 @@ def measure(results, volume_gb, data_bytes, rounds=2):
         cp_times, backup_times, restore_times = [], [], []
         for _ in range(rounds):
             dst = os.path.join(directory, 'cp-%s' % uuid.uuid4().hex)
-            cp_times.append(_timed(_cp(src, dst, True)))
+            cp_times.append(_cpu_timed(_cp(src, dst, True),
+                                       resource.RUSAGE_CHILDREN))
             os.unlink(dst)
             backup = objects.Backup(id=str(uuid.uuid4()),
                                     volume_id=volume.id, size=volume_gb)
             backup.obj_fill_unset()
             service = posix.PosixBackupService(store)
-            backup_times.append(_timed(
+            backup_times.append(_cpu_timed(
                 lambda: driver.backup_volume(None, backup, service)))
             target = objects.Volume(id=str(uuid.uuid4()), size=volume_gb,
                                     host='bench@file1#pool')
             target.obj_fill_unset()
             driver.create_volume(target)
             service = posix.PosixBackupService(store, volume_is_new=True)
-            restore_times.append(_timed(
+            restore_times.append(_cpu_timed(
                 lambda: driver.restore_backup(None, backup, target,
                                               service)))
             driver.delete_volume(target)
             shutil.rmtree(store)
-        cp, took, back = min(cp_times), min(backup_times), min(restore_times)
+        (cp, cp_cpu), (took, took_cpu), (back, back_cpu) = (
+            min(cp_times), min(backup_times), min(restore_times))
         rate = data_bytes / MiB
         results.add(SECTION, 'cp + fsync, %s' % label, cp, 's')
         results.add(SECTION, 'backup, %s' % label, took, 's')
         results.add(SECTION, 'backup rate', rate / took, 'MiB/s')
+        results.add(SECTION, 'CPU of cp + fsync', cp_cpu, 's')
+        results.add(SECTION, 'CPU of the backup (all its threads)',
+                    took_cpu, 's')
+        results.add(SECTION, 'CPU of the restore', back_cpu, 's')
         full = data_bytes >= volume_gb * GiB  # the target's case
         results.add(SECTION, 'ratio backup / (cp + fsync)', cp / took, 'x',
                     '>= 0.9' if full else None,
