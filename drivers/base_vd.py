@@ -305,6 +305,26 @@ class BaseVD(object):
         """Recreate an existing export after a restart; model update/None."""
         raise NotImplementedError()
 
+    def ensure_exports(self, context, volumes):
+        """``ensure_export`` for many volumes at once (the worker's start-up).
+
+        Not part of Cinder's contract: the worker calls it with batches of
+        its settled, exported volumes. This default calls ``ensure_export``
+        for each; a driver that can check many exports at once (one
+        listing of its target's table) overrides it. Returns ``(updates,
+        failures)``: model updates and failure reasons, by volume id.
+        """
+        updates, failures = {}, {}
+        for volume in volumes:
+            try:
+                update = self.ensure_export(context, volume)
+            except Exception as exc:
+                failures[volume.id] = str(exc) or type(exc).__name__
+                continue
+            if update:
+                updates[volume.id] = update
+        return updates, failures
+
     def remove_export(self, context, volume):
         """Remove the export of ``volume``; succeed if there is none."""
         raise NotImplementedError()

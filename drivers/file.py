@@ -6,14 +6,13 @@ are sparse copies otherwise.  Volumes reach their consumers as local paths
 """
 
 import os
-import secrets
-import string
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from drivers import base
 from drivers import exception
+from drivers import file_export
 from drivers import file_images
 from drivers import file_layout
 from drivers import file_manage
@@ -55,10 +54,6 @@ file_opts = [
 
 # tgt accounts are global to a tgtd: one generated account per volume keeps
 # volumes from sharing credentials and lets an unexport delete its account.
-_CHAP_USER_LENGTH = 20
-_CHAP_SECRET_LENGTH = 16
-_CHAP_ALPHABET = string.ascii_letters + string.digits
-_ISCSI_LUN = 1          # tgt's LUN 0 is the target's controller
 _SNAPSHOT_MODE = file_layout.SNAPSHOT_MODE
 _VOLUME_MODE = file_layout.VOLUME_MODE
 
@@ -71,15 +66,12 @@ def list_opts():
 _os_errors_as_backend_errors = exception.os_errors_as_backend_errors
 
 
-def _random_text(length):
-    return ''.join(secrets.choice(_CHAP_ALPHABET) for _ in range(length))
-
-
 _replicated = file_replication.replicated_write
 
 
 class FileVolumeDriver(file_replication.ReplicationMixin,
-                       file_manage.ManageMixin, base.ISCSIDriver):
+                       file_manage.ManageMixin, file_export.ExportMixin,
+                       base.ISCSIDriver):
     """Volumes as sparse files under ``file_volume_dir``.
 
     ``target_protocol`` picks the transport: ``local`` hands out the file's
@@ -400,86 +392,6 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         if used <= 0 or provisioned <= 0:
             return 1.0
         return round(max(1.0, 1.0 + provisioned / used), 2)
-
-    # -- exports and connections ---------------------------------------------
-
-    def _target_iqn(self, volume):
-        return '%s%s' % (self.configuration.target_prefix,
-                         os.path.basename(self.local_path(volume)))
-
-    @staticmethod
-    def _chap_from(volume):
-        auth = getattr(volume, 'provider_auth', None)
-        if auth:
-            fields = auth.split()
-            if len(fields) == 3 and fields[0] == 'CHAP':
-                return fields[1], fields[2]
-        return None
-
-    def create_export(self, context, volume, connector):
-        if self.tgt is None:
-            return None
-        user = secret = None
-        if self.configuration.safe_get('use_chap_auth'):
-            # Reuse credentials already recorded, so a retry converges.
-            user, secret = self._chap_from(volume) or (
-                _random_text(_CHAP_USER_LENGTH),
-                _random_text(_CHAP_SECRET_LENGTH))
-        iqn = self._target_iqn(volume)
-        self.tgt.ensure_target(iqn, self._existing_volume_path(volume),
-                               user, secret)
-        return {'provider_location': self._iscsi_location(iqn, _ISCSI_LUN),
-                'provider_auth': (self._chap_auth(user, secret) if user
-                                  else None)}
-
-    def ensure_export(self, context, volume):
-        if self.tgt is None:
-            return None
-        if not getattr(volume, 'provider_location', None):
-            return None         # not exported: nothing to recreate
-        self.tgt.ensure_target(self._target_iqn(volume),
-                               self._existing_volume_path(volume),
-                               *(self._chap_from(volume) or (None, None)))
-        return None
-
-    def remove_export(self, context, volume):
-        if self.tgt is not None:
-            self._remove_iscsi_export(volume)
-
-    def _remove_iscsi_export(self, volume):
-        chap = self._chap_from(volume)
-        self.tgt.remove_target(self._target_iqn(volume),
-                               user=chap[0] if chap else None)
-
-    def initialize_connection(self, volume, connector):
-        if self.tgt is None:
-            return {'driver_volume_type': 'local',
-                    'data': {'device_path': self._existing_volume_path(volume),
-                             'volume_id': volume.id}}
-        return super().initialize_connection(volume, connector)
-
-    def terminate_connection(self, volume, connector, **kwargs):
-        """Nothing to revoke: the export itself goes in remove_export."""
-
-    def initialize_connection_snapshot(self, snapshot, connector, **kwargs):
-        if self.tgt is not None:
-            raise NotImplementedError()
-        return {'driver_volume_type': 'local',
-                'data': {'device_path': self._existing_snapshot_path(snapshot),
-                         'snapshot_id': snapshot.id}}
-
-    def terminate_connection_snapshot(self, snapshot, connector, **kwargs):
-        """Local snapshot attachments need no teardown."""
-
-    def create_export_snapshot(self, context, snapshot, connector):
-        return None
-
-    def remove_export_snapshot(self, context, snapshot):
-        return None
-
-    def validate_connector(self, connector):
-        if self.tgt is not None:
-            super().validate_connector(connector)
 
     def secure_file_operations_enabled(self):
         return False

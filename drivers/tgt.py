@@ -126,39 +126,64 @@ class TgtAdm:
         Returns the target's tid.
         """
         with self._lock:
+            return self._ensure_in(self.show_targets(), iqn, path, user,
+                                   password, thin)
+
+    def ensure_targets(self, exports, thin=True):
+        """``ensure_target`` for many exports, reading tgtd's table once.
+
+        ``exports`` holds ``(iqn, path, user, password)`` tuples. A worker
+        starting with thousands of exports would otherwise list every
+        target once per export. Returns ``{iqn: reason}`` for the exports
+        that could not be made; the others are in place.
+        """
+        failed = {}
+        with self._lock:
             targets = self.show_targets()
-            existing = targets.get(iqn)
-            if existing is not None:
-                if (existing.luns.get(1) == path
-                        and (user in existing.accounts if user
-                             else not existing.accounts)
-                        and 'ALL' in existing.acls):
-                    # Leave the account alone: deleting it would unbind it.
-                    return existing.tid
-                LOG.info('Rebuilding incomplete export %s (tid %d)',
-                         iqn, existing.tid)
-                self._delete_target(existing.tid)
-                del targets[iqn]
+            for iqn, path, user, password in exports:
+                try:
+                    self._ensure_in(targets, iqn, path, user, password, thin)
+                except exception.VolumeBackendAPIException as exc:
+                    failed[iqn] = str(exc)
+        return failed
+
+    def _ensure_in(self, targets, iqn, path, user, password, thin):
+        """Make the export against ``targets`` (tgtd's table, kept current)."""
+        existing = targets.get(iqn)
+        if existing is not None:
+            if (existing.luns.get(1) == path
+                    and (user in existing.accounts if user
+                         else not existing.accounts)
+                    and 'ALL' in existing.acls):
+                # Leave the account alone: deleting it would unbind it.
+                return existing.tid
+            LOG.info('Rebuilding incomplete export %s (tid %d)',
+                     iqn, existing.tid)
+            self._delete_target(existing.tid)
+            del targets[iqn]
+        if user:
+            self._ensure_account(user, password)
+        tid = self._new_target(iqn, {t.tid for t in targets.values()})
+        try:
+            self._tgtadm('--op', 'new', '--mode', 'logicalunit',
+                         '--tid', tid, '--lun', 1, '-b', path)
+            if thin:
+                # Lets initiators UNMAP: tgtd punches holes in the file.
+                self._tgtadm('--op', 'update', '--mode', 'logicalunit',
+                             '--tid', tid, '--lun', 1,
+                             '--params', 'thin_provisioning=1')
             if user:
-                self._ensure_account(user, password)
-            tid = self._new_target(iqn, {t.tid for t in targets.values()})
-            try:
-                self._tgtadm('--op', 'new', '--mode', 'logicalunit',
-                             '--tid', tid, '--lun', 1, '-b', path)
-                if thin:
-                    # Lets initiators UNMAP: tgtd punches holes in the file.
-                    self._tgtadm('--op', 'update', '--mode', 'logicalunit',
-                                 '--tid', tid, '--lun', 1,
-                                 '--params', 'thin_provisioning=1')
-                if user:
-                    self._tgtadm('--op', 'bind', '--mode', 'account',
-                                 '--tid', tid, '--user', user)
-                self._tgtadm('--op', 'bind', '--mode', 'target',
-                             '--tid', tid, '-I', 'ALL')
-            except processutils.ProcessExecutionError as exc:
-                self._delete_target(tid)
-                self._fail('export %s as %s' % (path, iqn), exc)
-            return tid
+                self._tgtadm('--op', 'bind', '--mode', 'account',
+                             '--tid', tid, '--user', user)
+            self._tgtadm('--op', 'bind', '--mode', 'target',
+                         '--tid', tid, '-I', 'ALL')
+        except processutils.ProcessExecutionError as exc:
+            self._delete_target(tid)
+            self._fail('export %s as %s' % (path, iqn), exc)
+        targets[iqn] = Target(tid=tid, iqn=iqn, luns={1: path},
+                              accounts=[user] if user else [],
+                              acls=['ALL'])
+        return tid
 
     def _new_target(self, iqn, used):
         """Create an empty target under a tid not in ``used``; return it."""

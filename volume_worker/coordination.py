@@ -82,6 +82,27 @@ class Coordinator:
             except tooz_coordination.ToozError:
                 LOG.warning('Lock %s was lost before release', name)
 
+    @contextlib.contextmanager
+    def locks_free_now(self, names):
+        """Take those of ``names`` no one holds, without waiting; yields them.
+
+        For background work that should leave a resource to whoever is
+        working on it (start-up export checks, say).
+        """
+        held = []
+        try:
+            for name in sorted(set(names)):
+                lock = self.get_lock(name)
+                if lock.acquire(blocking=False):
+                    held.append((name, lock))
+            yield {name for name, _ in held}
+        finally:
+            for name, lock in reversed(held):
+                try:
+                    lock.release()
+                except tooz_coordination.ToozError:
+                    LOG.warning('Lock %s was lost before release', name)
+
 
 def _mask_url(url):
     head, sep, tail = url.partition('@')

@@ -26,6 +26,7 @@ from volume_worker.flows import runner as flow_runner
 from volume_worker import health
 from volume_worker import manager as volume_manager
 from volume_worker import objects
+from volume_worker import operations
 from volume_worker import opts
 from volume_worker import reporting
 from volume_worker import recovery
@@ -36,6 +37,7 @@ from volume_worker import systemd
 LOG = logging.getLogger(__name__)
 
 TICK = 0.5  # longest sleep of a periodic loop: how soon it sees a stop
+EXPORT_BATCH = 500  # volumes per ensure_exports call at start-up
 REPORT_DEBOUNCE = 1.0  # least seconds between two reports after changes
 
 
@@ -206,6 +208,7 @@ class BackendService:
             if self._stopping.is_set():
                 return
             self.start_rpc()
+        concurrency.spawn(self._ensure_exports)
         self.ready = True
         self.reporter.mark_dirty()
         self.first_attempt.set()
@@ -224,7 +227,6 @@ class BackendService:
         self.service.save()
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
                  time.monotonic() - started, summary)
-        self._ensure_exports()
         self._init_capabilities()
 
     def _setup_driver(self):
@@ -259,32 +261,63 @@ class BackendService:
         """Recreate the exports of this backend's settled volumes.
 
         A target (tgtd, ...) may not have outlived the worker or the host.
-        One volume failing is logged and does not hold the others back.
+        It runs in the background once the backend serves requests: with
+        thousands of volumes it takes long, and an operation on a volume
+        (an attach, a delete) sets up or removes that volume's export
+        itself. Volumes go to the driver's ``ensure_exports`` in batches,
+        each with the volumes' locks that are free at that moment; a
+        volume an operation holds is left to that operation, and one
+        changed meanwhile is left alone. One volume failing is logged and
+        does not hold the others back.
         """
+        started = time.monotonic()
         ctxt = rpc.admin_context()
-        volumes = objects.Volume.get_all(filters={
-            'backend': self.host,
-            'status': [objects.VolumeStatus.AVAILABLE,
-                       objects.VolumeStatus.IN_USE]})
-        ensured = failed = 0
+        settled = [objects.VolumeStatus.AVAILABLE,
+                   objects.VolumeStatus.IN_USE]
+        ids = [volume.id for volume in objects.Volume.get_all(
+            filters={'backend': self.host, 'status': settled})
+            if volume.provider_location]
+        counts = {'ensured': 0, 'failed': 0, 'skipped': 0}
+        for first in range(0, len(ids), EXPORT_BATCH):
+            if self._stopping.is_set():
+                return
+            chunk = ids[first:first + EXPORT_BATCH]
+            names = {operations.lock_name('volume', vid): vid
+                     for vid in chunk}
+            with self.coordinator.locks_free_now(names) as held:
+                # Read again under the locks: only what is still settled.
+                volumes = objects.Volume.get_all(filters={
+                    'id': [names[name] for name in held],
+                    'backend': self.host, 'status': settled})
+                volumes = [v for v in volumes if v.provider_location]
+                counts['skipped'] += len(chunk) - len(volumes)
+                self._ensure_batch(ctxt, volumes, counts)
+        if any(counts.values()):
+            LOG.info('Backend %s: %d exports ensured, %d failed, %d left to '
+                     'the operations holding them, in %.2fs', self.host,
+                     counts['ensured'], counts['failed'], counts['skipped'],
+                     time.monotonic() - started)
+
+    def _ensure_batch(self, ctxt, volumes, counts):
+        if not volumes:
+            return
+        try:
+            updates, failures = concurrency.run_blocking(
+                self.driver.ensure_exports, ctxt, volumes)
+        except Exception as exc:
+            updates, failures = {}, {v.id: str(exc) for v in volumes}
         for volume in volumes:
-            if not volume.provider_location:
-                continue
-            try:
-                update = concurrency.run_blocking(self.driver.ensure_export,
-                                                  ctxt, volume)
-                if update:
-                    for key, value in update.items():
-                        setattr(volume, key, value)
-                    volume.save()
-                ensured += 1
-            except Exception as exc:
-                failed += 1
+            if volume.id in failures:
+                counts['failed'] += 1
                 LOG.error('Could not ensure the export of volume %s on %s: '
-                          '%s', volume.id, self.host, exc)
-        if ensured or failed:
-            LOG.info('Backend %s: %d exports ensured, %d failed', self.host,
-                     ensured, failed)
+                          '%s', volume.id, self.host, failures[volume.id])
+                continue
+            counts['ensured'] += 1
+            update = updates.get(volume.id)
+            if update:
+                for key, value in update.items():
+                    setattr(volume, key, value)
+                volume.save()
 
     def start_rpc(self):
         targets = server_names(self.conf, self.backend_name)

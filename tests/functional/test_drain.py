@@ -103,7 +103,7 @@ def test_sigterm_finishes_the_running_create_and_takes_nothing_new(rig):
     # The next start re-exports the volume it finished, then takes the
     # create that waited.
     rig.start()
-    assert '1 exports ensured, 0 failed' in rig.worker.log_text()
+    rig.worker.wait_for_log('1 exports ensured, 0 failed', 30)
     state.wait_until(lambda: rig.db.status(late) == VolumeStatus.AVAILABLE,
                      30, 'late create done after restart')
     assert rig.queued() == 0
@@ -132,3 +132,48 @@ def test_drain_deadline_leaves_the_create_journaled(tmp_path, executor):
         assert running in fake_backend_volumes(r.state_dir, 'fake1')
     finally:
         r.close()
+
+
+ENSURE_SECONDS = 15
+
+
+def test_exports_are_ensured_in_the_background_after_listening(tmp_path):
+    """A start-up with exported volumes serves requests before it has
+    checked every export (thousands take long); here the check hangs."""
+    from volume_worker import objects
+    from volume_worker import rpc
+    from volume_worker import rpcapi
+    state_dir = str(tmp_path / 'state')
+    conf_path, settings = process.write_config(
+        state_dir, backends={'fake1': fake_backend(
+            'fake1', state_dir, fake_fault_delay='ensure_exports:%d' % ENSURE_SECONDS)})
+    backend = settings['backends'][0]
+    db = state.WorkerDB('sqlite:///%s/volume-worker.sqlite' % state_dir)
+    api = rpcapi.VolumeAPI(process.client_config(conf_path), timeout=30)
+    ctx = rpc.admin_context()
+
+    def create():
+        volume = objects.Volume(id=str(uuid.uuid4()), size=1, host=backend,
+                                metadata={})
+        api.create_volume(ctx, backend, volume)
+        state.wait_until(
+            lambda: db.status(volume.id) == VolumeStatus.AVAILABLE, 30,
+            'create of %s' % volume.id)
+        return volume.id
+
+    worker = process.WorkerProcess(conf_path, conf_path + '.1.log')
+    try:
+        worker.start()
+        exported = create()
+        assert db.volume(exported)['provider_location']
+        worker.terminate(30)
+        worker = process.WorkerProcess(conf_path, conf_path + '.2.log')
+        worker.start()
+        # Listening, while the driver's ensure_exports is still inside.
+        create()
+        assert 'exports ensured' not in worker.log_text()
+        # The check goes on in the background and ends.
+        worker.wait_for_log('1 exports ensured, 0 failed', ENSURE_SECONDS + 30)
+    finally:
+        worker.kill()
+        db.close()

@@ -339,6 +339,44 @@ def test_ensure_export_after_tgtd_restart(driver, tgtd):
     assert list(tgtd.targets()) == [data['target_iqn']]
 
 
+def test_ensure_exports_reads_the_target_table_once(driver, tgtd):
+    """A start-up's batch: one listing of tgtd's targets, whatever their
+    number; only the missing exports are made again."""
+    volumes = [new_volume() for _ in range(4)]
+    urls = []
+    for vol in volumes:
+        driver.create_volume(vol)
+        data = export(driver, vol)['data']
+        urls.append(url(data, data['auth_username'], data['auth_password']))
+    calls = []
+    real = driver.tgt._execute
+
+    def counting(*cmd, **kwargs):
+        calls.append(cmd)
+        return real(*cmd, **kwargs)
+    driver.tgt._execute = counting
+
+    def shows():
+        return sum(1 for cmd in calls if '--op' in cmd and
+                   cmd[cmd.index('--op') + 1] == 'show')
+
+    assert driver.ensure_exports(None, volumes) == ({}, {})
+    assert shows() == 1 and len(calls) == 1     # all there: nothing made
+
+    tgtd.kill()
+    tgtd.start()
+    calls.clear()
+    gone = new_volume()                          # its file does not exist
+    gone.provider_location = volumes[0].provider_location
+    updates, failures = driver.ensure_exports(None, volumes + [gone])
+    assert updates == {} and set(failures) == {gone.id}
+    assert shows() == 1
+    assert sorted(tgtd.targets()) == sorted(
+        driver._target_iqn(vol) for vol in volumes)
+    for good in urls:
+        assert initiator('iscsi-inq', good).returncode == 0
+
+
 def test_ensure_export_repairs_a_partial_export(driver, tgtd):
     vol = new_volume()
     driver.create_volume(vol)

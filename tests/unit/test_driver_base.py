@@ -699,3 +699,20 @@ class TestGenericBackups:
         with pytest.raises(exception.InvalidVolume):
             files.restore_backup(None, backup, small, service)
         assert os.path.getsize(files._path(small)) == GiB
+
+
+def test_ensure_exports_defaults_to_ensure_export_per_volume():
+    class Driver(base.VolumeDriver):
+        def ensure_export(self, context, volume):
+            if volume.id == 'broken':
+                raise exception.VolumeBackendAPIException(data='no target')
+            if volume.id == 'stale':
+                return {'provider_location': 'new'}
+            return None
+
+    driver = Driver(configuration=configuration.Configuration(
+        [], config_group='b', conf=cfg.ConfigOpts()))
+    volumes = [types.SimpleNamespace(id=i) for i in ('ok', 'stale', 'broken')]
+    updates, failures = driver.ensure_exports(None, volumes)
+    assert updates == {'stale': {'provider_location': 'new'}}
+    assert list(failures) == ['broken'] and 'no target' in failures['broken']
