@@ -52,6 +52,9 @@ class BaseVD(object):
         self._stats = {}
         self.capabilities = {}
         self.throttle = throttling.UNLIMITED
+        # Keys of encrypted volumes (castellan's KeyManager interface); the
+        # worker sets it.
+        self.key_manager = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -410,11 +413,10 @@ class BaseVD(object):
 
     def copy_image_to_encrypted_volume(self, context, volume, image_service,
                                        image_id):
-        """Write image ``image_id`` through an encryptor onto ``volume``.
-
-        No generic version: it needs an encryptor and a key manager.
-        """
-        raise NotImplementedError()
+        """Write image ``image_id`` onto ``volume`` encrypted (generic: a
+        LUKS container by qemu-img, the key from ``self.key_manager``)."""
+        generic.copy_image_to_encrypted_volume(self, context, volume,
+                                               image_service, image_id)
 
     def copy_volume_to_image(self, context, volume, image_service,
                              image_meta):

@@ -27,8 +27,8 @@ The collaborators that live outside ``drivers/`` are duck-typed and narrow:
     snapshot_id)`` return the objects drivers are handed.
 
 Images are raw or qcow2, converted by ``qemu-img`` (``drivers.qemu_img``,
-which also refuses hostile images); encrypted volumes need an encryptor and
-a key manager and have no generic copy.
+which also refuses hostile images); onto an encrypted volume, qemu-img
+writes a LUKS container with the key of the driver's ``key_manager``.
 """
 
 import contextlib
@@ -242,9 +242,24 @@ def copy_image_to_volume(driver, context, volume, image_service, image_id):
     the copy. A checksum mismatch fails the copy after it (the caller
     discards the volume).
     """
+    limit = int(common.field(volume, 'size')) * GiB
+    with _checked_image(driver, context, volume, image_service, image_id,
+                        limit) as (path, disk_format, found, checksum):
+        with attached(driver, context, volume) as device:
+            qemu_img.convert(path, disk_format, device, 'raw',
+                             total_bytes=found['virtual-size'],
+                             throttle=throttle_of(driver),
+                             progress=getattr(image_service, 'progress',
+                                              None),
+                             target_exists=True, image_id=image_id)
+        checksum.verify()
+
+
+@contextlib.contextmanager
+def _checked_image(driver, context, volume, image_service, image_id, limit):
+    """The image as a local file, inspected, its checksum under way."""
     meta = image_service.show(context, image_id) or {}
     disk_format = _image_format(image_id, meta)
-    limit = int(common.field(volume, 'size')) * GiB
     declared = meta.get('virtual_size') or (
         meta.get('size') if disk_format == 'raw' else None)
     if declared and int(declared) > limit:
@@ -256,14 +271,83 @@ def copy_image_to_volume(driver, context, volume, image_service, image_id):
                      meta) as (path, checksum):
         found = qemu_img.inspect(path, disk_format, image_id, limit)
         checksum.start()
-        with attached(driver, context, volume) as device:
-            qemu_img.convert(path, disk_format, device, 'raw',
-                             total_bytes=found['virtual-size'],
-                             throttle=throttle_of(driver),
-                             progress=getattr(image_service, 'progress',
-                                              None),
-                             target_exists=True, image_id=image_id)
-        checksum.verify()
+        yield path, disk_format, found, checksum
+
+
+def _encryption_of(volume):
+    volume_type = common.field(volume, 'volume_type')
+    encryption = (common.field(volume_type, 'encryption')
+                  if volume_type is not None else None)
+    if not encryption:
+        raise exception.InvalidVolume(
+            reason='volume %s has no encrypted volume type'
+            % common.field(volume, 'id'))
+    return encryption
+
+
+@contextlib.contextmanager
+def _passphrase_file(driver, context, volume):
+    """The volume's LUKS passphrase (its key, in hex, as Cinder and
+    os-brick use it) in a file only this process reads, removed after."""
+    import binascii
+    key_manager = getattr(driver, 'key_manager', None)
+    if key_manager is None:
+        raise exception.VolumeDriverException(
+            message='no key manager: encrypted volumes are not available')
+    key_id = common.field(volume, 'encryption_key_id')
+    if not key_id:
+        raise exception.InvalidVolume(
+            reason='volume %s has no encryption key'
+            % common.field(volume, 'id'))
+    key = key_manager.get(context, key_id)
+    directory = tempfile.mkdtemp(prefix='luks-')
+    path = os.path.join(directory, 'passphrase')
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(binascii.hexlify(key.get_encoded()))
+        yield path
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+        os.rmdir(directory)
+
+
+def _regrow(device, size):
+    """A volume that is a file was cut to the container's size by qemu-img
+    create: give it its size back (the tail past the container)."""
+    import stat as stat_mod
+    st = os.stat(device)
+    if stat_mod.S_ISREG(st.st_mode) and st.st_size < size:
+        os.truncate(device, size)
+
+
+def copy_image_to_encrypted_volume(driver, context, volume, image_service,
+                                   image_id):
+    """Write image ``image_id`` onto ``volume`` inside a LUKS container.
+
+    Cipher and key size from the volume type's encryption spec, the key
+    from the driver's key manager (``driver.key_manager``, castellan's
+    interface) by the volume's ``encryption_key_id``. ``qemu-img`` formats
+    the volume and encrypts as it converts: no plaintext reaches the
+    volume (or any file outside the image store).
+    """
+    options = qemu_img.luks_options(_encryption_of(volume))
+    size = int(common.field(volume, 'size')) * GiB
+    with _passphrase_file(driver, context, volume) as secret:
+        payload = size - qemu_img.LUKS_HEADER_RESERVE
+        with _checked_image(driver, context, volume, image_service, image_id,
+                            payload) as (path, disk_format, found, checksum):
+            with attached(driver, context, volume) as device:
+                qemu_img.create_luks(device, payload, secret, options)
+                _regrow(device, size)
+                qemu_img.convert_to_luks(
+                    path, disk_format, device, secret,
+                    total_bytes=found['virtual-size'],
+                    throttle=throttle_of(driver),
+                    progress=getattr(image_service, 'progress', None),
+                    image_id=image_id)
+            checksum.verify()
 
 
 def copy_volume_to_image(driver, context, volume, image_service, image_meta):

@@ -4,6 +4,7 @@
 library options (transport, database) the defaults this project wants.
 """
 
+import copy
 import socket
 
 from oslo_config import cfg
@@ -264,6 +265,7 @@ def list_opts():
         ('health', health_opts),
         ('backup', backup_opts),
         ('image_store', image_store_opts),
+        ('key_manager', _key_manager_opts()),
         ('backend', backend_opts + _driver_opts()),
     ]
 
@@ -282,3 +284,18 @@ def _driver_opts():
                     seen.add(opt.dest)
                     opts.append(opt)
     return opts
+
+
+def _key_manager_opts():
+    """castellan's backend choice (defaulting to the config key manager)
+    and the config key manager's own option."""
+    from castellan.key_manager import key_manager_opts
+    from volume_worker import keymgr
+    backend = [o for o in key_manager_opts if o.dest == 'backend'][0]
+    backend = copy.deepcopy(backend)
+    backend.default = keymgr.CONF_KEY_MANAGER
+    backend.help = ('Key manager of encrypted volumes: "barbican" or "vault" '
+                    '(castellan\'s backends, configured in their own '
+                    'sections), or a class path; by default the config key '
+                    'manager (one fixed_key for every volume).')
+    return [backend] + keymgr.opts

@@ -20,6 +20,7 @@ from volume_worker import coordination
 from volume_worker.db import api as db
 from volume_worker import events
 from volume_worker import image_store
+from volume_worker import keymgr
 from volume_worker.db import migration
 from volume_worker.flows import failover as failover_flows
 from volume_worker.flows import runner as flow_runner
@@ -163,6 +164,7 @@ class BackendService:
         self.manager.operations.frozen = bool(self.service.frozen)
         self.manager.operations.peers = rpcapi.VolumeAPI(conf, transport)
         self.manager.operations.image_service = image_store.from_conf(conf)
+        self.driver.key_manager = keymgr.API(conf)
         self.servers = []
         self.ready = False
         self.setup_attempts = 0

@@ -121,7 +121,6 @@ class TestGenericBehaviour:
         lambda d: d.local_path(volume()),
         lambda d: d.revert_to_snapshot(None, volume(), None),
         lambda d: d.initialize_connection(volume(), {}, extra=1),
-        lambda d: d.copy_image_to_encrypted_volume(None, volume(), None, 'i'),
         lambda d: d.check_for_setup_error(),
     ])
     def test_abstract_operations_raise_not_implemented(self, call):

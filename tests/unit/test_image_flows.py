@@ -243,3 +243,58 @@ def test_snapshots_backport_as_before():
     snapshot = helpers.new_snapshot(str(uuid.uuid4()))
     old = snapshot.obj_to_primitive(target_version='1.1')
     assert 'group_snapshot_id' not in old['versioned_object.data']
+
+
+def _encrypted_type():
+    from volume_worker import objects as objs
+    volume_type = objs.VolumeType(
+        id=str(uuid.uuid4()), name='luks-%s' % uuid.uuid4().hex[:6],
+        extra_specs={}, encryption={'provider': 'luks',
+                                    'cipher': 'aes-xts-plain64',
+                                    'key_size': '256'})
+    volume_type.create()
+    return volume_type
+
+
+def _key_manager():
+    from oslo_config import cfg
+    from volume_worker import keymgr
+    conf = cfg.ConfigOpts()
+    keymgr.register_opts(conf)
+    conf.set_override('fixed_key', 'ab' * 32, group='key_manager')
+    return keymgr.API(conf)
+
+
+def test_encrypted_type_gets_a_key_and_the_encrypted_copy(
+        ops, driver, monkeypatch):
+    from volume_worker import keymgr
+    driver.key_manager = _key_manager()
+    calls = []
+    monkeypatch.setattr(driver, 'clone_image',
+                        lambda *a, **k: calls.append('clone') or (None,
+                                                                  False))
+    original = driver.copy_image_to_encrypted_volume
+
+    def encrypted(context, volume, image_service, image_id):
+        calls.append(('encrypted', volume.encryption_key_id))
+        return original(context, volume, image_service, image_id)
+    monkeypatch.setattr(driver, 'copy_image_to_encrypted_volume', encrypted)
+    volume = helpers.new_volume()
+    volume.volume_type_id = _encrypted_type().id
+    volume.image_id = an_image(ops)
+    helpers.run(ops, image_flows.FROM_IMAGE, volume=volume)
+    loaded = objects.Volume.get_by_id(volume.id)
+    assert loaded.status == VolumeStatus.AVAILABLE
+    assert loaded.encryption_key_id == keymgr.FIXED_KEY_ID
+    assert calls == [('encrypted', keymgr.FIXED_KEY_ID)]  # never cloned
+    assert driver.calls['copy_image_to_volume'] == 0
+
+
+def test_encrypted_type_without_a_key_manager_fails_cleanly(ops, driver):
+    volume = helpers.new_volume()
+    volume.volume_type_id = _encrypted_type().id
+    volume.image_id = an_image(ops)
+    with pytest.raises(exception.InvalidInput, match='key manager'):
+        helpers.run(ops, image_flows.FROM_IMAGE, volume=volume)
+    assert helpers.status_of(volume.id) == VolumeStatus.ERROR
+    assert driver.calls['create_volume'] == 0

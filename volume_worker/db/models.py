@@ -155,6 +155,9 @@ volume_types = sa.Table(
     sa.Column('is_public', sa.Boolean, nullable=False, default=True),
     sa.Column('extra_specs', sa.JSON),
     sa.Column('qos_specs', sa.JSON),
+    # Cinder's volume type encryption: provider (luks), cipher
+    # (aes-xts-plain64), key_size (bits), control_location (front-end).
+    sa.Column('encryption', sa.JSON),
     *_timestamps(),
 )
 

@@ -4,7 +4,9 @@
 while it is made: the driver's ``clone_image`` first (the file driver
 shares a raw image's extents by reflink), else ``create_volume`` and
 ``copy_image_to_volume`` (generic: ``qemu-img convert`` through the os-brick
-data path, hostile images refused before a byte is written); then
+data path, hostile images refused before a byte is written). A volume of an
+encrypted type gets a key from the key manager first, is never cloned, and
+is written by ``copy_image_to_encrypted_volume`` (LUKS); then
 ``bootable`` and the image's metadata are recorded and the volume exported.
 Resume rule: resume (the clone and the create are checkpointed; an
 interrupted copy is cleared with ``clear_download`` and made again).
@@ -74,6 +76,48 @@ def call_clone_image(driver, context, volume, location, meta, service):
     return common.call_driver(driver.clone_image, *args)
 
 
+def encryption_of(volume):
+    """The volume type's encryption spec, or None for a plain volume."""
+    if not volume.volume_type_id:
+        return None
+    volume_type = volume.volume_type
+    return (volume_type.encryption or None) if volume_type else None
+
+
+class CreateKey(common.VolumeTask):
+    """A key for a volume of an encrypted type (``driver.key_manager``).
+
+    Checkpointed: a crash after it keeps the key the volume will use.
+    Revert deletes it.
+    """
+
+    checkpoint = True
+    default_provides = 'key_update'
+
+    def execute(self, context, driver, volume):
+        encryption = encryption_of(volume)
+        if not encryption or volume.encryption_key_id:
+            return {}
+        key_manager = getattr(driver, 'key_manager', None)
+        if key_manager is None:
+            raise exception.InvalidInput(
+                reason='volume type %s is encrypted and this worker has no '
+                       'key manager' % volume.volume_type_id)
+        key_id = common.call_driver(
+            key_manager.create_key, context, 'AES',
+            int(encryption.get('key_size') or 256))
+        return {'encryption_key_id': key_id}
+
+    def revert(self, context, driver, result=None, **kwargs):
+        key_id = (result or {}).get('encryption_key_id') if isinstance(
+            result, dict) else None
+        if key_id:
+            try:
+                common.call_driver(driver.key_manager.delete, context, key_id)
+            except Exception:
+                LOG.exception('Could not delete key %s', key_id)
+
+
 class CloneImage(common.VolumeTask):
     """Let the driver make the volume from the image without a copy.
 
@@ -83,7 +127,11 @@ class CloneImage(common.VolumeTask):
     checkpoint = True
     default_provides = ('clone_update', 'cloned')
 
-    def execute(self, context, driver, volume, images, image_meta):
+    def execute(self, context, driver, volume, images, image_meta,
+                key_update):
+        common.merge_model_update(volume, key_update)
+        if encryption_of(volume):
+            return {}, False  # shared plaintext extents would defeat it
         try:
             location = images.get_location(context, image_meta['id'])
         except Exception:
@@ -123,17 +171,19 @@ class CopyImage(common.VolumeTask):
     idempotent = True
 
     def execute(self, op, context, driver, notifier, volume, images,
-                image_meta, cloned, create_update):
+                image_meta, cloned, create_update, key_update):
         if cloned:
             return
-        common.merge_model_update(volume, create_update)
+        common.merge_model_update(volume, key_update, create_update)
         if op.resumed:
             common.call_driver(driver.clear_download, context, volume)
         size = int(image_meta.get('virtual_size') or 0) or volume.size * GiB
+        copy = (driver.copy_image_to_encrypted_volume
+                if encryption_of(volume) else driver.copy_image_to_volume)
         with progress.ProgressReporter(
                 notifier, op.family.event, volume.notification_payload(),
                 size) as reporter:
-            common.call_driver(driver.copy_image_to_volume, context, volume,
+            common.call_driver(copy, context, volume,
                                _Following(images, reporter),
                                image_meta['id'])
 
@@ -161,10 +211,11 @@ class RecordImage(common.VolumeTask):
 
 def _build_from_image():
     return common.operation_flow(
-        'create_volume_from_image', CloneImage(), CreateUnlessCloned(),
-        CopyImage(), RecordImage(), create_volume.CreateExport(),
-        updates=('clone_update', 'create_update', 'image_update',
-                 'export_update'))
+        'create_volume_from_image', CreateKey(), CloneImage(),
+        CreateUnlessCloned(), CopyImage(), RecordImage(),
+        create_volume.CreateExport(),
+        updates=('key_update', 'clone_update', 'create_update',
+                 'image_update', 'export_update'))
 
 
 def _check_from_image(op):

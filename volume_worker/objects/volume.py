@@ -123,7 +123,8 @@ class _PersistentObject(base.VolumeWorkerObject):
 class VolumeType(_PersistentObject):
     # Version 1.0: initial version
     # Version 1.1: qos_specs
-    VERSION = '1.1'
+    # Version 1.2: encryption
+    VERSION = '1.2'
 
     fields = {
         'id': fields.UUIDField(),
@@ -132,6 +133,7 @@ class VolumeType(_PersistentObject):
         'is_public': fields.BooleanField(default=True),
         'extra_specs': fields.DictOfNullableStringsField(default={}),
         'qos_specs': fields.DictOfNullableStringsField(nullable=True),
+        'encryption': fields.DictOfNullableStringsField(nullable=True),
         'created_at': fields.DateTimeField(nullable=True),
         'updated_at': fields.DateTimeField(nullable=True),
         'deleted': fields.BooleanField(default=False),
@@ -139,7 +141,10 @@ class VolumeType(_PersistentObject):
 
     def obj_make_compatible(self, primitive, target_version):
         super().obj_make_compatible(primitive, target_version)
-        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+        version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 2):
+            primitive.pop('encryption', None)
+        if version < (1, 1):
             primitive.pop('qos_specs', None)
 
     _db_get = staticmethod(lambda i, read_deleted=False: db.volume_type_get(i))
@@ -217,9 +222,8 @@ class Volume(_PersistentObject):
     def obj_make_compatible(self, primitive, target_version):
         """Drop what an older reader does not know.
 
-        The child objects (VolumeType 1.1, VolumeAttachment 1.0) are at the
-        only versions any reader that knows these fields has, so nothing of
-        theirs needs converting.
+        VolumeType 1.2 (encryption) came with Volume 1.3: an older reader
+        gets VolumeType 1.1; VolumeAttachment 1.0 is the only version.
         """
         version = versionutils.convert_version_to_tuple(target_version)
         if version < (1, 3):
@@ -228,6 +232,10 @@ class Volume(_PersistentObject):
             status = primitive.get('status')
             if status in self.STATUSES_OF_1_3:
                 primitive['status'] = self.STATUSES_OF_1_3[status]
+            if primitive.get('volume_type') and self.obj_attr_is_set(
+                    'volume_type') and self.volume_type is not None:
+                primitive['volume_type'] = self.volume_type.obj_to_primitive(
+                    target_version='1.1')
         if version < (1, 2):
             primitive.pop('volume_attachment', None)
         if version < (1, 1):
