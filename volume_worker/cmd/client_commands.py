@@ -130,11 +130,7 @@ def _new_backup(client, args, backend):
 
 
 def _restore_target(client, args, backend):
-    import sys
-    volume_id = args.volume or str(uuid.uuid4())
-    if not args.volume:
-        print('restoring onto a new volume %s' % volume_id, file=sys.stderr)
-    return {'volume_id': volume_id}
+    return {'volume_id': args.volume or str(uuid.uuid4())}
 
 
 def _ids(text):
@@ -427,6 +423,7 @@ COMMANDS = [
     Command('restore_backup', 'write a backup onto a volume (a new one '
             'unless --volume)', subject=('backup', 'backup_id'),
             operation='restore_backup', build=_restore_target,
+            echo=lambda kwargs: {'restored_volume_id': kwargs['volume_id']},
             args=((('--volume',), {'help': 'an existing volume at least as '
                                            'large, or the id for a new one'}),
                   _WAIT)),

@@ -274,6 +274,10 @@ class Command:
         by_status = (transition.to != fields.UNCHANGED and
                      transition.to not in (transition.allowed_from or ()))
         gone_is_done = transition.to.endswith('deleted')
+        # An error status the operation may start from (restoring a backup
+        # whose last restore failed) says nothing until its .error arrives.
+        error_by_status = (transition.error not in
+                           (transition.allowed_from or ()))
 
         def done(resource):
             if client.ended.get(resource_id) == end:
@@ -282,7 +286,8 @@ class Command:
                 return True
             if resource is None:
                 return gone_is_done
-            return (resource.status == transition.error or
+            return ((error_by_status and
+                     resource.status == transition.error) or
                     (by_status and resource.status == transition.to))
         got = client.wait_for(
             kind, backend, resource_id, done,
