@@ -175,9 +175,11 @@ class BackendService:
         self._serve_lock = threading.Lock()
 
     def _service_facts(self):
-        service = self.service
-        return {'replication_status': service.replication_status,
-                'active_backend_id': service.active_backend_id}
+        # From the row: failover, freeze and thaw change it through objects
+        # of their own.
+        row = db.service_get(self.service.id)
+        return {'replication_status': row['replication_status'],
+                'active_backend_id': row['active_backend_id']}
 
     def start(self):
         """Heartbeat and reports at once; set-up and serving in the background."""

@@ -141,6 +141,10 @@ def test_failover_to_a_target_then_another_then_back(rig):
     assert _read(rig.path('site2', replicated), len(DATA), GiB // 2) == DATA
     assert rig.db.status(plain) == VolumeStatus.ERROR
     assert rig.db.volume(plain)['replication_status'] == 'not-capable'
+    report = rig.api.get_capabilities(rig.ctx, rig.backend, discover=True)
+    assert (report['replication_status'], report['active_backend_id'],
+            report['replication_targets']) == ('failed-over', 'site2',
+                                               ['site2', 'site3'])
     row = rig.db.volume(replicated)
     assert (row['status'], row['replication_status']) == (
         VolumeStatus.AVAILABLE, 'failed-over')
