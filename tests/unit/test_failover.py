@@ -333,3 +333,12 @@ def test_one_frozen_worker_freezes_its_cluster_and_a_thaw_thaws_all(
     helpers.run(ops_b, failover.THAW, service=svc_b.id)
     assert not _fresh(svc_a).frozen
     assert not ops_a.is_frozen() and not ops_b.is_frozen()
+
+
+def test_a_service_left_failing_over_without_a_journal_is_reset(
+        ops, service):
+    from volume_worker import recovery
+    db.service_update(service.id, {'replication_status': _R.FAILING_OVER})
+    summary = recovery.recover(ops, None)
+    assert summary['reset'] == 1
+    assert _fresh(service).replication_status == _R.FAILOVER_ERROR
