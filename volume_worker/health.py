@@ -138,6 +138,8 @@ class HealthChecks:
             status, output, took = self._probe(
                 ('broker', host), lambda b=backend: self._self_call(b)
             ).result()
+            if status == FAIL:
+                status, output = self._busy(host, status, output)
             checks['broker:%s' % host] = _entry(status, output, took, 's')
         overall = max((e[0]['status'] for e in checks.values()),
                       key=_RANK.get, default=PASS)
@@ -177,6 +179,20 @@ class HealthChecks:
                 return 'replied with an error: %s' % type(exc).__name__
             raise
         return 'round trip through its own queue'
+
+    def _busy(self, host, status, output):
+        """A self-call queued behind a full executor: busy, not dead (warn).
+
+        Each RPC server runs ``executor_thread_pool_size`` requests at a
+        time; the rest, the self-call too, wait in the queue.
+        """
+        from volume_worker import metrics
+        running = sum(1 for entry in list(metrics.in_flight.values())
+                      if entry[0] == host)
+        if running >= self.conf.executor_thread_pool_size:
+            return WARN, '%s; %d operations running (executor_thread_pool_' \
+                'size): busy' % (output, running)
+        return status, output
 
     def _driver(self, backend):
         reporter = backend.reporter

@@ -73,3 +73,21 @@ def test_bind_values(value, expected):
 def test_a_bad_bind_says_what_to_write():
     with pytest.raises(ValueError, match='HOST:PORT or PORT'):
         health.parse_bind('127.0.0.1:http')
+
+
+def test_a_self_call_stuck_behind_a_full_executor_warns(monkeypatch):
+    import types
+    from volume_worker import metrics
+    conf = types.SimpleNamespace(executor_thread_pool_size=2, host='h',
+                                 health=types.SimpleNamespace(
+                                     check_timeout=1))
+    monkeypatch.setattr(health.db, 'utcnow', lambda: None)
+    checks = health.HealthChecks(conf, worker=None)
+    monkeypatch.setattr(metrics, 'in_flight', {
+        1: ('h@b', 'create_volume', 'volume', 'v1', 0),
+        2: ('h@other', 'create_volume', 'volume', 'v2', 0)})
+    failed = (health.FAIL, 'no answer within 1.0s')
+    assert checks._busy('h@b', *failed) == failed  # 1 of 2 slots
+    metrics.in_flight[3] = ('h@b', 'create_volume', 'volume', 'v3', 0)
+    status, output = checks._busy('h@b', *failed)
+    assert status == health.WARN and '2 operations running' in output
