@@ -39,6 +39,9 @@ LOG = logging.getLogger(__name__)
 
 TICK = 0.5  # longest sleep of a periodic loop: how soon it sees a stop
 EXPORT_BATCH = 500  # volumes per ensure_exports call at start-up
+# Report intervals after which a heartbeat loop that has not turned holds
+# back systemd's watchdog.
+HEARTBEAT_STALL = 3
 REPORT_DEBOUNCE = 1.0  # least seconds between two reports after changes
 
 
@@ -339,6 +342,7 @@ class BackendService:
 
     def _heartbeat_loop(self):
         while True:
+            self.heartbeat_turned = time.monotonic()  # for the watchdog
             self._heartbeat()
             if self._halted.wait(self.conf.report_interval):
                 return
@@ -504,9 +508,24 @@ class WorkerService:
         self._watchdog = concurrency.spawn(self._watchdog_loop)
 
     def _watchdog_loop(self):
-        """systemd's watchdog, pinged while the process lives (cheap, rate-limited)."""
+        """systemd's watchdog, pinged while every heartbeat loop turns.
+
+        A heartbeat that fails (the database away) still turns its loop; a
+        loop stuck (a hung call, a blocked event loop) stops the pings, and
+        systemd restarts the process after ``WatchdogSec``.
+        """
+        notifier = systemd.notifier()
+        was_turning = True
         while not self._halted:
-            systemd.notifier().watchdog()
+            turning = systemd.loops_turning(
+                [getattr(b, 'heartbeat_turned', None) for b in self.backends],
+                HEARTBEAT_STALL * self.conf.report_interval)
+            if turning:
+                notifier.watchdog()
+            elif was_turning and notifier.interval is not None:
+                LOG.error('A heartbeat loop is stuck: systemd\'s watchdog is '
+                          'no longer pinged and will restart the worker')
+            was_turning = turning
             concurrency.sleep(TICK)
 
     def stop(self, graceful=True):

@@ -78,6 +78,12 @@ class Notifier:
             self.send('WATCHDOG=1')
 
 
+def loops_turning(turned, limit, now=None):
+    """Whether every loop (its last turn, monotonic; None: not started) turned within ``limit`` seconds."""
+    now = time.monotonic() if now is None else now
+    return not any(t is not None and now - t > limit for t in turned)
+
+
 _notifier = None
 
 

@@ -55,3 +55,9 @@ def test_a_watchdog_meant_for_another_process_is_ignored():
                                  'WATCHDOG_USEC': '1000000',
                                  'WATCHDOG_PID': '1'})
     assert notifier.interval is None
+
+
+def test_the_watchdog_waits_for_every_heartbeat_loop():
+    assert systemd.loops_turning([100.0, 95.0, None], limit=30, now=110.0)
+    assert not systemd.loops_turning([100.0, 70.0], limit=30, now=110.0)
+    assert systemd.loops_turning([], limit=30, now=110.0)
