@@ -57,11 +57,11 @@ def main(argv=None):
 
 def _status(worker):
     """One line for ``systemctl status``: what is served, what is not."""
-    up = [b.host for b in worker.backends if b.driver.initialized]
-    down = [b.host for b in worker.backends if not b.driver.initialized]
+    up = [b.host for b in worker.backends if b.ready]
+    down = [b.host for b in worker.backends if not b.ready]
     text = 'serving %s' % (', '.join(up) or 'no backend')
     if down:
-        text += '; driver set-up failed: %s' % ', '.join(down)
+        text += '; set-up failing, retried: %s' % ', '.join(down)
     return text
 
 
