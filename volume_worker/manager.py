@@ -29,6 +29,7 @@ from volume_worker.flows import group_snapshot as group_snapshot_flows
 from volume_worker.flows import image as image_flows
 from volume_worker.flows import manage
 from volume_worker.flows import retype as retype_flows
+from volume_worker.flows import reschedule
 from volume_worker.flows import revert
 from volume_worker.flows import snapshot as snapshot_flows
 from volume_worker import objects
@@ -63,7 +64,9 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
     # -- volumes -----------------------------------------------------------
 
     @validation.endpoint
-    def create_volume(self, context, volume):
+    def create_volume(self, context, volume, request_spec=None,
+                      filter_properties=None):
+        store = reschedule.request_store(request_spec, filter_properties)
         validation.check_object(volume, objects.Volume, 'volume')
         validation.check_uuid(volume.id, 'volume id')
         validation.check_size(volume.size, self.conf.max_volume_size_gb)
@@ -74,7 +77,8 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
         volume.host = self._place(volume)
         volume.obj_fill_unset()
         family = self._create_family(volume)
-        with self.operations.acquire(family, context, volume=volume) as op:
+        with self.operations.acquire(family, context, volume=volume,
+                                     store=store) as op:
             op.run()
 
     @staticmethod

@@ -93,6 +93,7 @@ class Operation:
         self.loaded_status = None
         self.done = False
         self.journal = None
+        self.rescheduled = None  # set when a failed create went back
         self._operations = operations
 
     @property
@@ -121,6 +122,11 @@ class Operation:
     def image_service(self):
         """The image service of the backend (None: no image operations)."""
         return self._operations.image_service
+
+    @property
+    def rescheduler(self):
+        """Where a failed create may go back to (flows/reschedule), or None."""
+        return getattr(self._operations, 'rescheduler', None)
 
     def backend_reports(self, capability):
         """A capability from the driver's last report (asks it once if none)."""
@@ -155,6 +161,7 @@ class Operations:
         self.runner = runner
         self.notifier = notifier
         self.reporter = reporter
+        self.rescheduler = None  # flows.reschedule.Rescheduler, if any
         self.accepting = True
         # Mirrors the service row's ``frozen`` (set at start-up, then by
         # freeze, thaw and failover): no query per operation. Workers of a

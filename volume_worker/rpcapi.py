@@ -37,6 +37,8 @@ Version history:
     1.12 - copy_volume_to_image (cast); create_volume of a volume with
            image_id sends 1.12
     1.13 - do_cleanup (cast), set_log_levels (cast), get_log_levels (call)
+    1.14 - create_volume with request_spec and filter_properties (a
+           scheduler's, for rescheduling) sends 1.14
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -50,7 +52,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.13'
+RPC_API_VERSION = '1.14'
 
 
 class _AttachmentsAPI:
@@ -238,20 +240,29 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
     def can_send_version(self, version):
         return self.client.can_send_version(version)
 
-    def create_volume(self, ctxt, backend, volume):
+    def create_volume(self, ctxt, backend, volume, request_spec=None,
+                      filter_properties=None):
         """Cast: create ``volume`` (a Volume whose id the caller chose).
 
         With ``snapshot_id`` or ``source_volid`` set it is a copy of that
         snapshot or volume, which only workers of 1.2 understand; with
-        ``image_id``, the image written onto it (1.12).
+        ``image_id``, the image written onto it (1.12). A scheduler passes
+        its ``request_spec`` and ``filter_properties`` (1.14): with
+        ``filter_properties['retry']`` a failed create comes back to it.
         """
         copy = any(volume.obj_attr_is_set(f) and getattr(volume, f)
                    for f in ('snapshot_id', 'source_volid'))
-        if volume.obj_attr_is_set('image_id') and volume.image_id:
+        kwargs = {}
+        if request_spec is not None or filter_properties is not None:
+            version = '1.14'
+            kwargs = {'request_spec': request_spec,
+                      'filter_properties': filter_properties}
+        elif volume.obj_attr_is_set('image_id') and volume.image_id:
             version = '1.12'
         else:
             version = '1.2' if copy else '1.0'
-        self._cast(backend, version, 'create_volume', ctxt, volume=volume)
+        self._cast(backend, version, 'create_volume', ctxt, volume=volume,
+                   **kwargs)
 
     def copy_volume_to_image(self, ctxt, backend, volume_id, image_meta):
         """Cast: upload the volume as a new image (``image_meta``: ``id``

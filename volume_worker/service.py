@@ -23,6 +23,7 @@ from volume_worker import image_store
 from volume_worker import keymgr
 from volume_worker.db import migration
 from volume_worker.flows import failover as failover_flows
+from volume_worker.flows import reschedule
 from volume_worker.flows import runner as flow_runner
 from volume_worker import health
 from volume_worker import manager as volume_manager
@@ -164,6 +165,9 @@ class BackendService:
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
+        self.manager.operations.rescheduler = reschedule.Rescheduler(
+            reschedule.SchedulerAPI(conf, transport),
+            conf.scheduler_max_attempts)
         self.manager.operations.frozen = bool(self.service.frozen)
         self.manager.operations.peers = rpcapi.VolumeAPI(conf, transport)
         self.manager.operations.image_service = image_store.from_conf(conf)

@@ -312,3 +312,81 @@ def test_cleanup_and_log_levels_through_the_client(tmp_path):
     finally:
         h.close()
         h.worker.stop()
+
+
+class _TestScheduler:
+    """Stands for the scheduler: records the create_volume casts it gets."""
+
+    def __init__(self):
+        import threading
+        self.creates = []
+        self.received = threading.Event()
+
+    def create_volume(self, ctxt, volume, snapshot_id=None, image_id=None,
+                      request_spec=None, filter_properties=None,
+                      backup_id=None):
+        self.creates.append({'volume': volume, 'request_spec': request_spec,
+                             'filter_properties': filter_properties,
+                             'snapshot_id': snapshot_id,
+                             'image_id': image_id})
+        self.received.set()
+
+
+def test_reschedule_after_a_reschedulable_failure(tmp_path):
+    import oslo_messaging as messaging
+    from volume_worker import rpc
+    state_dir = str(tmp_path / 'state')
+    backends = {'flaky': fake_backend('flaky', state_dir,
+                                      fake_fault_raise='create_volume')}
+    h = start_harness(tmp_path, backends=backends,
+                      extra_default={'scheduler_max_attempts': 3})
+    scheduler = _TestScheduler()
+    from volume_worker.testing import process
+    topic = h.conf.scheduler_topic
+    process.CONFIGURED['queues'].update({topic, topic + '.test-scheduler'})
+    transport = rpc.get_transport(h.conf)
+    server = messaging.get_rpc_server(
+        transport, messaging.Target(topic=h.conf.scheduler_topic,
+                                    server='test-scheduler'),
+        [scheduler], serializer=rpc.get_serializer())
+    server.start()
+    backend = h.backend()
+    try:
+        volume = h.new_volume(size=2)
+        retry = {'num_attempts': 1, 'backends': [backend],
+                 'hosts': [backend]}
+        h.api.create_volume(h.ctx, backend, volume,
+                            request_spec={'volume_properties': {'size': 2}},
+                            filter_properties={'retry': retry})
+        assert scheduler.received.wait(20), 'no create_volume re-cast'
+        [create] = scheduler.creates
+        assert create['volume'].id == volume.id
+        assert create['volume'].host is None
+        assert create['request_spec']['volume_id'] == volume.id
+        sent_retry = create['filter_properties']['retry']
+        assert sent_retry['num_attempts'] == 1  # the scheduler counts
+        assert sent_retry['backends'] == [backend]
+        assert 'fault injected into create_volume' in ''.join(
+            sent_retry['exc'])
+        error = h.wait_notification('volume.create.error', volume.id)
+        assert error['payload']['rescheduled'] is True
+        assert error['payload']['attempt'] == 1
+        with pytest.raises(Exception, match='NotFound|does not exist'):
+            h.api.get_volume(h.ctx, backend, volume.id)
+
+        # The last attempt allowed: error here, nothing sent.
+        last = h.new_volume()
+        retry = dict(retry, num_attempts=3)
+        h.api.create_volume(h.ctx, backend, last, request_spec={},
+                            filter_properties={'retry': retry})
+        assert h.wait_status(last.id, ['error']).status == 'error'
+        error = h.wait_notification('volume.create.error', last.id)
+        assert 'rescheduled' not in error['payload']
+        assert len(scheduler.creates) == 1
+        assert 'not rescheduled: attempt 3 of scheduler_max_attempts 3' in \
+            h.worker.log_text()
+    finally:
+        server.stop()
+        server.wait()
+        h.close()
+        h.worker.stop()

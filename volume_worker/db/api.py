@@ -247,6 +247,16 @@ def volume_destroy(volume_id, status, expected_status=None, journal=None):
                         journal)
 
 
+def volume_purge(volume_id, expected_status):
+    """Remove a volume's row for good (a create sent back to the scheduler:
+    it never existed here, and its id must stay usable elsewhere). False
+    when the row was not in ``expected_status``."""
+    t = models.volumes
+    with get_engine().begin() as conn:
+        return conn.execute(sa.delete(t).where(
+            t.c.id == volume_id, t.c.status == expected_status)).rowcount == 1
+
+
 def volume_get_all(filters=None, marker=None, limit=None):
     return _list(models.volumes, filters, marker, limit)
 

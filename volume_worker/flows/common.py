@@ -80,6 +80,12 @@ class Begin(VolumeTask):
     def revert(self, op, notifier, result=None, flow_failures=None,
                **kwargs):
         subject, transition = op.subject, op.transition
+        rescheduled = getattr(op, 'rescheduled', None)
+        if rescheduled:  # gone back to the scheduler (flows/reschedule)
+            notifier.error(op.family.event + '.error', subject,
+                           reason=first_failure(flow_failures),
+                           **rescheduled)
+            return
         if (transition.changes_status and
                 not isinstance(result, tf_failure.Failure)):
             subject.status = _resolve(op, transition.error)

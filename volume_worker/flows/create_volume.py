@@ -11,6 +11,7 @@ from oslo_log import log as logging
 
 from volume_worker import exception
 from volume_worker.flows import common
+from volume_worker.flows import reschedule
 from volume_worker.flows import runner
 
 LOG = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class CreateExport(common.VolumeTask):
 
 def build():
     return common.operation_flow(
-        'create_volume', CreateOnBackend(), CreateExport(),
-        updates=('create_update', 'export_update'))
+        'create_volume', reschedule.RescheduleOnFailure(), CreateOnBackend(),
+        CreateExport(), updates=('create_update', 'export_update'))
 
 
 def check(op):
