@@ -33,7 +33,8 @@ class CrashRig:
     """A worker on a file backend, its database, and an RPC client."""
 
     def __init__(self, tmp_path, executor='eventlet', database=None,
-                 coordination_url=None, backend_options=None):
+                 coordination_url=None, backend_options=None,
+                 sections=None):
         from volume_worker import rpc
         from volume_worker import rpcapi
         self.state_dir = str(tmp_path / 'state')
@@ -41,7 +42,7 @@ class CrashRig:
         self.control = os.path.join(self.state_dir, 'faults.json')
         self.conf_path, settings = process.write_config(
             self.state_dir, executor=executor, database=database,
-            coordination_url=coordination_url,
+            coordination_url=coordination_url, sections=sections,
             backends={'file1': {
                 'volume_driver':
                     'volume_worker.testing.drivers.FaultyFileDriver',

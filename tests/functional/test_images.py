@@ -33,10 +33,14 @@ pytestmark = pytest.mark.skipif(
     reason='qemu-img (Debian qemu-utils) is not installed')
 
 
+FIXED_KEY = '5a' * 32
+
+
 def _image_rig(tmp_path_factory, name, **backend_options):
     from volume_worker import events
     r = CrashRig(tmp_path_factory.mktemp(name),
-                 backend_options=backend_options)
+                 backend_options=backend_options,
+                 sections={'key_manager': {'fixed_key': FIXED_KEY}})
     r.clear_faults()
     r.start()
     r.store = image_store.LocalImageStore(
@@ -271,3 +275,51 @@ def test_kill_inside_an_upload_removes_the_partial_image(slow_rig,
     with pytest.raises(driver_exception.ImageNotFound):
         rig.store.show(None, new_image)
     assert rig.db.journal() == {}
+
+
+def _encrypted_type(rig):
+    import datetime
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    type_id = str(uuid.uuid4())
+    with rig.db.engine.begin() as conn:
+        conn.execute(sa.insert(models.volume_types).values(
+            id=type_id, name='luks-%s' % type_id[:8], is_public=True,
+            extra_specs={}, encryption={'provider': 'luks',
+                                        'cipher': 'aes-xts-plain64',
+                                        'key_size': '256'},
+            created_at=datetime.datetime.now(), deleted=False))
+    return type_id
+
+
+def test_image_onto_an_encrypted_volume_through_the_worker(rig, tmp_path):
+    from volume_worker import keymgr
+    from volume_worker import objects
+    image_id, raw = _import(rig, tmp_path, size=8 * MiB)
+    volume = objects.Volume(id=str(uuid.uuid4()), size=1, host=rig.backend,
+                            metadata={}, display_name='enc',
+                            image_id=image_id,
+                            volume_type_id=_encrypted_type(rig))
+    rig.api.create_volume(rig.ctx, rig.backend, volume)
+    rig.wait_status(volume.id, VolumeStatus.AVAILABLE, timeout=60)
+    assert rig.db.volume(volume.id)['encryption_key_id'] == \
+        keymgr.FIXED_KEY_ID
+    path = _volume_file(rig, volume.id)
+    with open(path, 'rb') as f:
+        assert f.read(6) == b'LUKS\xba\xbe'
+        with open(raw, 'rb') as plain:
+            assert plain.read(MiB) not in f.read()  # ciphertext only
+    secret = tmp_path / 'key'
+    secret.write_bytes(FIXED_KEY.encode())
+    out = str(tmp_path / 'plain')
+    subprocess.run(['qemu-img', 'dd', '--object',
+                    'secret,id=s0,file=%s' % secret, '--image-opts',
+                    '-O', 'raw', 'bs=1M', 'count=8',
+                    'if=driver=luks,key-secret=s0,file.filename=%s' % path,
+                    'of=%s' % out], check=True, capture_output=True)
+    with open(out, 'rb') as f, open(raw, 'rb') as plain:
+        assert f.read() == plain.read()
+    # Its data cannot leave as a plain image.
+    up = rig.client('copy-volume-to-image', volume.id, '--name', 'x',
+                    '--wait')
+    assert up.returncode != 0 and 'encrypted' in up.stderr

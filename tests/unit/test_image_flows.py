@@ -298,3 +298,46 @@ def test_encrypted_type_without_a_key_manager_fails_cleanly(ops, driver):
         helpers.run(ops, image_flows.FROM_IMAGE, volume=volume)
     assert helpers.status_of(volume.id) == VolumeStatus.ERROR
     assert driver.calls['create_volume'] == 0
+
+
+def test_client_shows_progress_as_a_bar_on_a_terminal_else_json(capsys):
+    import io
+    import json
+
+    from volume_worker.cmd import client_core
+    from volume_worker.cmd import output
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    client = client_core.Client.__new__(client_core.Client)
+    payload = {'percent': 40, 'bytes_done': 40, 'total_bytes': 100}
+    try:
+        output.configure(None, stream=Tty())
+        client.show_progress('volume.create.progress', payload)
+        client.progress_done()
+        captured = capsys.readouterr()
+        assert captured.out == ''
+        assert captured.err == ('\rvolume.create [' + '#' * 12 + '-' * 18 +
+                                ']  40%\n')
+        output.configure(None, stream=io.StringIO())
+        client.show_progress('volume.create.progress', payload)
+        client.progress_done()
+        captured = capsys.readouterr()
+        assert captured.err == ''
+        assert json.loads(captured.out) == dict(
+            payload, event_type='volume.create.progress')
+    finally:
+        output.configure(None, stream=io.StringIO())
+
+
+def test_uploads_of_encrypted_volumes_are_refused(ops, driver):
+    from volume_worker import keymgr
+    volume = helpers.available_volume(ops)
+    loaded = objects.Volume.get_by_id(volume.id)
+    loaded.encryption_key_id = keymgr.FIXED_KEY_ID
+    loaded.save()
+    with pytest.raises(exception.InvalidInput, match='encrypted'):
+        to_image(ops, volume.id)
+    assert driver.calls['copy_volume_to_image'] == 0

@@ -325,7 +325,16 @@ def check_image_meta(image_meta):
 
 
 def _check_to_image(op):
-    """A new image id; an image already made from this request is done."""
+    """A new image id; an image already made from this request is done.
+
+    An encrypted volume is refused: its image would be ciphertext labelled
+    raw, its key not shared with the image (Cinder's
+    ``cinder_encryption_key_id`` is not carried over yet).
+    """
+    if op.subject.encryption_key_id:
+        raise exception.InvalidInput(
+            reason='volume %s is encrypted; uploading encrypted volumes to '
+                   'images is not supported' % op.subject.id)
     service = op.image_service
     if service is None:
         raise exception.InvalidInput(reason='this worker has no image '
