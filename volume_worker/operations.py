@@ -128,6 +128,10 @@ class Operation:
         """Where a failed create may go back to (flows/reschedule), or None."""
         return getattr(self._operations, 'rescheduler', None)
 
+    def backend_option(self, name):
+        """An option of the backend's section, as its driver reads it."""
+        return self._operations.driver.configuration.safe_get(name)
+
     def backend_reports(self, capability):
         """A capability from the driver's last report (asks it once if none)."""
         from volume_worker import concurrency

@@ -341,3 +341,21 @@ def test_a_cluster_fails_over_together(tmp_path):
         for worker in workers:
             worker.stop()
         db.close()
+
+
+def test_failover_when_the_primary_is_gone(rig):
+    replicated = rig.create()
+    _write(rig.path('default', replicated), DATA)
+    rig.api.extend_volume(rig.ctx, rig.backend, replicated, 2)  # a sync
+    state.wait_until(lambda: rig.db.volume(replicated)['size'] == 2, 30,
+                     'extend')
+    _write(rig.path('default', replicated), b'lost with the site')
+    os.rename(rig.sites['default'], rig.sites['default'] + '.gone')
+    out = rig.failover('site2')
+    assert out.returncode == 0, out.stderr
+    assert rig.service()['active_backend_id'] == 'site2'
+    # The last copy is served: what was written after it is lost.
+    assert _read(rig.path('site2', replicated), len(DATA)) == DATA
+    assert rig.db.status(replicated) == VolumeStatus.AVAILABLE
+    created = rig.create()
+    assert os.path.exists(rig.path('site3', created))

@@ -273,7 +273,11 @@ def _save_volume(volume, update):
 def check_failover(op):
     service, target = op.subject, op.store['secondary_backend_id']
     active = service.active_backend_id or FAILBACK_ID
-    targets = list(op.backend_reports('replication_targets') or [])
+    # (From the configuration, not the driver's stats: a failover is for
+    # when the backend may no longer answer.)
+    targets = [device['backend_id'] for device in
+               op.backend_option('replication_device') or []
+               if device.get('backend_id')]
     if not targets:
         raise exception.InvalidInput(
             reason='backend %s has no replication target (replication_'
