@@ -118,6 +118,7 @@ class Operation:
     def set_frozen(self, frozen):
         """Refuse (True) or accept again (False) changes on this backend."""
         self._operations.set_frozen(frozen)
+
     @property
     def image_service(self):
         """The image service of the backend (None: no image operations)."""
