@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 BENCH = os.path.join(ROOT, 'tools', 'bench', 'run')
 
 SECTIONS = ('1 raw oslo.messaging', '2 control path', '3 concurrency',
-            '4 scale', '5 data path (file driver)',
+            '4 scale', '4b start-up with iSCSI exports',
+            '5 data path (file driver)',
             '5b backup data path (file driver, POSIX store)',
             '5c images (file driver)', '6 memory',
             '7 flow journal (in-process)',

@@ -8,10 +8,8 @@ every target with --force, then ``--op delete --mode system``.
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import types
 import uuid
 
@@ -21,7 +19,7 @@ from oslo_config import cfg
 from drivers import configuration
 from drivers import exception
 from drivers import file as file_driver
-from drivers import tgt
+from volume_worker.testing import tgtd as tgtd_process
 
 pytestmark = [
     pytest.mark.filterwarnings(r'ignore:\s*Eventlet is deprecated'),
@@ -45,93 +43,15 @@ def _require_tools():
         pytest.skip('tgtd needs root')
 
 
-def _free_tcp_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _free_control_port():
-    for port in range(40, 100):
-        if not os.path.exists('/var/run/tgtd/socket.%d' % port):
-            return port
-    pytest.skip('no free tgtd control port')
-
-
-class Tgtd:
-    """A private tgtd instance: start, crash, restart, stop."""
-
-    def __init__(self, control_port, portal_port, logdir):
-        self.control_port = control_port
-        self.portal_port = portal_port
-        self.logdir = logdir
-        self.proc = None
-
-    def tgtadm(self, *args, check=True):
-        return subprocess.run(
-            ['tgtadm', '-C', str(self.control_port), '--lld', 'iscsi']
-            + [str(a) for a in args],
-            capture_output=True, text=True, check=check)
-
-    def start(self):
-        log = open(os.path.join(self.logdir, 'tgtd.log'), 'ab')
-        self.proc = subprocess.Popen(
-            ['tgtd', '-f', '-C', str(self.control_port), '--iscsi',
-             'portal=127.0.0.1:%d' % self.portal_port],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.skip('tgtd exited at start (%s); see %s'
-                            % (self.proc.returncode, self.logdir))
-            if self.tgtadm('--op', 'show', '--mode', 'target',
-                           check=False).returncode == 0 \
-                    and self._portal_open():
-                return
-            time.sleep(0.05)
-        self.kill()
-        pytest.skip('tgtd did not come up within 10 s')
-
-    def _portal_open(self):
-        with socket.socket() as s:
-            return s.connect_ex(('127.0.0.1', self.portal_port)) == 0
-
-    def kill(self):
-        """Crash it (tgtd ignores SIGTERM)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def stop(self):
-        if not self.proc or self.proc.poll() is not None:
-            return
-        out = self.tgtadm('--op', 'show', '--mode', 'target',
-                          check=False).stdout
-        for target in tgt.parse_targets(out).values():
-            self.tgtadm('--op', 'delete', '--mode', 'target', '--force',
-                        '--tid', target.tid, check=False)
-        self.tgtadm('--op', 'delete', '--mode', 'system', check=False)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def targets(self):
-        return tgt.parse_targets(
-            self.tgtadm('--op', 'show', '--mode', 'target').stdout)
-
-    def accounts(self):
-        out = self.tgtadm('--op', 'show', '--mode', 'account').stdout
-        return [line.strip() for line in out.splitlines()[1:] if line.strip()]
-
-
 @pytest.fixture(scope='module')
 def tgtd(tmp_path_factory):
     _require_tools()
-    daemon = Tgtd(_free_control_port(), _free_tcp_port(),
-                  str(tmp_path_factory.mktemp('tgtd')))
-    daemon.start()
+    try:
+        daemon = tgtd_process.Tgtd.on_free_ports(
+            str(tmp_path_factory.mktemp('tgtd')))
+        daemon.start()
+    except tgtd_process.TgtdUnavailable as exc:
+        pytest.skip(str(exc))
     yield daemon
     daemon.stop()
 

@@ -36,22 +36,23 @@ PROFILE_SECTION = '9 worker profile (py-spy, create+delete burst)'
 # volumes in the database for the scale section, data-path sizes.
 SIZES = {
     'smoke': dict(control=10, calls=100, concurrent_calls=320, casts=300,
-                  scale_small=10, scale_large=200, volume_gb=1, data_mib=32,
-                  journal=10, caps_repeat=5, rounds=1,
+                  scale_small=10, scale_large=200, exports=20, volume_gb=1,
+                  data_mib=32, journal=10, caps_repeat=5, rounds=1,
                   peer=20, peer_lone=5, peer_rounds=1, peer_warm=10),
     'quick': dict(control=50, calls=300, concurrent_calls=960, casts=1000,
-                  scale_small=100, scale_large=10000, volume_gb=2,
-                  data_mib=128, journal=30, caps_repeat=10, rounds=1,
-                  peer=100, peer_lone=20, peer_rounds=1, peer_warm=20),
+                  scale_small=100, scale_large=10000, exports=1000,
+                  volume_gb=2, data_mib=128, journal=30, caps_repeat=10,
+                  rounds=1, peer=100, peer_lone=20, peer_rounds=1,
+                  peer_warm=20),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
-                 volume_gb=10, data_mib=1024, journal=300, caps_repeat=30,
-                 rounds=2, peer=300, peer_lone=50, peer_rounds=3,
-                 peer_warm=50),
+                 exports=10000, volume_gb=10, data_mib=1024, journal=300,
+                 caps_repeat=30, rounds=2, peer=300, peer_lone=50,
+                 peer_rounds=3, peer_warm=50),
 }
 
-ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'datapath',
-                'backup', 'images', 'journal')
+ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'exports',
+                'datapath', 'backup', 'images', 'journal')
 
 
 def machine():
@@ -158,6 +159,7 @@ class Bench:
             for worker, _, _ in workers.values():
                 worker.stop()
             self.section('scale', self.scale)
+            self.section('exports', self.exports)
             self.section('datapath', self.datapath)
             self.section('backup', self.backup)
             self.section('images', self.images)
@@ -233,6 +235,10 @@ class Bench:
         s = self.size
         scale.measure(self.conf, factory, self.results, s['scale_small'],
                       s['scale_large'], s['caps_repeat'])
+
+    def exports(self):
+        import exports
+        exports.measure(self, self.results, self.size['exports'])
 
     def datapath(self):
         import datapath

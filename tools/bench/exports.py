@@ -1,0 +1,172 @@
+"""Section 4b: start-up of a file backend whose volumes are iSCSI exports.
+
+A private tgtd holds one CHAP target per volume; the worker's database
+lists the volumes as exported. Measured: the time to listening and the
+time the background check of every export takes, with tgtd still holding
+the targets (a worker restart) and with tgtd restarted empty (a host
+reboot: every target is made again). Beside them, the driver's old way
+(``ensure_export`` per volume, each listing every target) against its
+batch (one listing per batch), on a sample.
+"""
+
+import datetime
+import os
+import re
+import time
+import types
+import uuid
+
+SECTION = '4b start-up with iSCSI exports'
+ENSURED = re.compile(r'(\d+) exports ensured, (\d+) failed, \d+ left to the '
+                     r'operations holding them, in ([0-9.]+)s')
+PREFIX = 'iqn.2010-10.org.volume-worker.bench:'
+SAMPLE = 100
+
+
+def measure(bench, results, count):
+    from volume_worker.testing import tgtd as tgtd_process
+    scratch = os.path.join(bench.state, 'exports')
+    os.makedirs(scratch, exist_ok=True)
+    try:
+        daemon = tgtd_process.Tgtd.on_free_ports(scratch)
+        daemon.start()
+    except (tgtd_process.TgtdUnavailable, OSError) as exc:
+        results.skip(SECTION, 'tgtd unavailable: %s' % exc)
+        return
+    try:
+        _measure(bench, results, count, daemon, scratch)
+    finally:
+        daemon.stop()
+
+
+def _options(daemon, directory):
+    return {'volume_driver': 'drivers.file.FileVolumeDriver',
+            'volume_backend_name': 'file1', 'file_volume_dir': directory,
+            'target_protocol': 'iscsi', 'use_chap_auth': True,
+            'target_ip_address': '127.0.0.1',
+            'target_port': daemon.portal_port, 'target_prefix': PREFIX,
+            'file_tgt_control_port': daemon.control_port}
+
+
+def _driver(options):
+    from oslo_config import cfg
+    from drivers import configuration
+    from drivers import file as file_driver
+    conf = cfg.ConfigOpts()
+    section = configuration.Configuration([], config_group='file1', conf=conf)
+    driver = file_driver.FileVolumeDriver(configuration=section)
+    for name, value in options.items():
+        if name != 'volume_driver':
+            conf.set_override(name, value, group='file1')
+    driver.do_setup(None)
+    return driver
+
+
+def _export_volumes(driver, count):
+    """``count`` 1 GiB sparse volumes with CHAP exports, as create_export
+    leaves them, made in one batch (one listing of tgtd's targets)."""
+    from drivers import file_export
+    volumes = []
+    for _ in range(count):
+        volume = types.SimpleNamespace(id=str(uuid.uuid4()), size=1,
+                                       provider_location=None,
+                                       provider_auth=None)
+        driver.create_volume(volume)
+        iqn = driver._target_iqn(volume)
+        user = file_export._random_text(file_export._CHAP_USER_LENGTH)
+        secret = file_export._random_text(file_export._CHAP_SECRET_LENGTH)
+        volume.provider_location = driver._iscsi_location(
+            iqn, file_export._ISCSI_LUN)
+        volume.provider_auth = driver._chap_auth(user, secret)
+        volumes.append(volume)
+    started = time.monotonic()
+    _updates, failures = driver.ensure_exports(None, volumes)
+    if failures:
+        raise RuntimeError('%d exports failed: %s' % (
+            len(failures), next(iter(failures.values()))))
+    return volumes, time.monotonic() - started
+
+
+def _insert(db_path, backend, volumes):
+    import sqlalchemy as sa
+    from volume_worker.db import models
+    now = datetime.datetime.utcnow()
+    rows = [{'id': v.id, 'size': 1, 'status': 'available',
+             'host': backend + '#file1', 'attach_status': 'detached',
+             'provider_location': v.provider_location,
+             'provider_auth': v.provider_auth, 'metadata': {},
+             'admin_metadata': {}, 'created_at': now, 'updated_at': now,
+             'deleted': False} for v in volumes]
+    engine = sa.create_engine('sqlite:///%s' % db_path)
+    try:
+        with engine.begin() as conn:
+            for i in range(0, len(rows), 2000):
+                conn.execute(models.volumes.insert(), rows[i:i + 2000])
+    finally:
+        engine.dispose()
+
+
+def _timed_start(worker, timeout):
+    """(seconds to 'started on', seconds to the exports line, its figures)."""
+    offset = len(worker.log_text()) if os.path.exists(worker.log_path) else 0
+    t0 = time.monotonic()
+    worker.start(wait_ready=False)
+    worker.wait_for_log('volume-worker started on', timeout, start=offset)
+    listening = time.monotonic() - t0
+    worker.wait_for_log('exports ensured', timeout, start=offset)
+    checked = time.monotonic() - t0
+    match = ENSURED.search(worker.log_text()[offset:])
+    return listening, checked, match.groups() if match else None
+
+
+def _measure(bench, results, count, daemon, scratch):
+    directory = os.path.join(scratch, 'volumes')
+    os.makedirs(directory, exist_ok=True)
+    options = _options(daemon, directory)
+    driver = _driver(options)
+    volumes, made = _export_volumes(driver, count)
+    results.add(SECTION, 'making %d CHAP exports in one batch' % count, made,
+                's')
+
+    # The old way against the batch, on a sample, with every target there.
+    sample = volumes[:SAMPLE]
+    t0 = time.monotonic()
+    for volume in sample:
+        driver.ensure_export(None, volume)
+    one_by_one = time.monotonic() - t0
+    t0 = time.monotonic()
+    driver.ensure_exports(None, sample)
+    batch = time.monotonic() - t0
+    results.add(SECTION, 'ensure_export one by one, %d of %d targets'
+                % (len(sample), count), one_by_one * 1e3, 'ms')
+    results.add(SECTION, 'ensure_exports batch, %d of %d targets'
+                % (len(sample), count), batch * 1e3, 'ms')
+
+    worker, path, settings = bench.new_worker(
+        'exports', 'eventlet', backends={'file1': options})
+    backend = settings['backends'][0]
+    worker.start()
+    worker.stop()
+    _insert(os.path.join(os.path.dirname(path), 'volume-worker.sqlite'),
+            backend, volumes)
+    timeout = 120 + count / 20
+    for label, restart_tgtd in (('targets in place', False),
+                                ('tgtd restarted empty', True)):
+        if restart_tgtd:
+            daemon.kill()
+            daemon.start()
+        listening, checked, figures = _timed_start(worker, timeout)
+        target = '<= 10 s' if count >= 10000 else None
+        results.add(SECTION, 'start-up to "started on", %d exports, %s'
+                    % (count, label), listening, 's', target,
+                    listening <= 10 if target else None)
+        results.add(SECTION, 'start-up to every export checked, %d exports, '
+                    '%s' % (count, label), checked, 's')
+        if figures is None or int(figures[0]) != count:
+            results.note('%s: %s: the worker logged %s, expected %d exports '
+                         'ensured' % (SECTION, label, figures, count))
+        worker.stop()
+    in_tgtd = len(daemon.targets())
+    if in_tgtd != count:
+        results.note('%s: tgtd holds %d targets after the restart, expected '
+                     '%d' % (SECTION, in_tgtd, count))
