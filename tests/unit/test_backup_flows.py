@@ -120,7 +120,6 @@ def test_restore_refusals_change_nothing(ops, notifier):
     helpers.run(ops, backup_flows.CREATE, backup=backup)
     small = helpers.new_volume(size=1)
     helpers.run_create(ops, small)
-    objects.Backup.get_by_id(backup.id)
     saved = objects.Backup.get_by_id(backup.id)
     saved.size = 2
     saved.save()

@@ -13,7 +13,6 @@ import os
 import resource
 import shutil
 import tempfile
-import time
 import uuid
 
 from datapath import MiB, GiB, _cp, _fill, _timed, make_driver

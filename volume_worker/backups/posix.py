@@ -25,9 +25,9 @@ import stat
 from oslo_log import log as logging
 
 from drivers import fileops
-from volume_worker import concurrency
 from volume_worker import exception
 from volume_worker.backups import codec
+from volume_worker.backups import pipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ class PosixBackupService:
         fd = _fileno(volume_file)
         count = (length + chunk_size - 1) // chunk_size
         chunks = [None] * count
-        with _throttled(self.throttle), _Workers(self.workers) as workers:
-            buffers = _Buffers(workers.limit + 1, chunk_size)
+        with pipeline.throttled(self.throttle), pipeline.Workers(self.workers) as workers:
+            buffers = pipeline.Buffers(workers.limit + 1, chunk_size)
             for index in range(count):
                 offset = index * chunk_size
                 size = min(chunk_size, length - offset)
@@ -209,8 +209,8 @@ class PosixBackupService:
                 backup_id=backup.id, reason='the restore target has no file '
                                             'descriptor')
         punch = stat.S_ISREG(os.fstat(fd).st_mode)
-        with _throttled(self.throttle), _Workers(self.workers) as workers:
-            buffers = _Buffers(workers.limit + 1, meta['chunk_size'])
+        with pipeline.throttled(self.throttle), pipeline.Workers(self.workers) as workers:
+            buffers = pipeline.Buffers(workers.limit + 1, meta['chunk_size'])
             for chunk in meta['chunks']:
                 if chunk['stored_in'] is None and self.volume_is_new:
                     self.progress(chunk['length'])
@@ -285,105 +285,6 @@ def _ignore_missing(function, path, excinfo):
     if not (isinstance(excinfo[1], OSError) and
             excinfo[1].errno == errno.ENOENT):
         raise excinfo[1]
-
-
-class _throttled:
-    """Count one running copy on the throttle while the block lasts."""
-
-    def __init__(self, throttle):
-        self._cm = throttle.copy() if throttle is not None else None
-
-    def __enter__(self):
-        if self._cm is not None:
-            self._cm.__enter__()
-
-    def __exit__(self, *exc):
-        if self._cm is not None:
-            return self._cm.__exit__(*exc)
-        return False
-
-
-class _Buffers:
-    """Chunk buffers used over and over: a fresh 32 MiB buffer per chunk
-    costs its page faults every time (half the time of a read)."""
-
-    def __init__(self, count, size):
-        self._free = concurrency.native_queue().Queue()
-        self._size = size
-        self._made = 0
-        self._count = count
-
-    def take(self):
-        """A free buffer; waits while ``count`` are in use."""
-        if self._free.empty() and self._made < self._count:
-            self._made += 1
-            return bytearray(self._size)
-        return self._free.get()
-
-    def give(self, buffer):
-        self._free.put(buffer)
-
-
-class _Workers:
-    """A few native threads running jobs; results come back keyed, as they end.
-
-    At most twice as many chunks as threads are in flight, which bounds the
-    memory a backup holds (chunks of 32 MiB).
-    """
-
-    def __init__(self, count):
-        threading = concurrency.native_threading()
-        self._queue_module = concurrency.native_queue()
-        self._jobs = self._queue_module.Queue(maxsize=count)
-        self._done = self._queue_module.Queue()
-        self.limit = 2 * count
-        self._pending = 0
-        self._threads = [threading.Thread(target=self._run, daemon=True)
-                         for _ in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def _run(self):
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            key, fn, args = job
-            try:
-                self._done.put((key, fn(*args), None))
-            except BaseException as exc:  # handed to the submitter
-                self._done.put((key, None, exc))
-
-    def submit(self, key, fn, *args):
-        self._jobs.put((key, fn, args))
-        self._pending += 1
-
-    def results(self, wait_all=False):
-        """Finished jobs' (key, result); waits while too many are in flight."""
-        out = []
-        while self._pending:
-            must_wait = wait_all or self._pending >= self.limit
-            try:
-                key, value, error = self._done.get(block=must_wait)
-            except self._queue_module.Empty:
-                break
-            self._pending -= 1
-            if error is not None:
-                raise error
-            out.append((key, value))
-        return out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        # Let running jobs finish (their results are dropped on failure),
-        # so no thread writes after the operation moved on.
-        for _ in self._threads:
-            self._jobs.put(None)
-        for thread in self._threads:
-            thread.join()
-        return False
 
 
 _ZERO_DIGESTS = {}
