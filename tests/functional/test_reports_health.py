@@ -202,9 +202,14 @@ def test_hanging_stats_threading(tmp_path):
 
 
 def test_no_scheduler_listening_means_no_errors(tmp_path):
-    """Reports for an absent fanout exchange are skipped quietly."""
-    h = start_harness(tmp_path, extra_default={
-        'backend_stats_polling_interval': 1})
+    """Reports for an absent fanout exchange are skipped quietly; an
+    unsupported driver is served, with a warning at start-up."""
+    state_dir = str(tmp_path / 'state')
+    legacy = fake_backend('legacy', state_dir, volume_driver=(
+        'volume_worker.testing.drivers.UnsupportedFakeDriver'))
+    h = start_harness(tmp_path, backends={
+        'fake1': fake_backend('fake1', state_dir), 'legacy': legacy},
+        extra_default={'backend_stats_polling_interval': 1})
     try:
         h.events.close()  # the only listener goes: the exchange with it
         for _ in range(3):
@@ -213,6 +218,9 @@ def test_no_scheduler_listening_means_no_errors(tmp_path):
         log = h.worker.log_text()
         assert ' ERROR ' not in log, log[-3000:]
         assert 'NOT_FOUND' not in log
+        assert log.count('is marked unsupported') == 1
+        assert 'Driver UnsupportedFakeDriver of backend %s is marked ' \
+            'unsupported' % h.backend(1) in log
     finally:
         h.worker.stop()
 

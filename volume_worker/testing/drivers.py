@@ -19,6 +19,7 @@ import time
 from oslo_config import cfg
 
 from drivers import exception
+from drivers import fake
 from drivers import file as file_driver
 
 fault_opts = [
@@ -121,3 +122,9 @@ for _method in FAULTY_METHODS:
     setattr(FaultyFileDriver, _method, _with_fault(_method))
 for _method in ('backup_volume', 'restore_backup'):
     setattr(FaultyFileDriver, _method, _copying_with_fault(_method))
+
+
+class UnsupportedFakeDriver(fake.FakeDriver):
+    """The fake driver, declaring itself unsupported (Cinder's SUPPORTED)."""
+
+    SUPPORTED = False
