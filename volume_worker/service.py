@@ -180,6 +180,7 @@ class BackendService:
         self._stopping = concurrency.event()  # no new servers, no set-up
         self._halted = concurrency.event()  # no heartbeats, no reports
         self._serve_lock = threading.Lock()
+        self.on_ready = None  # called when it becomes ready after failing
 
     def _service_facts(self):
         # From the row: failover, freeze and thaw change it through objects
@@ -222,7 +223,10 @@ class BackendService:
         concurrency.spawn(self._ensure_exports)
         self.ready = True
         self.reporter.mark_dirty()
+        late = self.first_attempt.is_set()
         self.first_attempt.set()
+        if late and self.on_ready is not None:
+            self.on_ready(self)
 
     def init_host(self):
         """Set the driver up, recover unfinished work, learn the capabilities.
@@ -499,6 +503,7 @@ class WorkerService:
                 conf, name, transport, notification_transport,
                 self.coordinator))
         for backend in self.backends:
+            backend.on_ready = self._ready_late
             backend.start()
         # Each backend serves as soon as it is ready, whatever the others
         # do; the line below only waits to say how each one started.
@@ -531,6 +536,20 @@ class WorkerService:
                           'no longer pinged and will restart the worker')
             was_turning = turning
             concurrency.sleep(TICK)
+
+    def status_line(self):
+        """One line for ``systemctl status``: what is served, what is not."""
+        up = [b.host for b in self.backends if b.ready]
+        down = [b.host for b in self.backends if not b.ready]
+        text = 'serving %s' % (', '.join(up) or 'no backend')
+        if down:
+            text += '; set-up failing, retried: %s' % ', '.join(down)
+        return text
+
+    def _ready_late(self, backend):
+        LOG.info('Backend %s is ready after %d set-up attempts',
+                 backend.host, backend.setup_attempts)
+        systemd.notifier().status(self.status_line())
 
     def stop(self, graceful=True):
         """Stop taking messages, drain in-flight work, leave the rest journaled."""

@@ -265,6 +265,7 @@ def test_setup_failing_5_times_then_serving_what_was_sent_meanwhile(tmp_path):
                                  timeout=10).status == 'available'
         log = h.worker.log_text()
         assert 'attempt 5)' in log and 'attempt 6)' not in log
+        assert 'Backend %s is ready after 6 set-up attempts' % flaky in log
         up = [e for e in _reports(h, 2.5, flaky)
               if e['capabilities']['backend_state'] == 'up']
         assert up and up[-1]['capabilities']['total_volumes'] == 3

@@ -42,7 +42,7 @@ def main(argv=None):
         notifier.status('failed to start: see the log')
         return 1
     # Every backend is set up, recovered and consuming (or disabled).
-    notifier.ready(_status(worker))
+    notifier.ready(worker.status_line())
     while not stop_requested:
         concurrency.sleep(0.2)
     notifier.stopping()
@@ -53,16 +53,6 @@ def main(argv=None):
     sys.stderr.flush()
     # Library threads (broker heartbeats, executors) must not hold the exit.
     os._exit(0)
-
-
-def _status(worker):
-    """One line for ``systemctl status``: what is served, what is not."""
-    up = [b.host for b in worker.backends if b.ready]
-    down = [b.host for b in worker.backends if not b.ready]
-    text = 'serving %s' % (', '.join(up) or 'no backend')
-    if down:
-        text += '; set-up failing, retried: %s' % ', '.join(down)
-    return text
 
 
 if __name__ == '__main__':
