@@ -242,8 +242,10 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
                 reason='cannot make a %d GiB volume from %s (%d bytes)'
                        % (size_gb, src_path, src_size))
         try:
-            fileops.clone_file(src_path, dst_path, size, self.clone_method,
-                               self._block_size, mode=mode)
+            with self.throttle.copy():
+                fileops.clone_file(src_path, dst_path, size,
+                                   self.clone_method, self._block_size,
+                                   mode=mode, throttle=self.throttle)
         except OSError as exc:
             raise exception.VolumeBackendAPIException(
                 data='copying %s to %s failed: %s' % (src_path, dst_path, exc))

@@ -134,11 +134,13 @@ def data_extents(fd, length):
         offset = end
 
 
-def _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy=True):
+def _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy=True,
+                throttle=None):
     """Copy ``size`` bytes at ``offset``; in-kernel when allowed and possible.
 
     ``copy_file_range`` on btrfs or XFS may share extents instead of copying
     them: callers that need independent blocks pass ``kernel_copy=False``.
+    ``throttle.consume(n)`` paces the copy (``drivers.throttle``).
     """
     done = 0
     use_cfr = kernel_copy and hasattr(os, 'copy_file_range')
@@ -165,10 +167,12 @@ def _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy=True):
                               'offset %d' % pos)
             n = os.pwrite(dst_fd, buf, pos)
         done += n
+        if throttle is not None:
+            throttle.consume(n)
 
 
 def sparse_copy_fd(src_fd, dst_fd, length, block_size=4 << 20,
-                   kernel_copy=True):
+                   kernel_copy=True, throttle=None):
     """Copy the first ``length`` bytes, leaving the source's holes as holes.
 
     ``dst_fd`` must be a new, empty (or all-hole) regular file: ranges that
@@ -176,7 +180,8 @@ def sparse_copy_fd(src_fd, dst_fd, length, block_size=4 << 20,
     """
     os.ftruncate(dst_fd, length)
     for offset, size in data_extents(src_fd, length):
-        _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy)
+        _copy_range(src_fd, dst_fd, offset, size, block_size, kernel_copy,
+                    throttle)
 
 
 _SHARING_DIRS = {}
@@ -220,12 +225,13 @@ def build_file(final_path, fill, size, mode=0o600):
 
 
 def clone_file(src_path, dst_path, size, method, block_size=4 << 20,
-               mode=0o600):
+               mode=0o600, throttle=None):
     """Build ``dst_path`` as a copy of ``src_path``, grown to ``size`` bytes.
 
     ``method`` is CLONE_REFLINK (share extents; instant, copy-on-write) or
-    CLONE_COPY (sparse-aware byte copy).  The result never changes when the
-    source is written afterwards, whichever method is used.
+    CLONE_COPY (sparse-aware byte copy, paced by ``throttle``).  The result
+    never changes when the source is written afterwards, whichever method
+    is used.
     """
     src_fd = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -241,7 +247,8 @@ def clone_file(src_path, dst_path, size, method, block_size=4 << 20,
                 # A copy means blocks of its own, even where reflinks exist.
                 sparse_copy_fd(src_fd, dst_fd, src_size, block_size,
                                kernel_copy=not _may_share_extents(
-                                   os.path.dirname(dst_path)))
+                                   os.path.dirname(dst_path)),
+                               throttle=throttle)
 
         build_file(dst_path, fill, size, mode=mode)
     finally:

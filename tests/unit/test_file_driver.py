@@ -213,6 +213,21 @@ def test_cloned_volume_is_independent_and_can_grow(driver):
     assert read_at(driver.local_path(clone), 7 * MiB, len(PATTERN)) == PATTERN
 
 
+def test_full_copy_clone_honours_volume_copy_bps_limit(voldir):
+    import time
+    drv = make_driver(voldir, file_clone_method='copy',
+                      volume_copy_bps_limit=8 * MiB)
+    drv.set_throttle()
+    src = new_volume(size=1)
+    drv.create_volume(src)
+    with open(drv.local_path(src), 'r+b') as f:
+        f.write(os.urandom(12 * MiB))
+    began = time.monotonic()
+    drv.create_cloned_volume(new_volume(size=1), src)
+    # 12 MiB at 8 MiB/s (less half a second of burst): over a second.
+    assert time.monotonic() - began >= 0.9
+
+
 def test_clone_of_missing_volume_is_volume_not_found(driver):
     with pytest.raises(exception.VolumeNotFound):
         driver.create_cloned_volume(new_volume(), new_volume())
