@@ -139,7 +139,8 @@ class _ReplicationAPI:
 
     def failover_host(self, ctxt, backend, secondary_backend_id=None):
         """Cast: make replication target ``secondary_backend_id`` the
-        active backend (``default``: the primary; None: the driver picks)."""
+        active backend (``default``: the primary; None: the first target
+        that is not active)."""
         self._cast(backend, '1.10', 'failover_host', ctxt,
                    secondary_backend_id=secondary_backend_id)
 

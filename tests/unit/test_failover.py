@@ -342,3 +342,10 @@ def test_a_service_left_failing_over_without_a_journal_is_reset(
     summary = recovery.recover(ops, None)
     assert summary['reset'] == 1
     assert _fresh(service).replication_status == _R.FAILOVER_ERROR
+
+
+def test_without_a_target_the_first_spare_one_is_chosen(ops, service):
+    for expected in ('site2', 'site3', 'site2'):
+        _failover(ops, service, None)
+        assert _fresh(service).active_backend_id == expected
+    assert _fresh(service).replication_status == _R.FAILED_OVER

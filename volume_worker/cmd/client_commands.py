@@ -452,8 +452,8 @@ COMMANDS = [
         build=lambda client, args, backend: {
             'secondary_backend_id': args.target},
         args=((('target',), {'nargs': '?', 'help': 'a replication_device '
-                             'backend_id, or default (none: the driver '
-                             'picks)'}), _WAIT)),
+                             'backend_id, or default (none: the first '
+                             'target not active)'}), _WAIT)),
     BackendCommand('freeze_host', 'refuse every change on the backend '
                    '(reads and attachments still work)', call=True),
     BackendCommand('thaw_host', 'accept changes on the backend again',

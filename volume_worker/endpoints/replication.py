@@ -21,7 +21,7 @@ class ReplicationEndpoints:
     @validation.endpoint
     def failover_host(self, context, secondary_backend_id=None):
         """Fail over to replication target ``secondary_backend_id`` (None:
-        the driver picks one; ``default``: back to the primary)."""
+        the first that is not active; ``default``: back to the primary)."""
         if secondary_backend_id is not None:
             validation.check_text(secondary_backend_id,
                                   'secondary_backend_id', 255)

@@ -282,7 +282,13 @@ def check_failover(op):
         raise exception.InvalidInput(
             reason='backend %s has no replication target (replication_'
                    'device)' % op.backend)
-    if target is not None and target not in targets + [FAILBACK_ID]:
+    if target is None:
+        # The first target not active (the primary once on every target),
+        # chosen here so the outcome and the journal know it.
+        spare = [t for t in targets if t != active]
+        target = op.store['secondary_backend_id'] = (
+            spare[0] if spare else FAILBACK_ID)
+    if target not in targets + [FAILBACK_ID]:
         raise exception.InvalidInput(
             reason='%s is not a replication target of %s; its targets: %s'
                    % (target, op.backend, ', '.join(
