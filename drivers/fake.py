@@ -379,7 +379,8 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
             del self._volumes[volume_id]
 
     def delete_volume(self, volume):
-        self._delete_volume(volume.id)
+        # After a migration the row of the old data names it by _name_id.
+        self._delete_volume(getattr(volume, 'name_id', None) or volume.id)
 
     def extend_volume(self, volume, new_size):
         with self._lock:

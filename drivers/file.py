@@ -352,6 +352,28 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         """In place: only the copies change (replicated or not)."""
         return True, self._retype_replication(volume, new_type)
 
+    @_os_errors_as_backend_errors
+    def update_provider_info(self, volumes, snapshots):
+        """``provider_id``: the name of the file holding each volume and
+        snapshot (a migration or manage gives a volume another file).
+
+        Resources whose file is missing are left alone.
+        """
+        def changed(resources, path_of, kind):
+            out = []
+            for resource in resources:
+                path = path_of(resource)
+                if self.layout.check_file(path, kind) is None:
+                    continue
+                name = os.path.basename(path)
+                if getattr(resource, 'provider_id', None) != name:
+                    out.append({'id': resource.id, 'provider_id': name})
+            return out
+        return (changed(volumes, self.local_path, 'volume'),
+                changed(snapshots,
+                        lambda s: self.layout.snapshot_path(s.id),
+                        'snapshot'))
+
     # -- stats -------------------------------------------------------------
 
     @_os_errors_as_backend_errors

@@ -66,10 +66,12 @@ def _undo(failing, step, *args):
 
 
 @contextlib.contextmanager
-def exported(driver, context, resource, connector, snapshot=False):
+def exported(driver, context, resource, connector, snapshot=False,
+             keep_export=False):
     """Export ``resource`` to ``connector`` and yield its connection info.
 
-    On exit the connection is terminated and the export removed.
+    On exit the connection is terminated and the export removed (unless
+    ``keep_export``: an export that was there before stays).
     """
     if snapshot:
         create, connect = (driver.create_export_snapshot,
@@ -94,7 +96,8 @@ def exported(driver, context, resource, connector, snapshot=False):
         finally:
             _undo(failing, disconnect, view, connector)
     finally:
-        _undo(failing, remove, context, view)
+        if not keep_export:
+            _undo(failing, remove, context, view)
 
 
 @contextlib.contextmanager
@@ -133,6 +136,22 @@ def create_volume_by_copy(driver, volume, source, source_size_gb,
         _undo(True, driver.delete_volume, created)
         raise
     return update
+
+
+def copy_volume_to(driver, context, volume, dest_conn_info, connector=None):
+    """Copy the whole of ``volume`` onto a volume of another backend.
+
+    ``dest_conn_info`` is the destination's connection info for
+    ``connector`` (this host; its backend exported it); both are attached
+    here with os-brick.  The source's export is removed afterwards only if
+    this call made it.
+    """
+    size_gb = int(common.field(volume, 'size'))
+    exported_before = bool(common.field(volume, 'provider_location'))
+    connector = connector or driver._local_connector()
+    with exported(driver, context, volume, connector,
+                  keep_export=exported_before) as src:
+        datapath.copy_volume_data(src, dest_conn_info, size_gb)
 
 
 class BoundedFile:

@@ -147,6 +147,11 @@ class RetypeNotPossible(WorkerException):
     code = 409
 
 
+class MigrationFailed(WorkerException):
+    message = 'Volume %(volume_id)s was not migrated: %(reason)s'
+    code = 409
+
+
 class DriverNotInitialized(WorkerException):
     message = 'Backend %(backend)s is not initialized: %(reason)s'
     code = 503

@@ -14,6 +14,7 @@ from oslo_log import log as logging
 from volume_worker import concurrency
 from volume_worker.endpoints import backups as backup_endpoints
 from volume_worker.endpoints import service as service_endpoints
+from volume_worker.endpoints import migration as migration_endpoints
 from volume_worker import exception
 from volume_worker.flows import attachment as attachment_flows
 from volume_worker.flows import clone
@@ -28,7 +29,6 @@ from volume_worker.flows import group_from_src as group_from_src_flows
 from volume_worker.flows import group_snapshot as group_snapshot_flows
 from volume_worker.flows import image as image_flows
 from volume_worker.flows import manage
-from volume_worker.flows import retype as retype_flows
 from volume_worker.flows import reschedule
 from volume_worker.flows import revert
 from volume_worker.flows import snapshot as snapshot_flows
@@ -48,7 +48,8 @@ GROUP_FILTERS = ('status', 'name', 'group_type_id', 'id')
 class VolumeManager(replication_endpoints.ReplicationEndpoints,
                     backup_endpoints.BackupEndpoints,
                     images.ImageEndpoints,
-                    service_endpoints.ServiceEndpoints):
+                    service_endpoints.ServiceEndpoints,
+                    migration_endpoints.MigrationEndpoints):
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,
@@ -125,20 +126,6 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
         validation.check_size(new_size, self.conf.max_volume_size_gb)
         with self.operations.acquire(extend.FAMILY, context, volume=volume_id,
                                      store={'new_size': new_size}) as op:
-            op.run()
-
-    @validation.endpoint
-    def retype(self, context, volume_id, new_type_id,
-               migration_policy='never'):
-        validation.check_uuid(volume_id, 'volume_id')
-        validation.check_uuid(new_type_id, 'new_type_id')
-        if migration_policy not in ('never', 'on-demand'):
-            raise exception.InvalidInput(reason='migration_policy must be '
-                                         'never or on-demand')
-        with self.operations.acquire(
-                retype_flows.FAMILY, context, volume=volume_id,
-                store={'new_type_id': new_type_id,
-                       'migration_policy': migration_policy}) as op:
             op.run()
 
     @validation.endpoint

@@ -175,12 +175,15 @@ class Operations:
         # CLUSTER_FROZEN_TTL and after each change made here.
         self.frozen = False
         self._cluster_frozen = (0.0, False)
-        self.peers = None  # set by the service: rpcapi.VolumeAPI
+        # Set by the service: the other workers and backends over RPC
+        # (peers.Peers: an rpcapi.VolumeAPI with what a migration needs).
+        self.peers = None
         self.image_service = None  # set by the service (image_store)
 
     def deps(self, context):
         return {'context': context, 'driver': self.driver,
-                'notifier': self.notifier, 'images': self.image_service}
+                'notifier': self.notifier, 'images': self.image_service,
+                'peers': self.peers}
 
     @contextlib.contextmanager
     def acquire(self, family, context, store=None, force=False, **given):

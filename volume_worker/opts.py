@@ -69,6 +69,10 @@ service_opts = [
                help='Largest volume size, in GiB, the worker accepts.'),
     cfg.IntOpt('max_metadata_bytes', default=65536, min=0,
                help='Largest JSON size of a volume\'s metadata.'),
+    cfg.IntOpt('migration_create_volume_timeout_secs', default=300, min=1,
+               help='Seconds a generic migration waits for the destination '
+                    'backend to create the copy before it gives up (and '
+                    'deletes the copy again).'),
 ]
 
 naming_opts = [

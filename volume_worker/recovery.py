@@ -17,19 +17,26 @@ holding it.
 
 from oslo_log import log as logging
 
+from volume_worker import concurrency
 from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker import flows
+from volume_worker import objects
 from volume_worker import operations
 
 LOG = logging.getLogger(__name__)
 
 
-def recover(ops, context, running=False, resource_id=None):
+def recover(ops, context, running=False, resource_id=None, late=None):
     """Returns {'resumed': n, 'failed': n, 'reset': n, 'unknown': n}.
 
     ``running``: the backend serves meanwhile (see above);
-    ``resource_id``: only what touches that resource.
+    ``resource_id``: only what touches that resource; ``late``: False for
+    the first pass at start-up, which leaves the operations of families
+    that ``resume_late`` (they need other backends' workers: a migration)
+    to the pass with ``late=True``, made once the backend serves (their
+    rows keep holding their resources meanwhile, so none is reset); None:
+    every family (do_cleanup).
     """
     summary = {'resumed': 0, 'failed': 0, 'reset': 0, 'unknown': 0}
     for row in db.journal_get_all(ops.backend):
@@ -38,9 +45,12 @@ def recover(ops, context, running=False, resource_id=None):
             continue
         family = flows.FAMILIES.get(row['operation'])
         if family is None:
-            LOG.error('Journal row %s names unknown operation %s; left for '
-                      'an operator', row['id'], row['operation'])
-            summary['unknown'] += 1
+            if not late:
+                LOG.error('Journal row %s names unknown operation %s; left '
+                          'for an operator', row['id'], row['operation'])
+                summary['unknown'] += 1
+            continue
+        if late is not None and family.resume_late != late:
             continue
         try:
             if ops.resume(family, row, context,
@@ -55,6 +65,8 @@ def recover(ops, context, running=False, resource_id=None):
             LOG.warning('%s %s ended in failure after restart: %s',
                         row['operation'], row['resources'], exc)
             summary['failed'] += 1
+    if late:
+        return summary
     held = _held()
     for rtype in operations.RESOURCE_TYPES.values():
         summary['reset'] += _reset_stuck(ops, rtype, held, running,
@@ -104,3 +116,41 @@ def _reset_if_still_stuck(ops, rtype, resource_id):
         LOG.warning('%s %s was left %s with no journal; now %s', rtype.name,
                     resource_id, old, resource.status)
         return 1 if resource.save(expected_status=old) else 0
+
+
+def sync_provider_info(backend, driver):
+    """The driver's ``update_provider_info`` on this backend's volumes and
+    snapshots, its updates saved; returns (volumes, snapshots) updated.
+
+    Only ``provider_id`` is taken (as Cinder does), and only for resources
+    of this backend; a driver that fails here is logged and start-up goes
+    on (the ids stay as they were).
+    """
+    volumes = objects.Volume.get_all(filters={'backend': backend})
+    snapshots = objects.Snapshot.get_all(filters={'backend': backend})
+    try:
+        volume_updates, snapshot_updates = concurrency.run_blocking(
+            driver.update_provider_info, volumes, snapshots)
+    except Exception as exc:
+        LOG.error('update_provider_info of %s failed: %s; provider ids '
+                  'unchanged', backend, exc)
+        return 0, 0
+    return (_save_provider_ids(volumes, volume_updates),
+            _save_provider_ids(snapshots, snapshot_updates))
+
+
+def _save_provider_ids(resources, updates):
+    by_id = {r.id: r for r in resources}
+    saved = 0
+    for update in updates or ():
+        resource = by_id.get((update or {}).get('id'))
+        if resource is None or 'provider_id' not in update:
+            LOG.warning('update_provider_info returned %r: not a resource '
+                        'of this backend with a provider_id; ignored',
+                        update)
+            continue
+        if resource.provider_id != update['provider_id']:
+            resource.provider_id = update['provider_id']
+            resource.save()
+            saved += 1
+    return saved

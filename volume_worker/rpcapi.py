@@ -39,6 +39,8 @@ Version history:
     1.13 - do_cleanup (cast), set_log_levels (cast), get_log_levels (call)
     1.14 - create_volume with request_spec and filter_properties (a
            scheduler's, for rescheduling) sends 1.14
+    1.15 - migrate_volume (cast), migrate_volume_completion (call); retype
+           with dest_backend (a migration allowed) sends 1.15
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -52,7 +54,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.14'
+RPC_API_VERSION = '1.15'
 
 
 class _AttachmentsAPI:
@@ -291,10 +293,35 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
                        volume_id=volume_id)
 
     def retype(self, ctxt, backend, volume_id, new_type_id,
-               migration_policy='never'):
-        """Cast: give the volume another type (in place on this backend)."""
-        self._cast(backend, '1.6', 'retype', ctxt, volume_id=volume_id,
-                   new_type_id=new_type_id, migration_policy=migration_policy)
+               migration_policy='never', dest_backend=None):
+        """Cast: give the volume another type, in place on this backend or
+        (``migration_policy='on-demand'``) by migrating it to
+        ``dest_backend``."""
+        if dest_backend is None:
+            self._cast(backend, '1.6', 'retype', ctxt, volume_id=volume_id,
+                       new_type_id=new_type_id,
+                       migration_policy=migration_policy)
+            return
+        self._cast(backend, '1.15', 'retype', ctxt, volume_id=volume_id,
+                   new_type_id=new_type_id, migration_policy=migration_policy,
+                   dest_backend=dest_backend)
+
+    def migrate_volume(self, ctxt, backend, volume_id, dest_backend,
+                       force_host_copy=False):
+        """Cast: move the volume to ``dest_backend`` (host@backend[#pool]),
+        by its driver or (``force_host_copy``, or the driver cannot) by
+        copying its data; the volume keeps its id."""
+        self._cast(backend, '1.15', 'migrate_volume', ctxt,
+                   volume_id=volume_id, dest_backend=dest_backend,
+                   force_host_copy=force_host_copy)
+
+    def migrate_volume_completion(self, ctxt, backend, volume_id,
+                                  new_volume_id, original_status):
+        """Call, on the destination of a generic migration: its copy
+        ``new_volume_id`` becomes volume ``volume_id``; the Volume."""
+        return self._call(backend, '1.15', 'migrate_volume_completion', ctxt,
+                          volume_id=volume_id, new_volume_id=new_volume_id,
+                          original_status=original_status)
 
     def create_group(self, ctxt, backend, group):
         """Cast: create ``group`` (a Group whose id the caller chose)."""

@@ -30,6 +30,7 @@ from volume_worker import manager as volume_manager
 from volume_worker import objects
 from volume_worker import operations
 from volume_worker import opts
+from volume_worker import peers as peer_api
 from volume_worker import reporting
 from volume_worker import recovery
 from volume_worker import rpc
@@ -169,7 +170,9 @@ class BackendService:
             reschedule.SchedulerAPI(conf, transport),
             conf.scheduler_max_attempts)
         self.manager.operations.frozen = bool(self.service.frozen)
-        self.manager.operations.peers = rpcapi.VolumeAPI(conf, transport)
+        self.manager.operations.peers = peer_api.Peers(
+            rpcapi.VolumeAPI(conf, transport),
+            create_timeout=conf.migration_create_volume_timeout_secs)
         self.manager.operations.image_service = image_store.from_conf(conf)
         self.driver.key_manager = keymgr.API(conf)
         self.servers = []
@@ -227,6 +230,7 @@ class BackendService:
         self.first_attempt.set()
         if late and self.on_ready is not None:
             self.on_ready(self)
+        self.recover_late()
 
     def init_host(self):
         """Set the driver up, recover unfinished work, learn the capabilities.
@@ -237,11 +241,15 @@ class BackendService:
             self._setup_driver()
         started = time.monotonic()
         summary = recovery.recover(self.manager.operations,
-                                   rpc.admin_context())
+                                   rpc.admin_context(), late=False)
         self.service.recovered_at = db.utcnow()
         self.service.save()
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
                  time.monotonic() - started, summary)
+        updated = recovery.sync_provider_info(self.host, self.driver)
+        if any(updated):
+            LOG.info('Backend %s: provider ids of %d volumes and %d '
+                     'snapshots updated by the driver', self.host, *updated)
         self._init_capabilities()
 
     def _setup_driver(self):
@@ -271,6 +279,20 @@ class BackendService:
             self.manager.default_pool = (
                 capabilities.get('volume_backend_name') or
                 self.reporter.backend_name)
+
+    def recover_late(self):
+        """Resume what needs other backends' workers (a migration), once
+        this one serves: a destination that does not serve yet finds the
+        requests in its queue when it does."""
+        try:
+            summary = recovery.recover(self.manager.operations,
+                                       rpc.admin_context(), running=True,
+                                       late=True)
+            if summary['resumed'] or summary['failed']:
+                LOG.info('Backend %s resumed its migrations: %s', self.host,
+                         summary)
+        except Exception:
+            LOG.exception('Late recovery of %s failed', self.host)
 
     def _ensure_exports(self):
         """Recreate the exports of this backend's settled volumes.

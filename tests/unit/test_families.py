@@ -227,6 +227,33 @@ def _restore(ops):
 
 
 # For each family: prepare what it needs, return acquire()'s arguments.
+def _migrate(ops):
+    from tests.unit import test_migration
+    peers = test_migration.LocalPeers(ops.coordinator, ops.notifier)
+    ops.driver.migrate_volume = lambda *a: (True, None)  # by the driver
+    return {'volume': _available_volume(ops).id, 'peers': peers,
+            'store': {'dest_backend': test_migration.DEST,
+                      'force_host_copy': False}}
+
+
+def _migrate_completion(ops):
+    from tests.unit import test_migration
+    from volume_worker import objects
+    from volume_worker.flows import migrate
+    volume = helpers.new_volume()
+    volume.host = test_migration.DEST + '#pool1'
+    volume.status = 'maintenance'
+    volume.migration_status = objects.MigrationStatus.COMPLETING
+    volume.create()
+    copy = helpers.new_volume()
+    copy.migration_status = objects.MigrationStatus.target_of(volume.id)
+    helpers.run(ops, flows.FAMILIES['create_volume'], volume=copy)
+    assert migrate.COMPLETION.operation == 'migrate_volume_completion'
+    return {'new_volume': copy.id,
+            'store': {'volume_id': volume.id,
+                      'original_status': 'available'}}
+
+
 SCENARIOS = {
     'failover_host': _failover,
     'freeze_host': lambda ops: {'service': _service(ops)},
@@ -240,6 +267,8 @@ SCENARIOS = {
     'restore_backup': _restore,
     'create_volume_from_image': _from_image,
     'copy_volume_to_image': _to_image,
+    'migrate_volume': _migrate,
+    'migrate_volume_completion': _migrate_completion,
     'create_group_from_group_snapshot': _from_group_snapshot,
     'create_group_from_group': _from_group,
     'create_group_snapshot': _group_snapshot,
@@ -360,6 +389,7 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
     setup_ops = helpers.make_ops(driver, notifier, coordinator)
     given = SCENARIOS[operation](setup_ops)
     store = given.pop('store', None)
+    peers = given.pop('peers', None)
     subject = given[family.subject.name]
     subject_id = subject if isinstance(subject, str) else subject.id
     rtype = operations.RESOURCE_TYPES[family.subject.type]
@@ -373,6 +403,7 @@ def test_journal_start_rides_with_the_first_status_change_before_the_backend(
 
     spy = _FirstCallSpy(driver, look)
     ops = helpers.make_ops(spy, notifier, coordinator)
+    ops.peers = peers
     txns = _Transactions(db.get_engine())
     try:
         helpers.run(ops, family, store=store, **given)

@@ -660,3 +660,21 @@ def test_parse_tgtadm_targets():
     b = targets['iqn.2000-01.other:b']
     assert (b.tid, b.luns, b.accounts, b.acls, b.sessions) == (
         3, {}, [], [], 0)
+
+
+def test_update_provider_info_names_each_objects_file(driver):
+    vol = new_volume(1)
+    driver.create_volume(vol)
+    snap = new_snapshot(vol)
+    driver.create_snapshot(snap)
+    moved = new_volume(1)
+    moved.name_id = vol.id  # after a migration: another id's file
+    missing = new_volume(1)
+    volumes, snapshots = driver.update_provider_info([vol, moved, missing],
+                                                     [snap])
+    assert volumes == [{'id': vol.id, 'provider_id': 'volume-' + vol.id},
+                       {'id': moved.id, 'provider_id': 'volume-' + vol.id}]
+    assert snapshots == [{'id': snap.id,
+                          'provider_id': 'snapshot-' + snap.id}]
+    vol.provider_id = 'volume-' + vol.id  # recorded: nothing to report
+    assert driver.update_provider_info([vol], []) == ([], [])

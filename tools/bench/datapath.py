@@ -170,6 +170,35 @@ def compare_copy(results, directory, fs_label, volume_gb, data_bytes, rounds,
     return shared
 
 
+def migration_copy(results, directory, volume_gb, data_bytes, rounds):
+    """A generic migration's data step between two file backends: both
+    volumes attached through os-brick (local), every byte copied, fsynced."""
+    from oslo_config import cfg
+    from drivers import datapath
+    from drivers import generic
+    datapath.init_os_brick(cfg.CONF, lock_path=directory,
+                           in_process_privsep=os.geteuid() == 0)
+    source = make_driver(os.path.join(directory, 'mig-src'), 'copy')
+    dest = make_driver(os.path.join(directory, 'mig-dst'), 'copy')
+    connector = {'host': 'bench', 'initiator': 'iqn.bench', 'ip': '127.0.0.1'}
+    src = _volume(volume_gb)
+    source.create_volume(src)
+    _fill(source.local_path(src), data_bytes, volume_gb * GiB)
+    times = []
+    for _ in range(rounds):
+        dst = _volume(volume_gb)
+        dest.create_volume(dst)
+        info = dest.initialize_connection(dst, connector)
+        times.append(_timed(lambda: generic.copy_volume_to(
+            source, None, src, info, connector)))
+        dest.delete_volume(dst)
+    source.delete_volume(src)
+    rate = data_bytes / MiB / min(times)
+    results.add(SECTION, 'migration copy between two file backends, '
+                'os-brick local (ext4)', rate, 'MiB/s')
+    return rate
+
+
 def measure(results, volume_gb, data_bytes, rounds=2):
     label = '%d GiB volume, %d MiB data' % (volume_gb, data_bytes // MiB)
     ext4 = tempfile.mkdtemp(prefix='vw-bench-copy-',
@@ -177,6 +206,7 @@ def measure(results, volume_gb, data_bytes, rounds=2):
     try:
         compare_copy(results, ext4, 'ext4', volume_gb, data_bytes, rounds,
                      target=True)
+        migration_copy(results, ext4, volume_gb, data_bytes, rounds)
     finally:
         shutil.rmtree(ext4, ignore_errors=True)
     try:

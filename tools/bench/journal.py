@@ -187,6 +187,23 @@ def _retype(ops, volume_id, type_id):
          store={'new_type_id': type_id, 'migration_policy': 'never'})
 
 
+class _Peers:
+    """The destination backend, in this process: only its capabilities are
+    asked when the driver migrates a volume itself."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def capabilities(self, context, backend):
+        return self.driver.get_volume_stats()
+
+
+def _migrate(ops, volume_id, dest):
+    from volume_worker.flows import migrate
+    _run(ops, migrate.FAMILY, volume=volume_id,
+         store={'dest_backend': dest, 'force_host_copy': False})
+
+
 def _new_type():
     from volume_worker import objects
     vtype = objects.VolumeType(id=str(uuid.uuid4()),
@@ -300,6 +317,7 @@ OPERATIONS = ('create', 'delete', 'snapshot create', 'snapshot delete',
               'attach (update + complete)', 'detach',
               'legacy initialize_connection', 'legacy terminate_connection',
               'accept_transfer', 'unmanage', 'manage_existing', 'retype',
+              'migrate (by the driver)',
               'group create', 'group update (add 2 volumes)',
               'group snapshot (2 members)', 'group from group (2 copies)',
               'group snapshot delete',
@@ -335,6 +353,14 @@ def measure(state_dir, results, n):
                 'driver': make_fake_driver(backend),
                 'notifier': NullNotifier()}
         service_id = _replicated_service(backend, deps['driver'])
+        # A second backend to migrate to; the fake driver moves volumes
+        # itself here (an array that migrates by its own means), so the
+        # line measures the migration's machinery, not a data copy (the
+        # data path section measures that).
+        from volume_worker import objects
+        dest = backend.replace('@fake1', '@fake2')
+        objects.Service.get_or_create(dest, 'volume-worker')
+        deps['driver'].migrate_volume = lambda *args: (True, None)
         # (journal, op) -> [cpu s, writes, commits, reads, ops]
         acc = {}
 
@@ -353,6 +379,9 @@ def measure(state_dir, results, n):
         for journal in (False, True, False, True):  # interleaved: less drift
             ops = _ops(FlowRunner(backend, journal=journal), deps, backend,
                        coordinator)
+            ops.peers = _Peers(deps['driver'])
+            dest_ops = _ops(FlowRunner(dest, journal=journal), deps, dest,
+                            coordinator)
             for _ in range(10):
                 _one_volume(ops, backend)
             for _ in range(n):
@@ -410,6 +439,10 @@ def measure(state_dir, results, n):
                 _delete(ops, restored)
                 _backup_delete(ops, incremental)
                 timed((journal, 'backup delete'), _backup_delete, ops, full)
+                moving = _create(ops, backend)
+                timed((journal, 'migrate (by the driver)'), _migrate, ops,
+                      moving, dest)
+                _delete(dest_ops, moving)
                 spare = _create(ops, backend)
                 timed((journal, 'unmanage'), _unmanage, ops, spare)
                 adopted = timed((journal, 'manage_existing'), _manage, ops,

@@ -51,6 +51,14 @@ def _connector(args):
     return connector
 
 
+def _retype(client, args, backend):
+    kwargs = {'new_type_id': args.new_type_id,
+              'migration_policy': args.migration_policy}
+    if args.dest_backend:
+        kwargs['dest_backend'] = args.dest_backend
+    return kwargs
+
+
 def _attachment_update(client, args, backend):
     return {'connector': _connector(args), 'attachment_id': args.attachment,
             'instance_uuid': args.instance, 'mountpoint': args.mountpoint,
@@ -130,7 +138,11 @@ def _new_backup(client, args, backend):
 
 
 def _restore_target(client, args, backend):
-    return {'volume_id': args.volume or str(uuid.uuid4())}
+    import sys
+    volume_id = args.volume or str(uuid.uuid4())
+    if not args.volume:
+        print('restoring onto a new volume %s' % volume_id, file=sys.stderr)
+    return {'volume_id': volume_id}
 
 
 def _ids(text):
@@ -238,14 +250,37 @@ COMMANDS = [
                   _WAIT)),
     Command('retype', 'give a volume another volume type',
             subject=('volume', 'volume_id'), operation='retype',
-            build=lambda client, args, backend: {
-                'new_type_id': args.new_type_id,
-                'migration_policy': args.migration_policy},
+            build=_retype, moves_to='dest_backend',
             args=((('new_type_id',), {'help': 'the new volume type\'s id'}),
                   (('--migration-policy',), {
                       'dest': 'migration_policy', 'default': 'never',
                       'choices': ('never', 'on-demand')}),
+                  (('--dest-backend',), {
+                      'dest': 'dest_backend',
+                      'help': 'host@backend[#pool] to migrate it to when '
+                              'the driver cannot retype it in place'}),
                   _WAIT)),
+    Command('migrate_volume', 'move a volume to another backend (it keeps '
+            'its id)', subject=('volume', 'volume_id'),
+            operation='migrate_volume', moves_to='dest_backend',
+            build=lambda client, args, backend: {
+                'dest_backend': args.dest_backend,
+                'force_host_copy': args.force_host_copy},
+            args=((('dest_backend',), {'help': 'host@backend[#pool]'}),
+                  (('--force-host-copy',), {
+                      'dest': 'force_host_copy', 'action': 'store_true',
+                      'help': 'copy the data through this host even if the '
+                              'driver could move it'}),
+                  _WAIT)),
+    Command('migrate_volume_completion', 'on the destination backend of a '
+            'migration: its copy becomes the volume (the migration calls '
+            'it)', subject=('volume', 'volume_id'), call=True,
+            build=lambda client, args, backend: {
+                'new_volume_id': args.new_volume_id,
+                'original_status': args.original_status},
+            args=((('new_volume_id',), {'help': 'the migration copy'}),
+                  (('--original-status',), {
+                      'dest': 'original_status', 'default': 'available'}))),
     Command('revert_to_snapshot', 'put a volume\'s latest snapshot back',
             subject=('volume', 'volume_id'), operation='revert_to_snapshot',
             build=lambda client, args, backend: {
@@ -423,7 +458,6 @@ COMMANDS = [
     Command('restore_backup', 'write a backup onto a volume (a new one '
             'unless --volume)', subject=('backup', 'backup_id'),
             operation='restore_backup', build=_restore_target,
-            echo=lambda kwargs: {'restored_volume_id': kwargs['volume_id']},
             args=((('--volume',), {'help': 'an existing volume at least as '
                                            'large, or the id for a new one'}),
                   _WAIT)),

@@ -161,7 +161,9 @@ class Client:
         try:
             return self.retrying(getter, self.ctx, backend, resource_id)
         except Exception as exc:
-            if 'NotFound' in type(exc).__name__:
+            # NotOwned: it lives on another backend (migrated), not here.
+            if 'NotFound' in type(exc).__name__ or \
+                    'NotOwned' in type(exc).__name__:
                 return None
             raise
 
@@ -213,12 +215,14 @@ class Command:
 
     ``subject``: (resource kind, argument name) of the resource the command
     acts on; ``new``: the command creates it (``build`` makes the object);
-    ``operation``: the transition whose final status ``--wait`` waits for.
+    ``operation``: the transition whose final status ``--wait`` waits for;
+    ``moves_to``: the argument naming the backend the resource may live on
+    once the operation ends (a migration), where ``--wait`` reads it then.
     """
 
     def __init__(self, method, help, subject=None, operation=None,
                  new=False, build=None, args=(), aliases=(), call=False,
-                 echo=None):
+                 echo=None, moves_to=None):
         self.method = method
         self.echo = echo  # kwargs -> what the output adds (ids chosen here)
         self.name = method.replace('_', '-')
@@ -230,6 +234,7 @@ class Command:
         self.args = args
         self.aliases = aliases
         self.call = call
+        self.moves_to = moves_to
 
     def run(self, client, args):
         backend = args.backend or client.default_backend()
@@ -260,9 +265,12 @@ class Command:
             _print(dict(echo, id=resource_id, status='requested',
                         operation=self.method))
             return 0
-        return self._wait(client, backend, kind, resource_id, echo)
+        moved_to = (kwargs.get(self.moves_to) or '').partition('#')[0] \
+            if self.moves_to else None
+        return self._wait(client, backend, kind, resource_id, echo, moved_to)
 
-    def _wait(self, client, backend, kind, resource_id, echo=None):
+    def _wait(self, client, backend, kind, resource_id, echo=None,
+              moved_to=None):
         from volume_worker import flows
         from volume_worker import operations
         from volume_worker.objects import fields
@@ -274,10 +282,6 @@ class Command:
         by_status = (transition.to != fields.UNCHANGED and
                      transition.to not in (transition.allowed_from or ()))
         gone_is_done = transition.to.endswith('deleted')
-        # An error status the operation may start from (restoring a backup
-        # whose last restore failed) says nothing until its .error arrives.
-        error_by_status = (transition.error not in
-                           (transition.allowed_from or ()))
 
         def done(resource):
             if client.ended.get(resource_id) == end:
@@ -286,14 +290,15 @@ class Command:
                 return True
             if resource is None:
                 return gone_is_done
-            return ((error_by_status and
-                     resource.status == transition.error) or
+            return (resource.status == transition.error or
                     (by_status and resource.status == transition.to))
         got = client.wait_for(
             kind, backend, resource_id, done,
             client.conf.client.wait_timeout,
             appear_within=(client.conf.client.appear_timeout
                            if self.new else None))
+        if got is None and moved_to:
+            got = client.get(kind, moved_to, resource_id)
         client.progress_done()
         if (got is not None and got.status == transition.error and
                 resource_id not in client.reasons):

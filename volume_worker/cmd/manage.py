@@ -9,6 +9,9 @@
     volume-worker-manage --config-file FILE image import FILE --name N
                                                 [--disk-format raw|qcow2]
     volume-worker-manage --config-file FILE image list|delete [ID]
+    volume-worker-manage --config-file FILE type create NAME [--spec K=V ...]
+        [--qos K=V ...] [--description TEXT] [--private]
+    volume-worker-manage --config-file FILE type list
 """
 
 import argparse
@@ -156,6 +159,63 @@ def cmd_image_delete(conf, args):
     return 0
 
 
+def _specs(pairs, what):
+    specs = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition('=')
+        if not sep or not key:
+            raise ValueError('%s %r is not KEY=VALUE' % (what, pair))
+        specs[key] = value
+    return specs
+
+
+def _type_json(vtype):
+    return {'id': vtype.id, 'name': vtype.name,
+            'description': vtype.description, 'is_public': vtype.is_public,
+            'extra_specs': vtype.extra_specs, 'qos_specs': vtype.qos_specs}
+
+
+def _type_create_args(parser):
+    # (Its NAME is the main parser's ``target``.)
+    parser.add_argument('--spec', action='append', default=[],
+                        help='an extra spec KEY=VALUE (repeatable)')
+    parser.add_argument('--qos', action='append', default=[],
+                        help='a QoS spec KEY=VALUE (repeatable)')
+    parser.add_argument('--description')
+    parser.add_argument('--private', action='store_true')
+
+
+def cmd_type_create(conf, args):
+    """a volume type NAME with its extra (--spec) and QoS (--qos) specs"""
+    import uuid
+    from volume_worker import objects
+    name = args.target or args.name
+    if not name:
+        return _fail('type create NAME [--spec K=V ...]', EXIT_USAGE)
+    _db(conf)
+    try:
+        extra_specs = _specs(args.spec, '--spec')
+        qos_specs = _specs(args.qos, '--qos') or None
+    except ValueError as exc:
+        return _fail(exc, EXIT_USAGE)
+    vtype = objects.VolumeType(
+        id=str(uuid.uuid4()), name=name, description=args.description,
+        is_public=not args.private, extra_specs=extra_specs,
+        qos_specs=qos_specs)
+    vtype.create()
+    output.emit(_type_json(vtype), indent=2)
+    return 0
+
+
+def cmd_type_list(conf, args):
+    """the volume types, with their specs"""
+    from volume_worker import objects
+    db = _db(conf)
+    output.emit([_type_json(objects.VolumeType._from_db(row))
+                 for row in db.volume_type_get_all()], indent=2)
+    return 0
+
+
 COMMANDS = {
     ('db', 'sync'): cmd_db_sync,
     ('db', 'version'): cmd_db_version,
@@ -167,6 +227,13 @@ COMMANDS = {
     ('image', 'import'): cmd_image_import,
     ('image', 'list'): cmd_image_list,
     ('image', 'delete'): cmd_image_delete,
+    ('type', 'create'): cmd_type_create,
+    ('type', 'list'): cmd_type_list,
+}
+
+# Commands with arguments of their own: how to read them.
+ARGUMENTS = {
+    ('type', 'create'): _type_create_args,
 }
 RPC_CATEGORIES = ('failover', 'freeze', 'thaw')
 
@@ -235,6 +302,13 @@ def main(argv=None):
         parser.error('unknown command: %s %s (known: %s)' % (
             args.category, args.action or '', ', '.join(sorted(
                 ' '.join(w for w in k if w) for k in COMMANDS))))
+    own = ARGUMENTS.get((args.category, args.action))
+    if own is not None:
+        sub = argparse.ArgumentParser(
+            prog='volume-worker-manage %s %s' % (args.category, args.action))
+        own(sub)
+        args = sub.parse_args(extra, namespace=args)
+        extra = []
     from oslo_config import cfg
     try:
         conf = config.parse_args(oslo_args + extra)

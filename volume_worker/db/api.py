@@ -257,6 +257,30 @@ def volume_purge(volume_id, expected_status):
             t.c.id == volume_id, t.c.status == expected_status)).rowcount == 1
 
 
+def volume_swap_identities(volume_id, volume_host, volume_values, other_id,
+                           other_values):
+    """Write a migrated volume and its copy in one transaction.
+
+    The volume's row changes only while it still has ``volume_host`` (so a
+    swap is done once); False, and nothing written, otherwise.
+    """
+    t = models.volumes
+    now = utcnow()
+    try:
+        with _writing() as conn:
+            for row_id, values, extra in (
+                    (volume_id, volume_values, t.c.host == volume_host),
+                    (other_id, other_values, sa.true())):
+                query = t.update().where(
+                    t.c.id == row_id, t.c.deleted == sa.false(), extra
+                ).values(dict(values, updated_at=now))
+                if conn.execute(query).rowcount != 1:
+                    raise _CasFailed()
+    except _CasFailed:
+        return False
+    return True
+
+
 def volume_get_all(filters=None, marker=None, limit=None):
     return _list(models.volumes, filters, marker, limit)
 
@@ -551,7 +575,16 @@ def volume_type_get(type_id):
 
 
 def volume_type_create(values, journal=None):
-    return _create(models.volume_types, values, journal)
+    try:
+        return _create(models.volume_types, values, journal)
+    except sa.exc.IntegrityError:
+        raise exception.ResourceExists(resource='volume type',
+                                       resource_id=values.get('name'),
+                                       reason='its name or id is taken')
+
+
+def volume_type_get_all():
+    return _list(models.volume_types, sort_key='name')
 
 
 # -- services --------------------------------------------------------------------

@@ -31,7 +31,8 @@ volumes = sa.Table(
     sa.Column('snapshot_id', sa.String(36)),
     sa.Column('source_volid', sa.String(36)),
     sa.Column('attach_status', sa.String(32)),
-    sa.Column('migration_status', sa.String(32)),
+    # Cinder's values, and 'target:<volume id>' on a migration's copy.
+    sa.Column('migration_status', sa.String(255)),
     sa.Column('replication_status', sa.String(32)),
     sa.Column('metadata', sa.JSON),
     sa.Column('admin_metadata', sa.JSON),
@@ -62,6 +63,7 @@ snapshots = sa.Table(
     sa.Column('host', sa.String(255), index=True),
     sa.Column('provider_location', sa.Text),
     sa.Column('provider_auth', sa.Text),
+    sa.Column('provider_id', sa.String(255)),
     sa.Column('progress', sa.String(255)),
     sa.Column('metadata', sa.JSON),
     sa.Column('project_id', sa.String(255)),

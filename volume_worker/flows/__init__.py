@@ -18,6 +18,7 @@ from volume_worker.flows import group_from_src
 from volume_worker.flows import group_snapshot
 from volume_worker.flows import image
 from volume_worker.flows import manage
+from volume_worker.flows import migrate
 from volume_worker.flows import restore
 from volume_worker.flows import retype
 from volume_worker.flows import revert
@@ -47,6 +48,8 @@ FAMILIES = {family.operation: family for family in (
     manage.SNAPSHOT,
     manage.TRANSFER,
     retype.FAMILY,
+    migrate.FAMILY,
+    migrate.COMPLETION,
     group.CREATE,
     group.UPDATE,
     group.DELETE,

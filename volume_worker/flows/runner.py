@@ -65,11 +65,14 @@ class FlowFamily:
     ``check(op)`` refuses a request once its resources are locked and
     loaded; ``on_resume`` says whether an interrupted run resumes or
     reverts; ``while_frozen`` lets it run on a frozen backend (the
-    consumer's path, and what ends or drives a freeze).
+    consumer's path, and what ends or drives a freeze); ``resume_late``:
+    an interrupted run needs other backends' workers (a migration) and is
+    resumed once every backend of the process serves RPC, not before.
     """
 
     def __init__(self, operation, build, subject, held=(), event=None,
-                 check=None, on_resume=RESUME, while_frozen=False):
+                 check=None, on_resume=RESUME, while_frozen=False,
+                 resume_late=False):
         self.operation = operation
         self.build = build
         self.subject = subject
@@ -79,6 +82,7 @@ class FlowFamily:
         self.check = check
         self.on_resume = on_resume
         self.while_frozen = while_frozen
+        self.resume_late = resume_late
         self._template = None
         self._engines = engines.EnginePool(self.new_flow)
 

@@ -2,6 +2,7 @@
 
 from volume_worker.objects.base import configure_names  # noqa
 from volume_worker.objects.base import VolumeWorkerObjectSerializer  # noqa
+from volume_worker.objects.fields import MigrationStatus  # noqa
 from volume_worker.objects.fields import ReplicationStatus  # noqa
 from volume_worker.objects.fields import SnapshotStatus  # noqa
 from volume_worker.objects.fields import VolumeStatus  # noqa

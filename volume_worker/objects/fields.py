@@ -45,6 +45,30 @@ class VolumeStatusField(fields.BaseEnumField):
     AUTO_TYPE = VolumeStatus()
 
 
+class MigrationStatus(_StatusEnum):
+    """A volume's ``migration_status``, as Cinder's.
+
+    ``starting`` (accepted) -> ``migrating`` (the driver moves it, or the
+    data is copied) -> ``completing`` (identities swapped) -> ``success``;
+    ``error`` with the volume back where it was. The copy a migration
+    creates on the destination is marked ``target:<volume id>``.
+    """
+
+    STARTING = 'starting'
+    MIGRATING = 'migrating'
+    COMPLETING = 'completing'
+    SUCCESS = 'success'
+    ERROR = 'error'
+    ALL = (STARTING, MIGRATING, COMPLETING, SUCCESS, ERROR)
+    # Statuses of a migration under way; ``success`` / ``error`` are final.
+    IN_PROGRESS = (STARTING, MIGRATING, COMPLETING)
+    TARGET_PREFIX = 'target:'
+
+    @classmethod
+    def target_of(cls, volume_id):
+        return cls.TARGET_PREFIX + volume_id
+
+
 class SnapshotStatus(_StatusEnum):
     CREATING = 'creating'
     AVAILABLE = 'available'
@@ -297,6 +321,14 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'restore_backup': Transition(
         (ABSENT, _V.AVAILABLE, _V.ERROR_RESTORING),
         via=_V.RESTORING_BACKUP, to=_V.AVAILABLE, error=_V.ERROR_RESTORING),
+    # Cinder's "no action allowed" status while a migration moves the
+    # volume; its ``migration_status`` (MigrationStatus) tells the steps.
+    # A failed migration leaves it where it was, untouched.
+    'migrate_volume': Transition(
+        (_V.AVAILABLE, _V.IN_USE), via=_V.MAINTENANCE, to=UNCHANGED,
+        error=UNCHANGED),
+    # On the destination: the copy it holds becomes the migrated volume.
+    'migrate_volume_completion': {'new_volume': hold((_V.AVAILABLE,))},
 }, on_restart={
     _V.CREATING: _V.ERROR,
     _V.DELETING: _V.ERROR_DELETING,

@@ -277,7 +277,8 @@ class Snapshot(_PersistentObject):
     # Version 1.0: initial version
     # Version 1.1: project_id, user_id
     # Version 1.2: group_snapshot_id
-    VERSION = '1.2'
+    # Version 1.3: provider_id
+    VERSION = '1.3'
 
     fields = {
         'id': fields.UUIDField(),
@@ -289,6 +290,7 @@ class Snapshot(_PersistentObject):
         'host': fields.StringField(nullable=True),
         'provider_location': fields.StringField(nullable=True),
         'provider_auth': fields.SensitiveStringField(nullable=True),
+        'provider_id': fields.StringField(nullable=True),
         'progress': fields.StringField(nullable=True),
         'metadata': fields.DictOfNullableStringsField(default={}),
         'project_id': fields.StringField(nullable=True),
@@ -311,6 +313,8 @@ class Snapshot(_PersistentObject):
     def obj_make_compatible(self, primitive, target_version):
         super().obj_make_compatible(primitive, target_version)
         version = versionutils.convert_version_to_tuple(target_version)
+        if version < (1, 3):
+            primitive.pop('provider_id', None)
         if version < (1, 2):
             primitive.pop('group_snapshot_id', None)
         if version < (1, 1):

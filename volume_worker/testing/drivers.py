@@ -9,7 +9,8 @@ A call about no one volume (``failover_host``) matches ``"*"`` only, and
 its marker names the volume ``None``. A matching call first writes ``<file>.inside/<method>-<volume id>`` (so a
 test knows the worker is inside that call and can kill it there), then
 sleeps that many seconds, then runs for real; ``"raise"`` instead of a
-number makes the call fail with a backend error. No file, no fault.
+number makes the call fail with a backend error, ``"cannot"`` makes
+``retype`` answer that it cannot retype in place. No file, no fault.
 """
 
 import json
@@ -35,8 +36,11 @@ FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
                   'revert_to_snapshot', 'initialize_connection',
                   'terminate_connection', 'manage_existing', 'failover_host',
                   'copy_image_to_volume', 'copy_volume_to_image',
-                  'clone_image')
+                  'clone_image',
+                  'before_volume_copy', 'after_volume_copy',
+                  'update_migrated_volume')
 RAISE = 'raise'  # instead of seconds: the call fails
+CANNOT = 'cannot'  # for retype: the driver cannot retype in place
 
 
 def control(path, faults):
@@ -85,6 +89,8 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
             seconds = (faults.get('*') or {}).get(method)
         if not seconds:
             return
+        if seconds == CANNOT:
+            return CANNOT
         if seconds == RAISE:
             raise exception.VolumeBackendAPIException(
                 data='fault injected into %s of %s' % (method, resource_id))
@@ -92,6 +98,11 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
         with open(marker(path, method, resource_id), 'w'):
             pass
         time.sleep(float(seconds))
+
+    def retype(self, context, volume, new_type, diff, host):
+        if self._maybe_hang('retype', volume.id) == CANNOT:
+            return False, None
+        return super().retype(context, volume, new_type, diff, host)
 
 
 def _copying_with_fault(method):
