@@ -58,6 +58,13 @@ service_opts = [
                     'first after 1 s, doubling up to this; meanwhile the '
                     'backend heartbeats and reports backend_state down, and '
                     'requests wait in its queue.'),
+    cfg.IntOpt('backend_start_wait', default=60, min=0,
+               help='Longest wait, in seconds, at start-up for the first '
+                    'set-up attempt of every backend before the worker says '
+                    'it started (and tells systemd it is ready). A backend '
+                    'still setting up then goes on in the background and '
+                    'serves once ready. Keep it below systemd\'s '
+                    'TimeoutStartSec.'),
     cfg.IntOpt('scheduler_max_attempts', default=3, min=1,
                help='Attempts a scheduler makes to place a volume (Cinder\'s '
                     'option of the same name). A create that fails on the '

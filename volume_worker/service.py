@@ -226,9 +226,8 @@ class BackendService:
         concurrency.spawn(self._ensure_exports)
         self.ready = True
         self.reporter.mark_dirty()
-        late = self.first_attempt.is_set()
         self.first_attempt.set()
-        if late and self.on_ready is not None:
+        if self.on_ready is not None:
             self.on_ready(self)
         self.recover_late()
 
@@ -487,6 +486,7 @@ class WorkerService:
     def __init__(self, conf=None):
         self.conf = conf or cfg.CONF
         self.backends = []
+        self.started = False
         self._halted = False
 
     def start(self):
@@ -528,14 +528,20 @@ class WorkerService:
             backend.on_ready = self._ready_late
             backend.start()
         # Each backend serves as soon as it is ready, whatever the others
-        # do; the line below only waits to say how each one started.
+        # do; the line below (and systemd's READY) only waits to say how
+        # each one started: for its first set-up attempt,
+        # backend_start_wait at most (a do_setup hanging on one array must
+        # not hold the others' readiness until systemd gives up on the
+        # whole process).
+        deadline = time.monotonic() + conf.backend_start_wait
         for backend in self.backends:
-            backend.first_attempt.wait()
+            backend.first_attempt.wait(max(0.0, deadline - time.monotonic()))
         LOG.info('volume-worker started on %s (%s executor): %s',
                  conf.host, concurrency.mode(), ', '.join(
                      b.host if b.ready else '%s (down: %s)' % (
                          b.host, b.reporter.state_reason)
                      for b in self.backends))
+        self.started = True
         self._watchdog = concurrency.spawn(self._watchdog_loop)
 
     def _watchdog_loop(self):
@@ -569,6 +575,9 @@ class WorkerService:
         return text
 
     def _ready_late(self, backend):
+        """A backend ready after the started line: say so (and to systemd)."""
+        if not self.started:
+            return  # the started line says it
         LOG.info('Backend %s is ready after %d set-up attempts',
                  backend.host, backend.setup_attempts)
         systemd.notifier().status(self.status_line())

@@ -399,3 +399,30 @@ def test_reschedule_after_a_reschedulable_failure(tmp_path):
         server.wait()
         h.close()
         h.worker.stop()
+
+
+def test_a_backend_slow_to_set_up_does_not_hold_the_start(tmp_path):
+    state_dir = str(tmp_path / 'state')
+    backends = {'fine': fake_backend('fine', state_dir),
+                'slow': fake_backend('slow', state_dir,
+                                     fake_fault_delay='do_setup:8')}
+    h = start_harness(tmp_path, backends=backends,
+                      extra_default={'backend_start_wait': 2})
+    fine, slow = h.backend(0), h.backend(1)
+    try:
+        log = h.worker.log_text()
+        # Started (and ready for systemd) while the slow one still sets up.
+        assert '%s (down: driver set-up has not finished)' % slow in log
+        assert 'of backend %s is ready' % slow not in log
+        volume = h.new_volume(backend=fine)
+        h.api.create_volume(h.ctx, fine, volume)
+        h.wait_status(volume.id, ['available'], backend=fine, timeout=5)
+        late = h.new_volume(backend=slow)
+        h.api.create_volume(h.ctx, slow, late)  # waits in its queue
+        h.worker.wait_for_log('Backend %s is ready after 1 set-up attempts'
+                              % slow, 20)
+        assert h.wait_status(late.id, ['available'], backend=slow,
+                             timeout=10).status == 'available'
+    finally:
+        h.close()
+        h.worker.stop()
