@@ -139,6 +139,29 @@ def sync_provider_info(backend, driver):
             _save_provider_ids(snapshots, snapshot_updates))
 
 
+def settle_pools(backend, driver, default_pool):
+    """Give a pool to this backend's volumes whose host names none.
+
+    A volume recorded as ``host@backend`` (from before pools, or written
+    by another tool) is counted in no pool's capacity and no report. As
+    Cinder does at start-up, the driver's ``get_pool`` says where it is
+    (else the backend's first pool); its host becomes ``host@backend#pool``.
+    Returns how many volumes were settled.
+    """
+    settled = 0
+    for volume in objects.Volume.get_all(filters={'host': backend}):
+        try:
+            pool = concurrency.run_blocking(driver.get_pool, volume)
+        except Exception as exc:
+            LOG.warning('get_pool of volume %s failed (%s); it goes to the '
+                        'pool %s', volume.id, exc, default_pool)
+            pool = None
+        volume.host = '%s#%s' % (backend, pool or default_pool)
+        volume.save()
+        settled += 1
+    return settled
+
+
 def _save_provider_ids(resources, updates):
     by_id = {r.id: r for r in resources}
     saved = 0

@@ -250,6 +250,11 @@ class BackendService:
             LOG.info('Backend %s: provider ids of %d volumes and %d '
                      'snapshots updated by the driver', self.host, *updated)
         self._init_capabilities()
+        settled = recovery.settle_pools(self.host, self.driver,
+                                        self.manager.default_pool)
+        if settled:
+            LOG.info('Backend %s: %d volumes without a pool placed in theirs',
+                     self.host, settled)
 
     def _setup_driver(self):
         ctxt = rpc.admin_context()

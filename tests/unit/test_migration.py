@@ -386,3 +386,23 @@ def test_start_up_saves_the_provider_ids_the_driver_reports(
     monkeypatch.setattr(driver, 'update_provider_info', broken)
     assert recovery.sync_provider_info(HOST, driver) == (0, 0)
     assert db.volume_get(volume.id)['provider_id'] == 'lun-7'
+
+
+# -- volumes without a pool, at start-up ----------------------------------------
+
+def test_start_up_places_volumes_without_a_pool(ops, driver, monkeypatch):
+    from volume_worker import recovery
+    asked = helpers.available_volume(ops)
+    unknown = helpers.available_volume(ops)
+    placed = helpers.available_volume(ops)
+    for volume in (asked, unknown):
+        db.volume_update(volume.id, {'host': HOST})
+
+    def get_pool(volume):
+        return 'pool9' if volume.id == asked.id else None
+    monkeypatch.setattr(driver, 'get_pool', get_pool)
+    assert recovery.settle_pools(HOST, driver, 'pool1') == 2
+    assert db.volume_get(asked.id)['host'] == HOST + '#pool9'
+    assert db.volume_get(unknown.id)['host'] == HOST + '#pool1'
+    assert db.volume_get(placed.id)['host'] == HOST + '#pool1'
+    assert recovery.settle_pools(HOST, driver, 'pool1') == 0
