@@ -410,3 +410,29 @@ def test_bad_backup_requests_get_one_clear_error(rig):
     assert 'cannot be reused' in str(err.value)
     assert call('get_backup', backup_id=row['id']).status == 'available'
     assert rig.worker.proc.poll() is None
+
+
+def test_a_backup_of_a_snapshot_holds_the_snapshots_data(rig):
+    from tests.functional.test_snapshots import _cast_snapshot
+    from tests.functional.test_snapshots import _wait_snapshot
+    from volume_worker import objects
+    from volume_worker.objects import SnapshotStatus
+    [volume_id] = rig.create_available(1)
+    _write(rig, volume_id, os.urandom(2 * MiB))
+    then = _digest(rig, volume_id)
+    snapshot_id = _cast_snapshot(rig, volume_id)
+    _wait_snapshot(rig, snapshot_id, SnapshotStatus.AVAILABLE)
+    _write(rig, volume_id, os.urandom(MiB))
+    attachment = _attach(rig, volume_id)
+    backup = objects.Backup(id=str(uuid.uuid4()), volume_id=volume_id,
+                            snapshot_id=snapshot_id)
+    rig.api.create_backup(rig.ctx, rig.backend, backup)  # no force needed
+    row = _wait_backup(rig, backup.id, BackupStatus.AVAILABLE)
+    assert row['snapshot_id'] == snapshot_id
+    assert rig.db.status(volume_id) == VolumeStatus.IN_USE
+    restored = str(uuid.uuid4())
+    _restore(rig, backup.id, restored)
+    assert _digest(rig, restored) == then
+    _detach(rig, volume_id, attachment)
+    rig.api.delete_snapshot(rig.ctx, rig.backend, snapshot_id)
+    _wait_snapshot(rig, snapshot_id, SnapshotStatus.DELETED)

@@ -135,3 +135,30 @@ def test_restore_refusals_change_nothing(ops, notifier):
     target.size = 0
     helpers.run(ops, restore_flows.FAMILY, backup=backup.id, volume=target)
     assert objects.Volume.get_by_id(target.id).size == 2
+
+
+@pytest.mark.parametrize('remote, made', [
+    (True, {}),
+    (False, {'create_volume_from_snapshot': 1, 'delete_volume': 1}),
+], ids=['attached', 'through-a-clone'])
+def test_a_backup_of_a_snapshot_reads_it_and_leaves_the_volume_alone(
+        ops, driver, monkeypatch, remote, made):
+    from volume_worker.flows import snapshot as snapshot_flows
+    volume = _in_use_volume(ops)
+    snap = helpers.new_snapshot(volume.id)
+    helpers.run(ops, snapshot_flows.CREATE, force=True, snapshot=snap)
+    calls, seen = _spy(driver, monkeypatch, True, remote)
+    backup = _new_backup(volume.id)
+    backup.snapshot_id = snap.id
+    helpers.run(ops, backup_flows.FROM_SNAPSHOT, backup=backup)
+    assert dict(calls) == made
+    [(temp_snapshot, temp_volume)] = seen
+    assert temp_snapshot is None and (temp_volume is None) == remote
+    assert objects.Backup.get_by_id(backup.id).status == \
+        BackupStatus.AVAILABLE
+    assert helpers.status_of(volume.id) == VolumeStatus.IN_USE
+    other = helpers.available_volume(ops)
+    foreign = _new_backup(other.id)
+    foreign.snapshot_id = snap.id
+    with pytest.raises(exception.InvalidInput):
+        helpers.run(ops, backup_flows.FROM_SNAPSHOT, backup=foreign)

@@ -206,10 +206,10 @@ def backup_store(tmp_path):
     cfg.CONF.clear_override('posix_path', group='backup')
 
 
-def new_backup(volume_id, parent_id=None):
+def new_backup(volume_id, parent_id=None, snapshot_id=None):
     from volume_worker import objects
     backup = objects.Backup(id=str(uuid.uuid4()), volume_id=volume_id,
-                            parent_id=parent_id)
+                            parent_id=parent_id, snapshot_id=snapshot_id)
     backup.obj_fill_unset()
     return backup
 
@@ -218,6 +218,11 @@ def _backup(ops):
     backup = new_backup(_available_volume(ops).id)
     helpers.run(ops, flows.FAMILIES['create_backup'], backup=backup)
     return backup
+
+
+def _backup_of_snapshot(ops):
+    snap = _with_snapshot(ops)
+    return {'backup': new_backup(snap.volume_id, snapshot_id=snap.id)}
 
 
 def _restore(ops):
@@ -264,6 +269,7 @@ SCENARIOS = {
         'backup': (lambda full: new_backup(full.volume_id, full.id))(
             _backup(ops))},
     'delete_backup': lambda ops: {'backup': _backup(ops).id},
+    'create_backup_from_snapshot': _backup_of_snapshot,
     'restore_backup': _restore,
     'create_volume_from_image': _from_image,
     'copy_volume_to_image': _to_image,

@@ -132,7 +132,8 @@ def _new_group_snapshot(args):
 def _new_backup(client, args, backend):
     from volume_worker import objects
     backup = objects.Backup(id=args.id or str(uuid.uuid4()),
-                            volume_id=args.volume_id, display_name=args.name)
+                            volume_id=args.volume_id, display_name=args.name,
+                            snapshot_id=args.snapshot)
     return {'backup': backup, 'incremental': args.incremental,
             'force': args.force}
 
@@ -452,6 +453,8 @@ COMMANDS = [
                                                 'since its latest backup'}),
                   (('--force',), {'action': 'store_true',
                                   'help': 'even of an in-use volume'}),
+                  (('--snapshot',), {'help': 'back up this snapshot of the '
+                                             'volume instead'}),
                   (('--name',), {'help': 'display name'}),
                   (('--id',), {'help': 'id to use (default: a new UUID)'}),
                   _WAIT)),

@@ -19,16 +19,29 @@ class BackupEndpoints:
 
     @validation.endpoint
     def create_backup(self, context, backup, incremental=False, force=False):
-        """Back ``backup.volume_id`` up; ``incremental``: on top of its
-        latest available backup; ``force``: even while it is in use."""
+        """Back ``backup.volume_id`` up (or its snapshot
+        ``backup.snapshot_id``); ``incremental``: on top of its latest
+        available backup; ``force``: even while it is in use."""
         validation.check_object(backup, objects.Backup, 'backup')
         validation.check_uuid(backup.id, 'backup id')
         validation.check_uuid(backup.volume_id, 'volume_id')
         validation.check_bool(incremental, 'incremental')
         validation.check_bool(force, 'force')
         validation.check_names(backup)
+        # What the worker records itself (a stand-in named by a caller
+        # would be read without being held).
+        for name, value in (('temp_snapshot_id', None),
+                            ('temp_volume_id', None), ('fail_reason', None),
+                            ('object_count', 0), ('stored_bytes', 0)):
+            setattr(backup, name, value)
         backup.obj_fill_unset()
         family = backup_flows.CREATE
+        if backup.snapshot_id:
+            validation.check_uuid(backup.snapshot_id, 'snapshot_id')
+            if incremental:
+                raise exception.InvalidInput(
+                    reason='a backup of a snapshot is a full backup')
+            family = backup_flows.FROM_SNAPSHOT
         if incremental:
             parent_id = db.backup_latest(backup.volume_id,
                                          objects.BackupStatus.AVAILABLE,

@@ -62,6 +62,7 @@ FAMILIES = {family.operation: family for family in (
     failover.THAW,
     backup.CREATE,
     backup.CREATE_INCREMENTAL,
+    backup.FROM_SNAPSHOT,
     backup.DELETE,
     restore.FAMILY,
     image.FROM_IMAGE,

@@ -6,7 +6,9 @@ volume is held and ``backing-up`` meanwhile, then back to where it was
 it shares. The driver moves the data (``backup_volume``, generic: attach
 through os-brick and hand the device to the backup service); an in-use
 volume (``force``) is read from a temporary snapshot or clone (flows/
-backup_source.py), always removed again. Resume rules: an interrupted
+backup_source.py), always removed again. A backup of one of the volume's
+snapshots (``snapshot_id``) reads the snapshot, held, and leaves the
+volume alone. Resume rules: an interrupted
 backup is reverted (its partial chunks removed, the backup ``error`` with
 the reason); an interrupted delete resumes (removing absent files
 succeeds).
@@ -105,6 +107,13 @@ def _build_create(name):
     return build
 
 
+def build_from_snapshot():
+    return common.operation_flow(
+        'create_backup_from_snapshot', RecordFailure(),
+        backup_source.TakeStandIn(), CopyToBackupStore(),
+        backup_source.DropStandIn(), updates=('backup_update',))
+
+
 def build_delete():
     return common.operation_flow('delete_backup', RecordFailure(),
                                  DeleteFromBackupStore())
@@ -117,19 +126,25 @@ def check_create(op):
         backup.host = volume.host
         backup.size = volume.size
         backup.container = posix.PosixBackupService.container_of(backup)
-    elif (op.requested.volume_id != backup.volume_id or
-          op.requested.parent_id != backup.parent_id):
+    elif any(getattr(op.requested, name) != getattr(backup, name)
+             for name in ('volume_id', 'parent_id', 'snapshot_id')):
         raise exception.ResourceExists(
             resource='backup', resource_id=backup.id,
-            reason='of volume %s (parent %s)' % (backup.volume_id,
-                                                 backup.parent_id))
+            reason='of volume %s (snapshot %s, parent %s)'
+            % (backup.volume_id, backup.snapshot_id, backup.parent_id))
+    snapshot = op.resources.get('snapshot')
+    if snapshot is not None and snapshot.volume_id != volume.id:
+        raise exception.InvalidInput(
+            reason='snapshot %s is of volume %s, not %s'
+            % (snapshot.id, snapshot.volume_id, volume.id))
     parent = op.resources.get('parent')
     if parent is not None and parent.volume_id != volume.id:
         raise exception.InvalidInput(
             reason='backup %s is of volume %s, not %s: no parent for an '
                    'incremental backup' % (parent.id, parent.volume_id,
                                            volume.id))
-    held.remember(op, 'volume')
+    if snapshot is None:
+        held.remember(op, 'volume')
 
 
 def check_delete(op):
@@ -152,6 +167,15 @@ CREATE_INCREMENTAL = runner.FlowFamily(
     subject=runner.Role('backup', new=True),
     held=(runner.Role('volume', id_from='backup.volume_id'),
           runner.Role('backup', name='parent', id_from='backup.parent_id')),
+    event='backup.create', check=check_create, on_resume=runner.REVERT)
+
+# The backup of one of the volume's snapshots: the snapshot is read (held,
+# available), the volume, in use or not, is only held.
+FROM_SNAPSHOT = runner.FlowFamily(
+    'create_backup_from_snapshot', build_from_snapshot,
+    subject=runner.Role('backup', new=True),
+    held=(runner.Role('volume', id_from='backup.volume_id'),
+          runner.Role('snapshot', id_from='backup.snapshot_id')),
     event='backup.create', check=check_create, on_resume=runner.REVERT)
 
 DELETE = runner.FlowFamily(

@@ -49,17 +49,23 @@ def _insert(resource):
 class TakeStandIn(common.VolumeTask):
     """Make the temporary snapshot or clone of an in-use volume.
 
-    Nothing for a volume that was not in use. Revert removes whatever of
-    them exists.
+    Nothing for a volume that was not in use. A backup of a snapshot that
+    is not attachable gets a temporary clone of it. Revert removes
+    whatever of them exists.
     """
 
     idempotent = True
 
     def execute(self, op, context, driver, volume, backup):
-        if op.store['held_prior']['volume'] != fields.VolumeStatus.IN_USE:
-            return
+        chosen = op.resources.get('snapshot')  # a backup of that snapshot
         clone_from = volume
-        if common.call_driver(driver.backup_use_temp_snapshot):
+        if chosen is not None:
+            if common.call_driver(driver.snapshot_remote_attachable):
+                return
+            clone_from = chosen
+        elif op.store['held_prior']['volume'] != fields.VolumeStatus.IN_USE:
+            return
+        elif common.call_driver(driver.backup_use_temp_snapshot):
             snapshot = objects.Snapshot(
                 id=temp_snapshot_id(backup), volume_id=volume.id,
                 volume_size=volume.size, host=volume.host,

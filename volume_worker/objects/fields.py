@@ -318,6 +318,8 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
     'create_incremental_backup': Transition(
         (_V.AVAILABLE,), via=_V.BACKING_UP, to=UNCHANGED, error=UNCHANGED,
         forced=(_V.IN_USE,)),
+    # Reading one of its snapshots leaves the volume alone.
+    'create_backup_from_snapshot': hold((_V.AVAILABLE, _V.IN_USE)),
     'restore_backup': Transition(
         (ABSENT, _V.AVAILABLE, _V.ERROR_RESTORING),
         via=_V.RESTORING_BACKUP, to=_V.AVAILABLE, error=_V.ERROR_RESTORING),
@@ -366,6 +368,7 @@ SNAPSHOT_TRANSITIONS = TransitionTable('snapshot', {
         settled=(_S.AVAILABLE, _S.ERROR)),
     'delete_group_snapshot': {'members': hold()},
     'create_group_from_group_snapshot': {'sources': hold((_S.AVAILABLE,))},
+    'create_backup_from_snapshot': hold((_S.AVAILABLE,)),
 }, on_restart={
     _S.CREATING: _S.ERROR,
     _S.DELETING: _S.ERROR_DELETING,
@@ -468,6 +471,7 @@ _NEW_BACKUP = Transition(
                              _B.ERROR_DELETING, _B.ERROR_RESTORING))
 BACKUP_TRANSITIONS = TransitionTable('backup', {
     'create_backup': _NEW_BACKUP,
+    'create_backup_from_snapshot': _NEW_BACKUP,
     'create_incremental_backup': {
         'backup': _NEW_BACKUP,
         # The parent's chunks are shared: it must stay while it is read.
