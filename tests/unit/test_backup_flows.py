@@ -162,3 +162,26 @@ def test_a_backup_of_a_snapshot_reads_it_and_leaves_the_volume_alone(
     foreign.snapshot_id = snap.id
     with pytest.raises(exception.InvalidInput):
         helpers.run(ops, backup_flows.FROM_SNAPSHOT, backup=foreign)
+
+
+def test_start_up_settles_backups_and_volumes_left_without_a_journal(
+        ops, driver, notifier, coordinator):
+    from volume_worker import recovery
+    volume = helpers.available_volume(ops)
+    volume.status = VolumeStatus.BACKING_UP
+    volume.save()
+    left = {}
+    for status in (BackupStatus.CREATING, BackupStatus.RESTORING,
+                   BackupStatus.DELETING):
+        backup = _new_backup(volume.id)
+        backup.host, backup.size, backup.status = volume.host, 1, status
+        backup.create()
+        left[backup.id] = status
+    summary = recovery.recover(helpers.make_ops(driver, notifier,
+                                                coordinator), None)
+    assert summary['reset'] == 4
+    assert helpers.status_of(volume.id) == VolumeStatus.AVAILABLE
+    on_restart = objects.fields.BACKUP_TRANSITIONS.on_restart
+    for backup_id, status in left.items():
+        assert objects.Backup.get_by_id(backup_id).status == \
+            on_restart[status]
