@@ -138,20 +138,24 @@ def create_volume_by_copy(driver, volume, source, source_size_gb,
     return update
 
 
-def copy_volume_to(driver, context, volume, dest_conn_info, connector=None):
+def copy_volume_to(driver, context, volume, dest_conn_info, connector=None,
+                   progress=None):
     """Copy the whole of ``volume`` onto a volume of another backend.
 
     ``dest_conn_info`` is the destination's connection info for
     ``connector`` (this host; its backend exported it); both are attached
-    here with os-brick.  The source's export is removed afterwards only if
-    this call made it.
+    here with os-brick, the bytes copied under the driver's throttle and
+    reported to ``progress(nbytes)``.  The source's export is removed
+    afterwards only if this call made it.
     """
     size_gb = int(common.field(volume, 'size'))
     exported_before = bool(common.field(volume, 'provider_location'))
     connector = connector or driver._local_connector()
     with exported(driver, context, volume, connector,
                   keep_export=exported_before) as src:
-        datapath.copy_volume_data(src, dest_conn_info, size_gb)
+        datapath.copy_volume_data(src, dest_conn_info, size_gb,
+                                  throttle=throttle_of(driver),
+                                  progress=progress)
 
 
 class BoundedFile:

@@ -90,8 +90,10 @@ def copies(monkeypatch):
     """The copies made: (source volume id, destination connection info)."""
     made = []
 
-    def copy(driver, context, volume, info, connector=None):
+    def copy(driver, context, volume, info, connector=None, progress=None):
         made.append((volume.id, info))
+        if progress is not None:
+            progress(volume.size << 30)
     monkeypatch.setattr(generic, 'copy_volume_to', copy)
     return made
 
@@ -132,9 +134,12 @@ def assert_migrated(volume_id, driver, peers, copy_id=None):
 
 
 def test_generic_migration_moves_the_volume_and_keeps_its_id(
-        ops, driver, peers, copies):
+        ops, driver, peers, copies, notifier):
     volume = helpers.available_volume(ops)
     migrate_to(ops, volume.id)
+    events = notifier.types()
+    assert events.index('volume.migrate.start') < events.index(
+        'volume.migrate.progress') < events.index('volume.migrate.end')
     assert [c[0] for c in copies] == [volume.id]
     # The destination exported its copy to this host's connector.
     assert copies[0][1]['driver_volume_type']

@@ -39,8 +39,11 @@ from volume_worker.flows import runner
 from volume_worker import objects
 from volume_worker.objects import MigrationStatus
 from volume_worker.objects import VolumeStatus
+from volume_worker import progress
 
 LOG = logging.getLogger(__name__)
+
+GiB = 1 << 30
 
 # Fields that say where and as what a volume's data lives: the volume and
 # its copy trade them when a migration completes.
@@ -162,14 +165,18 @@ class CreateDestination(common.VolumeTask):
 class CopyData(common.VolumeTask):
     """Attach the volume and its copy here, copy every byte, detach.
 
+    The copy goes under the driver's throttle (``volume_copy_bps_limit``)
+    and publishes ``<event>.progress`` (``volume.migrate.progress``, or
+    ``volume.retype.progress``) with its percent.
+
     Copying again gives the same copy: a resumed run does. No revert of its
     own: the copy is deleted by CreateDestination's.
     """
 
     idempotent = True
 
-    def execute(self, context, driver, peers, volume, migrate_needed,
-                driver_moved, dest_backend, new_volume_id):
+    def execute(self, context, driver, peers, notifier, op, volume,
+                migrate_needed, driver_moved, dest_backend, new_volume_id):
         if not _generic(migrate_needed, driver_moved) or _swapped(
                 volume.id, dest_backend):
             return
@@ -179,8 +186,12 @@ class CopyData(common.VolumeTask):
                            remote='dest')
         info = peers.connect(context, dest_backend, new_volume_id, connector)
         try:
-            common.call_driver(generic.copy_volume_to, driver, context,
-                               volume, info, connector)
+            with progress.ProgressReporter(
+                    notifier, op.family.event,
+                    volume.notification_payload(),
+                    volume.size * GiB) as reporter:
+                common.call_driver(generic.copy_volume_to, driver, context,
+                                   volume, info, connector, reporter.advance)
         finally:
             try:
                 peers.disconnect(context, dest_backend, new_volume_id,
