@@ -181,7 +181,9 @@ class CopyData(common.VolumeTask):
                 volume.id, dest_backend):
             return
         copy = objects.Volume.get_by_id(new_volume_id)
-        connector = common.call_driver(driver._local_connector)
+        # Not in the native pool: os-brick's in-process privileged calls
+        # take locks that are green under eventlet.
+        connector = driver._local_connector()
         common.call_driver(driver.before_volume_copy, context, volume, copy,
                            remote='dest')
         info = peers.connect(context, dest_backend, new_volume_id, connector)
