@@ -70,6 +70,9 @@ class CapabilityReporter:
         self._capabilities_pending = None  # and init_capabilities
         self._last_stats = {}
         self._setup_reason = None
+        # False from set-up until the backend consumes its queue (the
+        # service says when); a reporter of its own serves at once.
+        self.serving = True
         self.state = DOWN
         self.state_reason = 'driver set-up has not finished'
 
@@ -101,6 +104,8 @@ class CapabilityReporter:
             reason = self._setup_reason or 'driver set-up has not finished'
         else:
             stats, reason = self._stats()
+            if not reason and not self.serving:
+                reason = 'starting: recovery before serving'
         self.state = DOWN if reason else UP
         self.state_reason = reason
         report = self._complete(copy.deepcopy(stats) or self._skeleton())

@@ -163,6 +163,7 @@ class BackendService:
             service_facts=self._service_facts, cluster_name=cluster,
             backend_name=self.driver.configuration.safe_get(
                 'volume_backend_name') or backend_name)
+        self.reporter.serving = False  # until _prepare starts serving
         self.manager = volume_manager.VolumeManager(
             conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
             coordinator, self.notifier, self.reporter)
@@ -225,6 +226,7 @@ class BackendService:
             self.start_rpc()
         concurrency.spawn(self._ensure_exports)
         self.ready = True
+        self.reporter.serving = True
         self.reporter.mark_dirty()
         self.first_attempt.set()
         if self.on_ready is not None:

@@ -181,3 +181,14 @@ def test_a_report_nobody_listens_to_is_skipped(database):
     reporter.publish()
     (host, caps, stamp, _cluster), = reporter.scheduler_api.sent
     assert host == BACKEND and caps['timestamp'] == stamp
+
+
+def test_a_backend_not_serving_yet_reports_down(database):
+    reporter, _driver, _conf = make()
+    reporter.serving = False
+    report = reporter.build()
+    assert report['backend_state'] == 'down'
+    assert report['backend_state_reason'].startswith('starting')
+    assert len(report['pools']) == 2  # its stats nevertheless
+    reporter.serving = True
+    assert reporter.build()['backend_state'] == 'up'
