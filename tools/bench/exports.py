@@ -88,22 +88,15 @@ def _export_volumes(driver, count):
 
 
 def _insert(db_path, backend, volumes):
-    import sqlalchemy as sa
-    from volume_worker.db import models
+    import scale
     now = datetime.datetime.utcnow()
-    rows = [{'id': v.id, 'size': 1, 'status': 'available',
-             'host': backend + '#file1', 'attach_status': 'detached',
-             'provider_location': v.provider_location,
-             'provider_auth': v.provider_auth, 'metadata': {},
-             'admin_metadata': {}, 'created_at': now, 'updated_at': now,
-             'deleted': False} for v in volumes]
-    engine = sa.create_engine('sqlite:///%s' % db_path)
-    try:
-        with engine.begin() as conn:
-            for i in range(0, len(rows), 2000):
-                conn.execute(models.volumes.insert(), rows[i:i + 2000])
-    finally:
-        engine.dispose()
+    scale.insert_rows(db_path, [
+        {'id': v.id, 'size': 1, 'status': 'available',
+         'host': backend + '#file1', 'attach_status': 'detached',
+         'provider_location': v.provider_location,
+         'provider_auth': v.provider_auth, 'metadata': {},
+         'admin_metadata': {}, 'created_at': now, 'updated_at': now,
+         'deleted': False} for v in volumes])
 
 
 def _timed_start(worker, timeout):

@@ -12,14 +12,19 @@ RECOVERED = re.compile(r'recovered in ([0-9.]+)s')
 
 def insert_volumes(db_path, backend, count):
     """Add ``count`` available volumes of ``backend`` straight into SQLite."""
+    now = datetime.datetime.utcnow()
+    insert_rows(db_path, [
+        {'id': str(uuid.uuid4()), 'size': 1, 'status': 'available',
+         'host': backend + '#pool1', 'attach_status': 'detached',
+         'metadata': {}, 'admin_metadata': {}, 'created_at': now,
+         'updated_at': now, 'deleted': False} for _ in range(count)])
+
+
+def insert_rows(db_path, rows):
+    """Insert volume rows straight into the SQLite database at ``db_path``."""
     import sqlalchemy as sa
     from volume_worker.db import models
     engine = sa.create_engine('sqlite:///%s' % db_path)
-    now = datetime.datetime.utcnow()
-    rows = [{'id': str(uuid.uuid4()), 'size': 1, 'status': 'available',
-             'host': backend + '#pool1', 'attach_status': 'detached',
-             'metadata': {}, 'admin_metadata': {}, 'created_at': now,
-             'updated_at': now, 'deleted': False} for _ in range(count)]
     try:
         with engine.begin() as conn:
             for i in range(0, len(rows), 2000):
