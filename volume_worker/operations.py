@@ -134,10 +134,16 @@ class Operation:
         return self._operations.driver.configuration.safe_get(name)
 
     def backend_reports(self, capability):
-        """A capability from the driver's last report (asks it once if none)."""
+        """A capability from the driver's last report (asks it once if none).
+
+        The reporter's last stats when it has some: an operation never
+        waits on a ``get_volume_stats`` that hangs.
+        """
         from volume_worker import concurrency
-        stats = concurrency.run_blocking(
-            self._operations.driver.get_volume_stats) or {}
+        stats = getattr(self._operations.reporter, 'last_stats', None)
+        if not stats:
+            stats = concurrency.run_blocking(
+                self._operations.driver.get_volume_stats) or {}
         return stats.get(capability)
 
     def resource_list(self):

@@ -90,6 +90,11 @@ class CapabilityReporter:
         """Wait up to ``timeout`` seconds for a change; True if one came."""
         return self._dirty.wait(timeout)
 
+    @property
+    def last_stats(self):
+        """The driver's last stats that came back ({} before any)."""
+        return self._last_stats
+
     def setup_failing(self, reason):
         """Set-up failed: until the driver is ready, reports give ``reason``."""
         self._setup_reason = reason

@@ -134,12 +134,14 @@ def test_hanging_stats_report_down_then_up(database):
     started = time.monotonic()
     assert reporter.build()['backend_state'] == 'down'
     assert time.monotonic() - started < 0.2
+    assert reporter.last_stats == {}
     deadline = time.monotonic() + 5
     while reporter.build()['backend_state'] == 'down':
         assert time.monotonic() < deadline, 'never came back up'
         time.sleep(0.1)
     assert reporter.state_reason is None
     assert len(reporter.last_report['pools']) == 2
+    assert reporter.last_stats['pools'][0]['pool_name'] == 'p1'
 
 
 def test_failing_stats_keep_the_last_ones_and_say_why(database):

@@ -115,3 +115,15 @@ def test_log_levels_set_and_read_by_prefix():
                 {'prefix': 'x', 'colour': 1}, 'DEBUG'):
         with pytest.raises(exception.InvalidInput):
             request(bad, need_level=True)
+
+
+def test_operations_read_capabilities_from_the_last_report(ops, driver,
+                                                          monkeypatch):
+    def hung(*args, **kwargs):
+        raise AssertionError('the driver was asked')
+    monkeypatch.setattr(driver, 'get_volume_stats', hung)
+    monkeypatch.setattr(ops.reporter, 'last_stats',
+                        {'multiattach': True}, raising=False)
+    op = operations.Operation(create_volume.FAMILY, None, operations=ops)
+    assert op.backend_reports('multiattach') is True
+    assert op.backend_reports('online_extend_support') is None
