@@ -640,6 +640,19 @@ class TestFaultInjection:
         with pytest.raises(exception.InvalidInput):
             driver.delete_volume(volume())
 
+    def test_fault_count_limits_faults_to_the_first_calls(self):
+        driver = make_driver(fake_fault_raise=['create_volume'],
+                             fake_fault_count={'create_volume': '2'})
+        driver.check_for_setup_error()
+        for _ in range(2):
+            with pytest.raises(exception.VolumeBackendAPIException):
+                driver.create_volume(volume())
+        driver.create_volume(volume())  # the third goes through
+        for bad in ({'create_volume': '-1'}, {'create_volume': 'x'},
+                    {'no_such_method': '1'}):
+            with pytest.raises(exception.InvalidInput):
+                make_driver(fake_fault_count=bad).check_for_setup_error()
+
     def test_bookkeeping_is_not_injectable(self):
         driver = make_driver(fake_fault_raise=['get_version'])
         assert driver.get_version() == fake.FakeDriver.VERSION
