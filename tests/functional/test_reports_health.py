@@ -218,6 +218,7 @@ def test_no_scheduler_listening_means_no_errors(tmp_path):
         log = h.worker.log_text()
         assert ' ERROR ' not in log, log[-3000:]
         assert 'NOT_FOUND' not in log
+        assert 'Reconnected to AMQP' not in log  # no reconnect either
         assert log.count('is marked unsupported') == 1
         assert 'Driver UnsupportedFakeDriver of backend %s is marked ' \
             'unsupported' % h.backend(1) in log
