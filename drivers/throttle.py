@@ -10,8 +10,9 @@ the driver's throttle from its configuration.
 """
 
 import contextlib
-import threading
 import time
+
+from drivers import common
 
 
 class Throttle:
@@ -29,7 +30,9 @@ class Throttle:
         self._burst = burst
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
+        # Copies run in native threads, also under eventlet: a green lock
+        # shared by two of them fails ("Cannot switch to a different thread").
+        self._lock = common.native_lock()
         self._available = 0.0
         self._last = None
         self._copies = 0
