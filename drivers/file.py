@@ -45,8 +45,11 @@ file_opts = [
                help='Size of each read/write when data is copied rather '
                     'than reflinked.'),
     cfg.StrOpt('file_tgtadm_path', default='tgtadm',
-               help='tgtadm executable used to manage iSCSI exports when '
-                    'target_protocol is iscsi.'),
+               deprecated_for_removal=True,
+               deprecated_reason='The driver speaks tgtd\'s control protocol '
+                                 'itself (no CHAP secret in a process\'s '
+                                 'arguments); no tgtadm executable is run.',
+               help='Unused.'),
     cfg.IntOpt('file_tgt_control_port', default=0, min=0,
                help='Control port of the tgtd instance holding the exports '
                     '(tgtd/tgtadm -C N); 0 is the default instance.'),
@@ -118,9 +121,7 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         self.manageable = file_manage.ManageableFiles(self.layout)
         self.clone_method = self._choose_clone_method()
         if self._protocol == 'iscsi':
-            self.tgt = tgt.TgtAdm(self.configuration.file_tgtadm_path,
-                                  self.configuration.file_tgt_control_port,
-                                  execute=self._execute)
+            self.tgt = tgt.TgtAdm(self.configuration.file_tgt_control_port)
         elif self._protocol != 'local':
             raise exception.InvalidInput(
                 reason='the file driver exports through iscsi or local, not '

@@ -1,23 +1,24 @@
 """Exporting files as iSCSI LUNs through Debian's userspace target, tgtd.
 
-The operator runs ``tgtd``; this module drives it with ``tgtadm``.  It never
-trusts its own memory: every call reads the target table back from tgtd, so
-it converges after a restart of tgtd or of the worker.
+The operator runs ``tgtd``; this module drives it over its control socket
+(``drivers.tgt_ipc``, the protocol of ``tgtadm``, so no CHAP secret is ever
+a process argument), through ``drivers.privileged`` when the worker runs
+unprivileged.  It never trusts its own memory: every call reads the target
+table back from tgtd, so it converges after a restart of tgtd or of the
+worker.
 """
 
 import dataclasses
 import re
 
-from oslo_concurrency import processutils
 from oslo_log import log as logging
 
 from drivers import base
 from drivers import exception
+from drivers import tgt_ipc
 
 LOG = logging.getLogger(__name__)
 
-# tgtadm's exit status when the object already exists / cannot be found.
-_TGTADM_EXISTS_OR_MISSING = 22
 _TID_CLASH_RETRIES = 20
 
 _TARGET_RE = re.compile(r'^Target (\d+): (\S+)$')
@@ -79,39 +80,42 @@ class TgtAdm:
     """Creates and removes one-LUN CHAP-protected targets in a tgtd.
 
     ``control_port`` selects the tgtd instance (``tgtd -C N``); 0 is the
-    default instance.  ``execute`` follows ``processutils.execute``.
+    default instance.  ``request`` follows ``tgt_ipc.request`` (default:
+    ``drivers.privileged.tgt_request``, in this process or its privsep
+    daemon).
     """
 
-    def __init__(self, tgtadm_path='tgtadm', control_port=0, execute=None):
-        self.tgtadm_path = tgtadm_path
+    def __init__(self, control_port=0, request=None):
         self.control_port = int(control_port or 0)
-        self._execute = execute or processutils.execute
+        if request is None:
+            from drivers import privileged
+            request = privileged.tgt_request
+        self._request = request
         # tgtd itself is the arbiter between processes (a clashing tid is
         # refused and retried); this lock only spares our own threads that.
         self._lock = base.native_lock()
 
-    def _tgtadm(self, *args, check_exit_code=(0,)):
-        cmd = [self.tgtadm_path]
-        if self.control_port:
-            cmd += ['-C', str(self.control_port)]
-        cmd += ['--lld', 'iscsi'] + [str(a) for a in args]
-        return self._execute(*cmd, check_exit_code=check_exit_code)
+    def _tgt(self, mode, op, tolerate=(), **kwargs):
+        """One request; tgtd error codes in ``tolerate`` count as success."""
+        try:
+            return self._request(self.control_port, mode, op, **kwargs)
+        except tgt_ipc.TgtdError as exc:
+            if exc.code is not None and exc.code in tolerate:
+                return ''
+            raise
 
-    def _fail(self, what, exc):
+    @staticmethod
+    def _fail(what, exc):
         raise exception.VolumeBackendAPIException(
-            data='tgtadm failed to %s (exit %s): %s' % (
-                what, exc.exit_code, (exc.stderr or exc.stdout or '').strip()))
+            data='tgtd failed to %s: %s' % (what, exc))
 
     def show_targets(self):
         """All targets of the tgtd instance, keyed by IQN."""
         try:
-            out, _err = self._tgtadm('--op', 'show', '--mode', 'target')
-        except processutils.ProcessExecutionError as exc:
+            out = self._tgt('target', 'show')
+        except tgt_ipc.TgtdError as exc:
             self._fail('list targets (is tgtd running with control port %d?)'
                        % self.control_port, exc)
-        except OSError as exc:
-            raise exception.VolumeBackendAPIException(
-                data='cannot run %s: %s' % (self.tgtadm_path, exc))
         return parse_targets(out)
 
     def find_target(self, iqn):
@@ -165,19 +169,18 @@ class TgtAdm:
             self._ensure_account(user, password)
         tid = self._new_target(iqn, {t.tid for t in targets.values()})
         try:
-            self._tgtadm('--op', 'new', '--mode', 'logicalunit',
-                         '--tid', tid, '--lun', 1, '-b', path)
+            self._tgt('logicalunit', 'new', tid=tid, lun=1,
+                      params=[('path', path)])
             if thin:
                 # Lets initiators UNMAP: tgtd punches holes in the file.
-                self._tgtadm('--op', 'update', '--mode', 'logicalunit',
-                             '--tid', tid, '--lun', 1,
-                             '--params', 'thin_provisioning=1')
+                self._tgt('logicalunit', 'update', tid=tid, lun=1,
+                          params=[('thin_provisioning', 1)])
             if user:
-                self._tgtadm('--op', 'bind', '--mode', 'account',
-                             '--tid', tid, '--user', user)
-            self._tgtadm('--op', 'bind', '--mode', 'target',
-                         '--tid', tid, '-I', 'ALL')
-        except processutils.ProcessExecutionError as exc:
+                self._tgt('account', 'bind', tid=tid,
+                          params=[('user', user)])
+            self._tgt('target', 'bind', tid=tid,
+                      params=[('initiator-address', 'ALL')])
+        except tgt_ipc.TgtdError as exc:
             self._delete_target(tid)
             self._fail('export %s as %s' % (path, iqn), exc)
         targets[iqn] = Target(tid=tid, iqn=iqn, luns={1: path},
@@ -190,11 +193,11 @@ class TgtAdm:
         for _attempt in range(_TID_CLASH_RETRIES):
             tid = next(n for n in range(1, len(used) + 2) if n not in used)
             try:
-                self._tgtadm('--op', 'new', '--mode', 'target',
-                             '--tid', tid, '-T', iqn)
+                self._tgt('target', 'new', tid=tid,
+                          params=[('targetname', iqn)])
                 return tid
-            except processutils.ProcessExecutionError as exc:
-                if exc.exit_code != _TGTADM_EXISTS_OR_MISSING:
+            except tgt_ipc.TgtdError as exc:
+                if exc.code != tgt_ipc.TARGET_EXISTS:
                     self._fail('create target %s' % iqn, exc)
             # Another process took this tid (or created the same IQN)
             # between our read and our write: look again.
@@ -211,27 +214,25 @@ class TgtAdm:
 
         Accounts are global to tgtd; ours are named per volume, so one that
         already exists is left from an earlier export of the same volume.
+        The password travels only inside the request on tgtd's socket.
         """
-        new = ('--op', 'new', '--mode', 'account', '--user', user,
-               '--password', password)
+        new = {'params': [('user', user), ('password', password)]}
         try:
             try:
-                self._tgtadm(*new)
-            except processutils.ProcessExecutionError as exc:
-                if exc.exit_code != _TGTADM_EXISTS_OR_MISSING:
+                self._tgt('account', 'new', **new)
+            except tgt_ipc.TgtdError as exc:
+                if exc.code != tgt_ipc.USER_EXISTS:
                     raise
-                self._tgtadm('--op', 'delete', '--mode', 'account',
-                             '--user', user)
-                self._tgtadm(*new)
-        except processutils.ProcessExecutionError as exc:
+                self._tgt('account', 'delete', params=[('user', user)])
+                self._tgt('account', 'new', **new)
+        except tgt_ipc.TgtdError as exc:
             self._fail('create CHAP account %s' % user, exc)
 
     def _delete_target(self, tid):
         try:
-            self._tgtadm('--op', 'delete', '--mode', 'target', '--force',
-                         '--tid', tid,
-                         check_exit_code=(0, _TGTADM_EXISTS_OR_MISSING))
-        except processutils.ProcessExecutionError as exc:
+            self._tgt('target', 'delete', tid=tid, force=True,
+                      tolerate=(tgt_ipc.NO_TARGET,))
+        except tgt_ipc.TgtdError as exc:
             self._fail('delete target %s' % tid, exc)
 
     def remove_target(self, iqn, user=None):
@@ -245,8 +246,7 @@ class TgtAdm:
                 self._delete_target(target.tid)
             if user:
                 try:
-                    self._tgtadm(
-                        '--op', 'delete', '--mode', 'account', '--user', user,
-                        check_exit_code=(0, _TGTADM_EXISTS_OR_MISSING))
-                except processutils.ProcessExecutionError as exc:
+                    self._tgt('account', 'delete', params=[('user', user)],
+                              tolerate=(tgt_ipc.NO_USER,))
+                except tgt_ipc.TgtdError as exc:
                     self._fail('delete CHAP account %s' % user, exc)

@@ -26,6 +26,16 @@ service_opts = [
     cfg.StrOpt('state_path', default='/var/lib/volume-worker',
                help='Top directory for the worker\'s own state: the default '
                     'SQLite database, lock files, file-backed volumes.'),
+    cfg.StrOpt('user',
+               help='Unprivileged user (name or uid) the worker runs as. '
+                    'Started as root, it forks its privsep daemons (tgtd '
+                    'requests in [privsep_tgt], os-brick\'s in '
+                    '[privsep_osbrick]) and then becomes this user; a '
+                    'state_path owned by root is handed to it. Unset: the '
+                    'worker keeps the identity it was started with.'),
+    cfg.StrOpt('group',
+               help='Group (name or gid) the worker runs as with user. '
+                    'Unset: the user\'s primary group.'),
     cfg.StrOpt('volume_topic', default='volume-worker',
                help='RPC topic the worker listens on.'),
     cfg.StrOpt('scheduler_topic', default='volume-scheduler',
@@ -278,7 +288,15 @@ def list_opts():
         ('image_store', image_store_opts),
         ('key_manager', _key_manager_opts()),
         ('backend', backend_opts + _driver_opts()),
+        ('privsep_tgt', _privsep_opts()),
     ]
+
+
+def _privsep_opts():
+    """oslo.privsep's options, as the [privsep_tgt] context reads them
+    (os-brick's [privsep_osbrick] takes the same)."""
+    from oslo_privsep import priv_context
+    return copy.deepcopy(priv_context.OPTS)
 
 
 BUNDLED_DRIVER_MODULES = ('drivers.base', 'drivers.fake', 'drivers.file')

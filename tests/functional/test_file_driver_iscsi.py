@@ -269,16 +269,15 @@ def test_ensure_exports_reads_the_target_table_once(driver, tgtd):
         data = export(driver, vol)['data']
         urls.append(url(data, data['auth_username'], data['auth_password']))
     calls = []
-    real = driver.tgt._execute
+    real = driver.tgt._request
 
-    def counting(*cmd, **kwargs):
-        calls.append(cmd)
-        return real(*cmd, **kwargs)
-    driver.tgt._execute = counting
+    def counting(port, mode, op, **kwargs):
+        calls.append(op)
+        return real(port, mode, op, **kwargs)
+    driver.tgt._request = counting
 
     def shows():
-        return sum(1 for cmd in calls if '--op' in cmd and
-                   cmd[cmd.index('--op') + 1] == 'show')
+        return calls.count('show')
 
     assert driver.ensure_exports(None, volumes) == ({}, {})
     assert shows() == 1 and len(calls) == 1     # all there: nothing made

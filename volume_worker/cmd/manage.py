@@ -317,6 +317,9 @@ def main(argv=None):
     missing = config.missing_config(conf, 'volume-worker-manage')
     if missing:
         return _fail(missing, EXIT_USAGE)
+    import os
+    from volume_worker import privileges
+    os.umask(privileges.PRIVATE_UMASK)  # db sync makes a private database
     try:
         return command(conf, args)
     except Exception as exc:

@@ -23,6 +23,13 @@ def main(argv=None):
     from volume_worker import diagnostics
     diagnostics.setup(conf)  # a Guru Meditation report on SIGUSR2
     log = logging.getLogger('volume_worker')
+    from volume_worker import privileges
+    try:
+        privileges.secure_files(conf)
+        privileges.drop_to_user(conf)
+    except privileges.PrivilegeError as exc:
+        log.error('volume-worker cannot start: %s', exc)
+        return 2
     stop_requested = []
 
     def request_stop(signum, _frame):

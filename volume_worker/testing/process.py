@@ -73,19 +73,65 @@ def write_config(state_dir, host=None, executor='eventlet', backends=None,
                   'backends': ['%s@%s' % (host, b) for b in backends]}
 
 
-class WorkerProcess:
-    """A worker started from the console script; stopped on ``stop()``."""
+def python_for_any_user(workdir='/tmp/volume-worker-test-python'):
+    """An interpreter a worker can keep importing after it drops to a plain
+    user, with this venv's packages.
 
-    def __init__(self, config_path, log_path=None):
+    This venv's base Python may live under a home directory closed to
+    other users (pyenv under /root): then a venv of the system's python3
+    of the same minor version is made once, reading this venv's
+    site-packages (through a .pth file, so their own .pth files count).
+    """
+    import stat
+    import sysconfig
+
+    def open_to_all(path):
+        while path not in ('/', ''):
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+            path = os.path.dirname(path)
+        return True
+
+    base = os.path.realpath(sys.executable)
+    if open_to_all(os.path.dirname(base)) and open_to_all(
+            sysconfig.get_paths()['stdlib']):
+        return sys.executable
+    version = 'python%d.%d' % sys.version_info[:2]
+    system = os.path.join('/usr/bin', version)
+    if not os.path.exists(system):
+        raise RuntimeError('%s is closed to other users and %s is missing'
+                           % (base, system))
+    python = os.path.join(workdir, 'bin', 'python')
+    if not os.path.exists(python):
+        subprocess.run([system, '-m', 'venv', '--without-pip', workdir],
+                       check=True)
+        site = sysconfig.get_paths()['purelib']
+        with open(os.path.join(workdir, 'lib', version, 'site-packages',
+                               'volume-worker-venv.pth'), 'w') as f:
+            f.write('import site; site.addsitedir(%r)\n' % site)
+    return python
+
+
+class WorkerProcess:
+    """A worker started from the console script; stopped on ``stop()``.
+
+    ``python``: run ``python -m volume_worker.cmd.worker`` instead (an
+    interpreter of ``python_for_any_user`` for a worker that drops root).
+    """
+
+    def __init__(self, config_path, log_path=None, python=None):
         self.config_path = config_path
         self.log_path = log_path or config_path + '.log'
+        self.python = python
         self.proc = None
 
     def start(self, wait_ready=True, timeout=60, env=None):
         self._log = open(self.log_path, 'ab')
+        command = ([self.python, '-m', 'volume_worker.cmd.worker']
+                   if self.python else
+                   [os.path.join(VENV_BIN, 'volume-worker')])
         self.proc = subprocess.Popen(
-            [os.path.join(VENV_BIN, 'volume-worker'), '--config-file',
-             self.config_path],
+            command + ['--config-file', self.config_path],
             stdout=self._log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONWARNINGS='ignore', **(env or {})))
         if wait_ready:
