@@ -60,6 +60,7 @@ def test_worker_serves_with_a_scoped_user(tmp_path, scoped_user):
         volume = h.new_volume()
         h.api.create_volume(h.ctx, h.backend(), volume)
         h.wait_notification('volume.create.end', volume.id)
+        h.wait_status(volume.id, ('available',))    # a call: reply queues
         h.wait_event(lambda e: e['kind'] == 'capabilities', timeout=30)
         h.api.delete_volume(h.ctx, h.backend(), volume.id)
         h.wait_notification('volume.delete.end', volume.id)
