@@ -19,8 +19,10 @@ pytestmark = [
 
 # What the worker and its clients declare and use (README, "Security"):
 # the control exchange and its queues, the scheduler's fanout exchange,
-# reply queues and exchanges, notification queues.
-SCOPE = r'^(volume-worker.*|volume-scheduler.*|reply_.*|notifications\..*)$'
+# reply queues, notification queues, and the default exchange (amq.default,
+# which replies are published to).
+SCOPE = (r'^(volume-worker.*|volume-scheduler.*|reply_.*|notifications\..*'
+         r'|amq\.default)$')
 
 
 def rabbitmqctl(*args):
