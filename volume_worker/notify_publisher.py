@@ -106,8 +106,15 @@ class NotificationPublisher:
                 self._cond.wait(1.0)
             if self._closing:
                 raise RuntimeError('notification publisher is closed')
+            idle = not self._pending and not self._busy
             self._pending.append(message)
             self._cond.notify_all()
+        if idle:
+            # A lone operation's notification would otherwise wait for the
+            # rest of the operation (engine, journal, locks) before the
+            # publisher runs: hand it the processor now. Under load the
+            # publisher is busy and batches; nothing changes then.
+            concurrency.yield_now()
 
     def flush(self, timeout=None):
         """Wait until everything queued so far is sent; True if it was."""

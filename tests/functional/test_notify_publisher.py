@@ -195,3 +195,52 @@ def test_the_worker_notifier_takes_the_fast_path_on_rabbit(bus):
     assert _inner(message)['payload'] == {
         'volume_id': 'v-1', 'status': None, 'reason': 'no such thing',
         'refused': True}
+
+
+_LONE_UNDER_EVENTLET = r'''
+import eventlet
+eventlet.monkey_patch()
+import sys
+from oslo_config import cfg
+import oslo_messaging as messaging
+from volume_worker import concurrency, notify_publisher
+concurrency.setup(concurrency.EVENTLET)
+exchange, topic = sys.argv[1], sys.argv[2]
+conf = cfg.ConfigOpts()
+conf([])
+transport = messaging.get_notification_transport(conf, url=%(url)r)
+conf.set_override('control_exchange', exchange)
+messaging.Notifier(transport, publisher_id='oslo', driver='messagingv2',
+                   topics=[topic])
+conf.set_override('driver', ['messagingv2'],
+                  group='oslo_messaging_notifications')
+publisher = notify_publisher.NotificationPublisher(transport, 'fast', [topic])
+publisher.submit('info', 'volume.create.start', {'n': 0})  # declares
+assert publisher.flush(30)
+published = []
+for n in range(1, 4):
+    publisher.submit('info', 'volume.create.end', {'n': n})
+    # No green switch here: only what submit() let run has run.
+    published.append(publisher._sent)  # published on its channel
+publisher.close(10)
+transport.cleanup()
+print(published, publisher.sent_total)
+''' % {'url': URL}
+
+
+def test_a_lone_notification_leaves_before_the_operation_goes_on(bus):
+    """Under eventlet the publisher runs only when the operation yields; an
+    idle publisher is handed the processor at submit, so a lone operation's
+    notification is on the wire before the rest of the operation runs."""
+    import subprocess
+    import sys
+    out = subprocess.run(
+        [sys.executable, '-c', _LONE_UNDER_EVENTLET, bus.exchange,
+         bus.topic], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    progress, total = out.stdout.split('\n')[-2].rsplit(' ', 1)
+    # Each submit returned after its message was published on the
+    # publisher's channel (the first went through oslo's declaring path).
+    assert json.loads(progress) == [1, 2, 3]
+    assert int(total) == 4
+    assert [_inner(m)['payload']['n'] for m in bus.take(4)] == [0, 1, 2, 3]
