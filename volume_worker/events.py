@@ -50,9 +50,11 @@ class EventStream:
     def __init__(self, transport_url, control_exchange='volume-worker',
                  notification_topic='notifications',
                  scheduler_topic='volume-scheduler', capabilities=True,
-                 exchange_durable=None):
+                 exchange_durable=None, ssl=None):
         self.url = transport_url.replace('rabbit://', 'amqp://', 1)
-        self.connection = kombu.Connection(self.url)
+        if ssl is None:
+            ssl = _configured_ssl()
+        self.connection = kombu.Connection(self.url, ssl=ssl)
         name = 'volume-worker-watch-%s' % uuid.uuid4().hex[:12]
         if exchange_durable is None:
             exchange_durable = _configured_durability()
@@ -150,6 +152,17 @@ def _configured_durability():
     try:
         from volume_worker import opts
         return opts.exchange_durable(cfg.CONF)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
+        return False
+
+
+def _configured_ssl():
+    """kombu's ``ssl`` per [oslo_messaging_rabbit] of the process's
+    configuration, as oslo.messaging's transport connects."""
+    from oslo_config import cfg
+    try:
+        from volume_worker import broker_tls
+        return broker_tls.kombu_ssl(cfg.CONF)
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
         return False
 

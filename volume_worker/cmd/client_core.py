@@ -192,15 +192,21 @@ class Client:
 
 
 def _check_broker(conf, timeout):
-    """Raise OSError unless some broker of ``transport_url`` takes a connection."""
+    """Raise OSError unless some broker of ``transport_url`` takes a connection.
+
+    With TLS, a broker whose certificate the CA does not trust raises
+    ``broker_tls.UntrustedBroker`` (not retried: waiting cannot fix it).
+    """
     import socket
     import oslo_messaging as messaging
+    from volume_worker import broker_tls
     url = messaging.TransportURL.parse(conf, conf.transport_url)
     errors = []
     for host in url.hosts or []:
         address = (host.hostname or '127.0.0.1', host.port or 5672)
         try:
             socket.create_connection(address, timeout=timeout).close()
+            broker_tls.check(conf, timeout)
             return
         except OSError as exc:
             errors.append('%s:%s %s' % (address[0], address[1], exc))

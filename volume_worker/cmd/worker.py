@@ -23,11 +23,13 @@ def main(argv=None):
     from volume_worker import diagnostics
     diagnostics.setup(conf)  # a Guru Meditation report on SIGUSR2
     log = logging.getLogger('volume_worker')
+    from volume_worker import broker_tls
     from volume_worker import privileges
     try:
         privileges.secure_files(conf)
         privileges.drop_to_user(conf)
-    except privileges.PrivilegeError as exc:
+        broker_tls.check(conf)
+    except (privileges.PrivilegeError, broker_tls.UntrustedBroker) as exc:
         log.error('volume-worker cannot start: %s', exc)
         return 2
     stop_requested = []
