@@ -177,3 +177,29 @@ class BackendNotResponding(WorkerException):
     message = ('Backend %(backend)s: %(call)s has not returned within '
                '%(seconds)s s.')
     code = 504
+
+
+class ActiveActiveNotSupported(WorkerException):
+    message = ('Backend %(backend)s cannot run clustered (%(why)s): its '
+               'driver %(driver)s does not declare SUPPORTS_ACTIVE_ACTIVE = '
+               'True. Unset [DEFAULT] cluster and workers, or use a driver '
+               'that supports active-active.')
+
+
+class OperationFenced(WorkerException):
+    """A journal write of an operation another worker has taken over.
+
+    Raised inside the operation's own write transaction, which it rolls
+    back: a worker whose lease expired (stopped, cut off) writes nothing
+    more for an operation a peer now runs.
+    """
+    message = ('Operation %(operation_id)s now belongs to another worker '
+               '(its lease expired here); this worker stops it without '
+               'writing or reverting anything.')
+    code = 409
+
+
+class CoordinationUnavailable(WorkerException):
+    message = ('The lock backend (%(url)s) is unreachable: this worker takes '
+               'no new work until it is back.')
+    code = 503

@@ -165,8 +165,13 @@ class Operations:
     """Acquires, runs and recovers the operations of one backend."""
 
     def __init__(self, backend, driver, coordinator, runner, notifier,
-                 reporter):
-        self.backend = backend
+                 reporter, member=None):
+        self.backend = backend  # host@backend, or cluster@backend
+        # The names a resource of this backend may carry: the backend's,
+        # and this worker's own (a service row, a resource placed by the
+        # worker's own name).
+        self.member = member or backend
+        self.names = frozenset((backend, self.member))
         self.driver = driver
         self.coordinator = coordinator
         self.runner = runner
@@ -185,6 +190,10 @@ class Operations:
         # (peers.Peers: an rpcapi.VolumeAPI with what a migration needs).
         self.peers = None
         self.image_service = None  # set by the service (image_store)
+
+    def owns(self, resource):
+        """Whether ``resource`` lives on this backend (or names this worker)."""
+        return resource.owner() in self.names
 
     def deps(self, context):
         return {'context': context, 'driver': self.driver,
@@ -315,7 +324,7 @@ class Operations:
                 raise rtype.missing(resource.id)
             else:
                 status = resource.status
-            if status is not fields.ABSENT and resource.owner() != self.backend:
+            if status is not fields.ABSENT and not self.owns(resource):
                 # (A new subject is placed by its endpoint or family check.)
                 raise exception.NotOwned(
                     resource=role.type, resource_id=resource.id,
@@ -343,7 +352,7 @@ class Operations:
         resource = rtype.load(resource_id)
         if resource.deleted:
             raise rtype.missing(resource_id)
-        if resource.owner() != self.backend:
+        if not self.owns(resource):
             raise exception.NotOwned(
                 resource=role.type, resource_id=resource.id,
                 owner=resource.host, backend=self.backend)
@@ -369,18 +378,37 @@ class Operations:
                 log_context.operation(context, subject_id):
             if recheck and not db.journal_exists(row['id']):
                 return GONE
+            # Under the locks: a claim by compare-and-swap on the row's
+            # owner and epoch (this worker's row left by its previous
+            # process, or a peer's whose lease expired). It fails when the
+            # row went or another worker took it meanwhile.
+            owner = getattr(self.runner, 'owner', self.backend)
+            claimed = db.journal_claim(
+                row, owner, getattr(self.runner, 'lease_timeout', None))
+            if claimed is None:
+                return GONE
+            if row['owner'] != owner:
+                LOG.warning('%s of %s %s taken over from %s (its lease '
+                            'expired)', family.operation,
+                            family.subject.type, subject_id, row['owner'])
+            row = claimed
             op = Operation(family, context, row['store'],
                            operation_id=row['id'], operations=self)
             op.resumed = True
             many = {role.name for role in family.roles if role.many}
             for name in many:
                 op.resources[name] = []
-            for name, rtype, rid in row['resources']:
-                resource = RESOURCE_TYPES[rtype].load(rid)
-                if name in many:
-                    op.resources[name].append(resource)
-                else:
-                    op.resources[name] = resource
+            try:
+                for name, rtype, rid in row['resources']:
+                    resource = RESOURCE_TYPES[rtype].load(rid)
+                    if name in many:
+                        op.resources[name].append(resource)
+                    else:
+                        op.resources[name] = resource
+            except exception.NotFound:
+                # A resource is gone: the operation had finished.
+                db.OperationJournal.of_row(row).finish()
+                raise
             op.loaded_status = op.subject.status
             try:
                 return self.runner.resume(op, row, self.deps(context))
@@ -388,7 +416,7 @@ class Operations:
                 self.reporter.mark_dirty()
 
 
-GONE = object()  # resume(recheck=True): the row went before the locks came
+GONE = object()  # resume: the row went (or was taken) before the locks came
 
 
 def _given_id(value):

@@ -27,8 +27,16 @@ from volume_worker import operations
 LOG = logging.getLogger(__name__)
 
 
-def recover(ops, context, running=False, resource_id=None, late=None):
+def recover(ops, context, running=False, resource_id=None, late=None,
+            peers_only=False):
     """Returns {'resumed': n, 'failed': n, 'reset': n, 'unknown': n}.
+
+    The rows taken are this worker's own (left by its previous process)
+    and, in a cluster, those of peers whose lease has expired; each is
+    claimed under its resources' locks (``Operations.resume``), so of
+    several workers recovering at once exactly one resumes it.
+    ``peers_only``: only expired rows of peers, and no reset of stuck
+    resources (the takeover each lease renewal runs).
 
     ``running``: the backend serves meanwhile (see above);
     ``resource_id``: only what touches that resource; ``late``: False for
@@ -39,7 +47,10 @@ def recover(ops, context, running=False, resource_id=None, late=None):
     every family (do_cleanup).
     """
     summary = {'resumed': 0, 'failed': 0, 'reset': 0, 'unknown': 0}
-    for row in db.journal_get_all(ops.backend):
+    owner = getattr(ops.runner, 'owner', ops.backend)
+    for row in db.journal_claimable(ops.backend, owner):
+        if peers_only and row['owner'] == owner:
+            continue
         if resource_id is not None and resource_id not in (
                 rid for _name, _type, rid in row['resources']):
             continue
@@ -58,14 +69,14 @@ def recover(ops, context, running=False, resource_id=None, late=None):
                 continue  # it was in flight, and has finished
             summary['resumed'] += 1
         except exception.NotFound:
-            # A resource is gone: the operation had finished.
-            db.OperationJournal(row['id']).finish()
+            # A resource is gone: the operation had finished (its row is
+            # dropped by resume).
             summary['resumed'] += 1
         except Exception as exc:
             LOG.warning('%s %s ended in failure after restart: %s',
                         row['operation'], row['resources'], exc)
             summary['failed'] += 1
-    if late:
+    if late or peers_only:
         return summary
     held = _held()
     for rtype in operations.RESOURCE_TYPES.values():

@@ -84,7 +84,10 @@ def _writing(journal=None):
     carried = len(riders)
     with get_engine().begin() as conn:
         for statement, params in riders[:carried]:
-            conn.execute(statement, params)
+            if conn.execute(statement, params).rowcount == 0:
+                # (An insert always makes its row.) The row is no longer this worker's (fenced): nothing
+                # of this transaction may be written.
+                raise exception.OperationFenced(operation_id=journal.id)
         yield conn
     if carried:
         del riders[:carried]
@@ -664,53 +667,143 @@ class OperationJournal:
     The start and the finish are queued (``pending``) and ride with the
     operation's next write; checkpoints and the switch to reverting are
     written at once. One handle per operation, passed through its run.
+
+    Every write but the insert is fenced: it names the row's ``owner`` and
+    ``lease_epoch`` as this handle knows them, and one that matches no row
+    (a peer claimed the operation after this worker's lease expired)
+    raises ``OperationFenced`` inside its transaction, rolling back the
+    operation's own write that carried it. The check costs two more terms
+    in a WHERE clause on the primary key: nothing measurable.
     """
 
     _t = models.operations
-    _DELETE = _t.delete().where(_t.c.id == sa.bindparam('oid'))
-    _CHECKPOINT = _t.update().where(_t.c.id == sa.bindparam('oid')).values(
+    _INSERT = _t.insert()
+    _FENCE = sa.and_(_t.c.id == sa.bindparam('oid'),
+                     _t.c.owner == sa.bindparam('b_owner'),
+                     _t.c.lease_epoch == sa.bindparam('b_epoch'))
+    _DELETE = _t.delete().where(_FENCE)
+    _CHECKPOINT = _t.update().where(_FENCE).values(
         progress=sa.bindparam('progress'), state=sa.bindparam('state'),
         updated_at=sa.bindparam('now'))
 
-    def __init__(self, operation_id):
+    def __init__(self, operation_id, owner=None, epoch=0):
         self.id = operation_id
+        self.owner = owner
+        self.epoch = epoch
         self.pending = []
 
     @classmethod
-    def start(cls, operation_id, host, operation, resources, store):
-        """A new operation: its row is written with its first write."""
-        journal = cls(operation_id)
+    def start(cls, operation_id, host, operation, resources, store,
+              owner=None, lease_timeout=None):
+        """A new operation: its row is written with its first write.
+
+        ``host`` is the backend the operation runs on (cluster@backend in
+        a cluster), ``owner`` the worker running it (host@backend; default
+        ``host``), whose lease runs ``lease_timeout`` seconds from now.
+        """
+        owner = owner or host
+        journal = cls(operation_id, owner, 0)
         now = utcnow()
-        journal.pending.append((cls._t.insert(), {
+        journal.pending.append((cls._INSERT, {
             'id': operation_id, 'host': host, 'operation': operation,
             'state': 'running', 'resources': resources, 'store': store,
-            'progress': {}, 'created_at': now, 'updated_at': now}))
+            'progress': {}, 'created_at': now, 'updated_at': now,
+            'owner': owner, 'lease_epoch': 0,
+            'expires_at': (now + datetime.timedelta(seconds=lease_timeout)
+                           if lease_timeout else None)}))
         return journal
+
+    @classmethod
+    def of_row(cls, row):
+        """The handle of a journaled operation, as its row names its owner."""
+        return cls(row['id'], row['owner'], row['lease_epoch'])
+
+    def _fence(self, **params):
+        params.update(oid=self.id, b_owner=self.owner, b_epoch=self.epoch)
+        return params
 
     def defer_finish(self):
         """Drop the row with the operation's next (last) write."""
-        self.pending.append((self._DELETE, {'oid': self.id}))
+        self.pending.append((self._DELETE, self._fence()))
 
     def discard_pending(self):
         del self.pending[:]
 
     def checkpoint(self, progress, state='running'):
         with _writing(self) as conn:
-            conn.execute(self._CHECKPOINT, {
-                'oid': self.id, 'progress': progress, 'state': state,
-                'now': utcnow()})
+            if conn.execute(self._CHECKPOINT, self._fence(
+                    progress=progress, state=state,
+                    now=utcnow())).rowcount == 0:
+                raise exception.OperationFenced(operation_id=self.id)
 
     def finish(self):
-        """Drop the row now, with anything of it not yet written."""
+        """Drop the row now, with anything of it not yet written.
+
+        Returns False when the row was not this worker's (any more).
+        """
         self.discard_pending()
         with get_engine().begin() as conn:
-            conn.execute(self._DELETE, {'oid': self.id})
+            return conn.execute(self._DELETE, self._fence()).rowcount > 0
 
     def flush(self):
         """Commit pending statements now if no write has carried them."""
         if self.pending:
             with _writing(self):
                 pass
+
+
+def journal_renew(owner, lease_timeout):
+    """Extend the lease of every operation of ``owner``: one UPDATE.
+
+    Returns how many rows it renewed.
+    """
+    t = models.operations
+    now = utcnow()
+    with get_engine().begin() as conn:
+        return conn.execute(t.update().where(t.c.owner == owner).values(
+            expires_at=now + datetime.timedelta(seconds=lease_timeout))
+        ).rowcount
+
+
+def journal_claimable(host, owner):
+    """Rows of backend ``host`` that ``owner`` may take: its own (left by
+    its previous process) and those whose lease has expired (or that
+    never had one), oldest first."""
+    t = models.operations
+    query = sa.select(t).where(
+        t.c.host == host,
+        sa.or_(t.c.owner == owner, t.c.owner.is_(None),
+               t.c.expires_at.is_(None), t.c.expires_at < utcnow())
+    ).order_by(t.c.created_at, t.c.id)
+    with get_engine().connect() as conn:
+        return [_row_to_dict(r) for r in conn.execute(query)]
+
+
+def journal_claim(row, owner, lease_timeout):
+    """Take ``row`` for ``owner`` by compare-and-swap on its owner and epoch.
+
+    Only one of several claimants wins; the epoch goes up, so the previous
+    owner's fenced writes match nothing from now on. Returns the row as
+    claimed (new owner, epoch, lease), or None when another worker took it
+    (or renewed it, or it finished) meanwhile.
+    """
+    t = models.operations
+    now = utcnow()
+    expires = (now + datetime.timedelta(seconds=lease_timeout)
+               if lease_timeout else None)
+    where = [t.c.id == row['id'], t.c.lease_epoch == row['lease_epoch']]
+    where.append(t.c.owner.is_(None) if row['owner'] is None
+                 else t.c.owner == row['owner'])
+    if row['owner'] != owner:  # a peer's: only while its lease is expired
+        where.append(sa.or_(t.c.expires_at.is_(None), t.c.expires_at < now))
+    with get_engine().begin() as conn:
+        changed = conn.execute(t.update().where(*where).values(
+            owner=owner, lease_epoch=t.c.lease_epoch + 1,
+            expires_at=expires)).rowcount
+    if not changed:
+        return None
+    return dict(row, owner=owner, lease_epoch=row['lease_epoch'] + 1,
+                expires_at=expires)
 
 
 def journal_counts():

@@ -27,12 +27,32 @@ def current_revision():
         return migration.MigrationContext.configure(conn).get_current_revision()
 
 
+# Any number, the same for every worker: the key of the migration lock.
+_SYNC_LOCK_KEY = 0x766f6c776b72  # 'volwkr'
+
+
 def db_sync():
-    """Upgrade the configured database to the newest schema; idempotent."""
-    if current_revision() == head_revision():
+    """Upgrade the configured database to the newest schema; idempotent.
+
+    Workers of a cluster start together on one database: on PostgreSQL
+    (and MySQL) one migrates under a lock while the others wait, then
+    find the schema current.
+    """
+    head = head_revision()
+    if current_revision() == head:
         return False
     cfg = _config()
     with db.get_engine().begin() as conn:
+        dialect = conn.dialect.name
+        if dialect == 'postgresql':
+            conn.exec_driver_sql('SELECT pg_advisory_xact_lock(%d)'
+                                 % _SYNC_LOCK_KEY)
+        elif dialect in ('mysql', 'mariadb'):
+            conn.exec_driver_sql("SELECT GET_LOCK('volume-worker-db-sync', "
+                                 "300)")
+        if migration.MigrationContext.configure(
+                conn).get_current_revision() == head:
+            return False  # another worker migrated meanwhile
         cfg.attributes['connection'] = conn
         command.upgrade(cfg, 'head')
     return True

@@ -200,4 +200,11 @@ operations = sa.Table(
     sa.Column('progress', sa.JSON, nullable=False),
     sa.Column('created_at', sa.DateTime, nullable=False),
     sa.Column('updated_at', sa.DateTime),
+    # The worker running it (its host@backend), the lease its heartbeat
+    # renews, and the epoch a claim by a peer bumps (fencing: writes of
+    # the operation check owner and epoch).
+    sa.Column('owner', sa.String(255), index=True),
+    sa.Column('lease_epoch', sa.Integer, nullable=False, default=0,
+              server_default='0'),
+    sa.Column('expires_at', sa.DateTime),
 )

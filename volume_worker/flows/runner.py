@@ -20,6 +20,7 @@ from taskflow import states as tf_states
 from taskflow import task as tf_task
 
 from volume_worker.db import api as db
+from volume_worker import exception
 from volume_worker.flows import engines
 from volume_worker import metrics
 
@@ -126,27 +127,57 @@ class _JournalListener:
     task's result and the switch to reverting are written at once.
     """
 
-    def __init__(self, journal, tasks, progress):
+    def __init__(self, journal, tasks, progress, engine):
         self.journal = journal
         self.checkpointed = {t.name for t in tasks
                              if getattr(t, 'checkpoint', False)}
         self.last_task = tasks[-1].name if tasks else None
         self.progress = progress
+        self.engine = engine
         self.reverting = False
+        self.fenced = False
 
     def __call__(self, state, details):
+        if self.fenced:
+            return
         name = details.get('task_name')
-        if state == 'RUNNING' and name == self.last_task:
-            self.journal.defer_finish()
-        elif state == 'SUCCESS' and name in self.checkpointed:
-            self.progress[name] = details.get('result')
-            self.journal.checkpoint(self.progress)
-        elif state in ('FAILURE', 'REVERTING') and not self.reverting:
-            self.reverting = True
-            # The finish must not be written now; an unwritten start means
-            # nothing was done, and the update below then changes no row.
-            self.journal.discard_pending()
-            self.journal.checkpoint(self.progress, state=REVERTING)
+        try:
+            if state == 'RUNNING' and name == self.last_task:
+                self.journal.defer_finish()
+            elif state == 'SUCCESS' and name in self.checkpointed:
+                self.progress[name] = details.get('result')
+                self.journal.checkpoint(self.progress)
+            elif state == 'FAILURE' and _fenced(details.get('result')):
+                self._stop()
+            elif state in ('FAILURE', 'REVERTING') and not self.reverting:
+                self.reverting = True
+                # The finish must not be written now; an unwritten start
+                # means nothing was done and there is no row to update.
+                unwritten = not self._started()
+                self.journal.discard_pending()
+                if not unwritten:
+                    self.journal.checkpoint(self.progress, state=REVERTING)
+        except exception.OperationFenced:
+            self._stop()
+
+    def _started(self):
+        return not any(statement is db.OperationJournal._INSERT
+                       for statement, _params in self.journal.pending)
+
+    def _stop(self):
+        """A peer owns the operation now: no further step, and no revert
+        (the peer resumes or reverts it by the family's rule)."""
+        self.fenced = True
+        self.journal.discard_pending()
+        LOG.error('Operation %s was taken over by another worker (this '
+                  'one\'s lease expired): stopped here, nothing reverted',
+                  self.journal.id)
+        self.engine.suspend()
+
+
+def _fenced(result):
+    check = getattr(result, 'check', None)
+    return bool(check and check(exception.OperationFenced))
 
 
 class _AbortResumedFlow(tf_task.Task):
@@ -158,21 +189,33 @@ class _AbortResumedFlow(tf_task.Task):
 
 
 class FlowRunner:
-    def __init__(self, host, journal=True):
+    """Runs the operations of backend ``host`` with their journal rows.
+
+    ``owner`` (default ``host``) is the worker whose rows they are: in a
+    cluster, the member (host@backend) of the backend ``cluster@backend``;
+    its lease lasts ``lease_timeout`` seconds unless renewed.
+    """
+
+    def __init__(self, host, journal=True, owner=None, lease_timeout=None):
         self.host = host
         self.journal = journal
+        self.owner = owner or host
+        self.lease_timeout = lease_timeout
 
     def run(self, op, deps):
         """Run a new operation to its end; raises the original error on failure."""
         if self.journal:
             op.journal = db.OperationJournal.start(
                 op.id, self.host, op.family.operation, op.resource_list(),
-                op.store)
+                op.store, owner=self.owner,
+                lease_timeout=self.lease_timeout)
         pool = op.family.engines
         engine = pool.checkout(_store(op, deps))
         tasks = [t for t in engine.tasks if isinstance(t, tf_task.Task)]
         try:
             result = self._run_engine(engine, tasks, op, progress={})
+        except exception.OperationFenced:
+            raise  # suspended half-way: not reusable
         except Exception:
             pool.checkin(engine)  # failed and reverted: reusable
             raise
@@ -182,7 +225,7 @@ class FlowRunner:
 
     def resume(self, op, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
-        op.journal = db.OperationJournal(row['id'])
+        op.journal = db.OperationJournal.of_row(row)
         flow = op.family.build()
         progress = dict(row['progress'] or {})
         revert = op.family.on_resume == REVERT or row['state'] == REVERTING
@@ -203,7 +246,7 @@ class FlowRunner:
     def _run_engine(self, engine, tasks, op, progress):
         listener = None
         if op.journal is not None:
-            listener = _JournalListener(op.journal, tasks, progress)
+            listener = _JournalListener(op.journal, tasks, progress, engine)
             engine.atom_notifier.register('*', listener)
         counted = metrics.operation_started(self.host, op)
         LOG.debug('%s started', op.family.operation)
@@ -226,6 +269,8 @@ class FlowRunner:
                     LOG.error('%s failed and its revert did not finish: %s',
                               op.family.operation, exc)
                 raise
+            if listener is not None and listener.fenced:
+                raise exception.OperationFenced(operation_id=op.id)
             if op.journal is not None:
                 op.journal.flush()  # the finish, if the last task wrote nothing
             outcome = metrics.SUCCEEDED

@@ -1,0 +1,214 @@
+"""Clusters: journal leases, claims and fencing; the driver's consent; lock URLs."""
+
+import datetime
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from drivers import base_vd
+from drivers import fake
+from drivers import file as file_driver
+from tests.unit import test_runner as helpers
+from volume_worker import cluster
+from volume_worker.db import api as db
+from volume_worker.db import models
+from volume_worker import exception
+from volume_worker.flows import create_volume
+from volume_worker.flows import runner as flow_runner
+from volume_worker import objects
+from volume_worker import operations
+
+BACKEND = 'cl@fake'
+
+
+def _row(owner='m1@fake', lease=30):
+    journal = db.OperationJournal.start(
+        str(uuid.uuid4()), BACKEND, 'create_volume', [], {}, owner=owner,
+        lease_timeout=lease)
+    journal.flush()
+    [row] = [r for r in db.journal_get_all(BACKEND) if r['id'] == journal.id]
+    return journal, row
+
+
+def _expire(row_id):
+    t = models.operations
+    with db.get_engine().begin() as conn:
+        conn.execute(t.update().where(t.c.id == row_id).values(
+            expires_at=db.utcnow() - datetime.timedelta(seconds=1)))
+
+
+def test_a_live_lease_is_not_claimable_and_is_renewed(database):
+    _journal, row = _row()
+    assert row['owner'] == 'm1@fake' and row['lease_epoch'] == 0
+    assert db.journal_claimable(BACKEND, 'm2@fake') == []
+    assert db.journal_claim(row, 'm2@fake', 30) is None
+    # Its owner sees it (its own rows, left by its previous process).
+    assert [r['id'] for r in db.journal_claimable(BACKEND, 'm1@fake')] == [
+        row['id']]
+    _expire(row['id'])
+    assert db.journal_renew('m1@fake', 30) == 1  # one UPDATE, all its rows
+    assert db.journal_claimable(BACKEND, 'm2@fake') == []
+
+
+def test_an_expired_row_is_claimed_once_and_fences_its_old_owner(database):
+    journal, row = _row()
+    _expire(row['id'])
+    [seen] = db.journal_claimable(BACKEND, 'm2@fake')
+    claimed = db.journal_claim(seen, 'm2@fake', 30)
+    assert claimed['owner'] == 'm2@fake' and claimed['lease_epoch'] == 1
+    assert db.journal_claim(seen, 'm3@fake', 30) is None  # one claimant
+    # The old owner's writes match nothing now.
+    with pytest.raises(exception.OperationFenced):
+        journal.checkpoint({'CreateOnBackend': {}})
+    assert journal.finish() is False
+    [left] = db.journal_get_all(BACKEND)
+    assert (left['owner'], left['lease_epoch'], left['progress']) == (
+        'm2@fake', 1, {})
+    # The new owner's handle writes.
+    mine = db.OperationJournal.of_row(claimed)
+    mine.checkpoint({'CreateOnBackend': {}})
+    assert mine.finish() is True
+
+
+def test_a_fenced_finish_rolls_back_the_write_it_rides_with(database):
+    volume_id = str(uuid.uuid4())
+    db.volume_create({'id': volume_id, 'size': 1, 'status': 'creating',
+                      'host': BACKEND + '#pool1'})
+    journal, row = _row()
+    _expire(row['id'])
+    db.journal_claim(row, 'm2@fake', 30)
+    journal.defer_finish()
+    with pytest.raises(exception.OperationFenced):
+        db.volume_update(volume_id, {'status': 'available'},
+                         expected_status='creating', journal=journal)
+    assert db.volume_get(volume_id)['status'] == 'creating'
+    assert len(db.journal_get_all(BACKEND)) == 1
+
+
+def test_a_run_taken_over_stops_without_reverting(database, driver, notifier,
+                                                  coordinator, monkeypatch):
+    ops = operations.Operations(
+        BACKEND, driver, coordinator,
+        flow_runner.FlowRunner(BACKEND, owner='m1@fake', lease_timeout=30),
+        notifier, helpers.Reporter(), member='m1@fake')
+    original = create_volume.CreateExport.execute
+
+    def taken_meanwhile(task, *args, **kwargs):
+        # A peer claims the row while this worker is inside the flow.
+        [row] = db.journal_get_all(BACKEND)
+        _expire(row['id'])
+        assert db.journal_claim(row, 'm2@fake', 30) is not None
+        return original(task, *args, **kwargs)
+    monkeypatch.setattr(create_volume.CreateExport, 'execute',
+                        taken_meanwhile)
+    volume = objects.Volume(id=str(uuid.uuid4()), size=1, metadata={},
+                            host=BACKEND + '#pool1')
+    with pytest.raises(exception.OperationFenced):
+        helpers.run_create(ops, volume)
+    # Nothing undone, nothing finished: the peer resumes it.
+    assert helpers.status_of(volume.id) == 'creating'
+    assert volume.id in driver._volumes  # not deleted by a revert
+    [row] = db.journal_get_all(BACKEND)
+    assert (row['owner'], row['lease_epoch']) == ('m2@fake', 1)
+    peer = operations.Operations(
+        BACKEND, driver, coordinator,
+        flow_runner.FlowRunner(BACKEND, owner='m2@fake', lease_timeout=30),
+        notifier, helpers.Reporter(), member='m2@fake')
+    monkeypatch.setattr(create_volume.CreateExport, 'execute', original)
+    from volume_worker import recovery
+    summary = recovery.recover(peer, None, running=True, peers_only=True)
+    assert summary['resumed'] == 0  # its lease is live: not the peer's yet
+    _expire(row['id'])
+    [row] = db.journal_get_all(BACKEND)
+    # (A claim by m3 while m2's lease is expired, then resumed.)
+    summary = recovery.recover(
+        operations.Operations(
+            BACKEND, driver, coordinator,
+            flow_runner.FlowRunner(BACKEND, owner='m3@fake',
+                                   lease_timeout=30),
+            notifier, helpers.Reporter(), member='m3@fake'),
+        None, running=True, peers_only=True)
+    assert summary['resumed'] == 1
+    assert helpers.status_of(volume.id) == 'available'
+    assert db.journal_get_all(BACKEND) == []
+
+
+def test_resources_of_the_cluster_and_of_the_member_are_owned(database):
+    ops = operations.Operations(BACKEND, None, None, None, None, None,
+                                member='m1@fake')
+    owned = [objects.Volume(host=h) for h in ('cl@fake#p', 'm1@fake#p')]
+    assert all(ops.owns(v) for v in owned)
+    assert not ops.owns(objects.Volume(host='m2@fake#p'))
+
+
+class _Plain(base_vd.BaseVD):
+    """A driver that says nothing of active-active."""
+
+
+def _conf(**overrides):
+    conf = cfg.ConfigOpts()
+    from volume_worker import opts
+    opts.register_opts(conf)
+    conf([], project='volume-worker-test')
+    for name, value in overrides.items():
+        group = 'coordination' if name == 'backend_url' else None
+        conf.set_override(name, value, group=group)
+    return conf
+
+
+def test_only_drivers_declaring_active_active_run_clustered():
+    conf = _conf(cluster='cl')
+    with pytest.raises(exception.ActiveActiveNotSupported) as refused:
+        cluster.check_driver(conf, 'h@b', _Plain())
+    assert 'SUPPORTS_ACTIVE_ACTIVE' in str(refused.value)
+    assert 'cluster = cl' in str(refused.value)
+    assert fake.FakeDriver.SUPPORTS_ACTIVE_ACTIVE
+    assert file_driver.FileVolumeDriver.SUPPORTS_ACTIVE_ACTIVE
+    cluster.check_driver(_conf(), 'h@b', _Plain())  # alone: anything goes
+
+
+def test_a_cluster_locks_on_redis_by_default_with_the_lease_as_timeout():
+    unset = _conf(cluster='cl', lease_timeout=12)
+    assert cluster.coordination_url(unset, lambda n, g: False) == (
+        'redis://127.0.0.1:6379?lock_timeout=12')
+    chosen = _conf(cluster='cl', backend_url='redis://r:6379?db=2')
+    assert cluster.coordination_url(chosen, lambda n, g: True) == (
+        'redis://r:6379?db=2&lock_timeout=30')
+    alone = _conf()
+    assert cluster.coordination_url(alone, lambda n, g: False).startswith(
+        'file://')
+
+
+def test_cluster_names():
+    conf = _conf(cluster='cl', host='h1')
+    assert cluster.backend_name(conf, 'fake') == 'cl@fake'
+    assert cluster.backend_name(_conf(host='h1'), 'fake') == 'h1@fake'
+
+
+@pytest.fixture
+def driver():
+    return helpers.make_driver()
+
+
+@pytest.fixture
+def notifier():
+    return helpers.RecordingNotifier()
+
+
+@pytest.fixture
+def coordinator(tmp_path):
+    coord = helpers.RecordingCoordinator('file://%s' % (tmp_path / 'locks'))
+    yield coord
+    coord.stop()
+
+
+def test_no_lease_outside_a_cluster(database):
+    journal = db.OperationJournal.start(str(uuid.uuid4()), 'h@b',
+                                        'create_volume', [], {})
+    journal.flush()
+    t = models.operations
+    with db.get_engine().connect() as conn:
+        row = conn.execute(sa.select(t)).first()._mapping
+    assert (row['owner'], row['expires_at']) == ('h@b', None)
