@@ -32,6 +32,10 @@ class BaseVD(object):
     VERSION = 'N/A'
     # False marks a driver kept only for compatibility (Cinder's SUPPORTED).
     SUPPORTED = True
+    # True: several workers (a cluster, or ``workers = N``) may serve one
+    # backend at once (Cinder's SUPPORTS_ACTIVE_ACTIVE). A driver says so
+    # only when its state lives on the backend, not in one process.
+    SUPPORTS_ACTIVE_ACTIVE = False
 
     def __init__(self, execute=processutils.execute, *args,
                  configuration=None, host=None, active_backend_id=None,

@@ -98,6 +98,9 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
 
     VERSION = '1.0.0'
     VENDOR = 'volume-worker'
+    # Each process has its own dicts: clustered, every member sees only
+    # what it created itself (enough for tests of the queue and leases).
+    SUPPORTS_ACTIVE_ACTIVE = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

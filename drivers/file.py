@@ -87,9 +87,14 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
     replicated types keep copies in the ``replication_device`` targets
     (``file_replication``); after a failover the target's directory is the
     one served.
+
+    Clustered (several workers of one backend), every worker must see the
+    same ``file_volume_dir``: a shared filesystem (NFS, CephFS, ...), or
+    one host with ``workers = N``.
     """
 
     VERSION = '1.0.0'
+    SUPPORTS_ACTIVE_ACTIVE = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

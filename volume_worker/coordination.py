@@ -38,6 +38,23 @@ class Coordinator:
                 LOG.warning('Lock backend did not stop cleanly', exc_info=True)
             self._coordinator = None
 
+    def unreachable(self):
+        """Why the lock backend cannot be used now, or None when it answers.
+
+        A heartbeat (Redis: one write of this member's key, and the
+        refresh of the locks it holds); file locks always answer.
+        """
+        if self.backend_url.startswith('file://'):
+            return None
+        try:
+            if self._coordinator is None:
+                self.start()
+            else:
+                self._coordinator.heartbeat()
+        except Exception as exc:
+            return '%s: %s' % (type(exc).__name__, str(exc)[:200])
+        return None
+
     def _ensure_file_dir(self):
         if self.backend_url.startswith('file://'):
             import os
@@ -72,8 +89,13 @@ class Coordinator:
     @contextlib.contextmanager
     def lock(self, name):
         """Hold the named lock for the block; waits while another holds it."""
-        lock = self.get_lock(name)
-        lock.acquire(blocking=True)
+        try:
+            lock = self.get_lock(name)
+            lock.acquire(blocking=True)
+        except tooz_coordination.ToozConnectionError as exc:
+            from volume_worker import exception
+            raise exception.CoordinationUnavailable(
+                url=_mask_url(self.backend_url)) from exc
         try:
             yield
         finally:

@@ -53,13 +53,17 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
     def __init__(self, conf, backend, driver, runner, coordinator, notifier,
-                 reporter):
+                 reporter, member=None):
         self.conf = conf
-        self.backend = backend  # host@backend
+        # host@backend, or cluster@backend: the name resources carry.
+        self.backend = backend
+        # This worker's own host@backend (its service row and queue).
+        self.member = member or backend
         self.driver = driver
         self.reporter = reporter
         self.operations = operations.Operations(
-            backend, driver, coordinator, runner, notifier, reporter)
+            backend, driver, coordinator, runner, notifier, reporter,
+            member=self.member)
         self.default_pool = None
 
     # -- volumes -----------------------------------------------------------
@@ -103,12 +107,13 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
     def _place(self, volume):
         host = volume.host if volume.obj_attr_is_set('host') else None
         if host:
-            if host.partition('#')[0] != self.backend:
+            backend, _sep, pool = host.partition('#')
+            if backend not in (self.backend, self.member):
                 raise exception.InvalidInput(
                     reason='volume host %s is not this backend (%s)'
                     % (host, self.backend))
-            if '#' in host:
-                return host
+            if pool:  # (a member's name stands for its cluster's)
+                return '%s#%s' % (self.backend, pool)
         return '%s#%s' % (self.backend, self.default_pool or 'default')
 
     @validation.endpoint
@@ -498,7 +503,7 @@ class VolumeManager(replication_endpoints.ReplicationEndpoints,
     def _get(self, cls, resource_id, what):
         validation.check_uuid(resource_id, what)
         resource = cls.get_by_id(resource_id)
-        if resource.owner() != self.backend:
+        if not self.operations.owns(resource):
             raise exception.NotOwned(
                 resource=cls.obj_name(), resource_id=resource_id,
                 owner=resource.host, backend=self.backend)

@@ -19,7 +19,22 @@ service_opts = [
     cfg.StrOpt('cluster',
                help='Name of the cluster this worker belongs to. Workers '
                     'of one cluster share its queue (cluster@backend), its '
-                    'database and a shared coordination backend.'),
+                    'database and a shared coordination backend (unless '
+                    '[coordination] backend_url is set, '
+                    'redis://127.0.0.1:6379). Only drivers that declare '
+                    'SUPPORTS_ACTIVE_ACTIVE run clustered.'),
+    cfg.IntOpt('workers', default=1, min=1, max=64,
+               help='Worker processes serving the enabled backends on this '
+                    'host, under one parent that restarts a child that '
+                    'dies. Above 1 they form a cluster (named by cluster, '
+                    'else by host) and each child is a member of its own, '
+                    'host-N.'),
+    cfg.IntOpt('lease_timeout', default=30, min=3,
+               help='Seconds a clustered worker\'s operations stay its own '
+                    'without a renewal of their lease (renewed every third '
+                    'of it). Past it, another member of the cluster claims '
+                    'them and resumes or reverts them. With Redis locks, '
+                    'tooz\'s lock_timeout defaults to the same.'),
     cfg.ListOpt('enabled_backends', default=['backend1'],
                 help='Names of the config sections of the backends this '
                      'worker serves. Each section names a volume_driver.'),

@@ -51,8 +51,13 @@ class CapabilityReporter:
 
     def __init__(self, backend, driver, scheduler_api, probe=None,
                  extra_capabilities=None, stats_timeout=30.0,
-                 service_facts=None, cluster_name=None, backend_name=None):
+                 service_facts=None, cluster_name=None, backend_name=None,
+                 usage_backend=None):
         self.backend = backend
+        # Whose volumes the allocated capacity counts: the cluster's
+        # (cluster@backend) for a member of one, so every member reports
+        # the same figures from the shared database.
+        self.usage_backend = usage_backend or backend
         self.driver = driver
         self.scheduler_api = scheduler_api
         self.probe = probe
@@ -182,7 +187,7 @@ class CapabilityReporter:
                 'pools': []}
 
     def _add_usage(self, report):
-        usage = db.backend_usage_by_pool(self.backend)
+        usage = db.backend_usage_by_pool(self.usage_backend)
         pools = report.get('pools') or []
         for pool in pools:
             found = usage.get(pool.get('pool_name'), {})

@@ -15,6 +15,7 @@ from oslo_log import log as logging
 from oslo_utils import importutils
 
 from drivers import configuration as driver_configuration
+from volume_worker import cluster as cluster_mod
 from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker.db import api as db
@@ -78,8 +79,8 @@ def extra_capabilities(conf, backend_name):
 def server_names(conf, backend_name):
     """The RPC server names of a backend: host@backend (and cluster@backend)."""
     names = ['%s@%s' % (conf.host, backend_name)]
-    if conf.cluster:
-        names.append('%s@%s' % (conf.cluster, backend_name))
+    if cluster_mod.cluster_name(conf):
+        names.append(cluster_mod.backend_name(conf, backend_name))
     return names
 
 
@@ -138,14 +139,21 @@ class BackendService:
         self.host = '%s@%s' % (conf.host, backend_name)
         self.transport = transport
         self.coordinator = coordinator
-        cluster = ('%s@%s' % (conf.cluster, backend_name)
-                   if conf.cluster else None)
+        self.clustered = bool(cluster_mod.cluster_name(conf))
+        # The name the backend's resources and journal rows carry:
+        # cluster@backend for a member of a cluster, else self.host.
+        self.identity = cluster_mod.backend_name(conf, backend_name)
+        cluster = self.identity if self.clustered else None
         self.service = objects.Service.get_or_create(
             self.host, conf.volume_topic, cluster_name=cluster)
+        if self.service.cluster_name != cluster:
+            self.service.cluster_name = cluster
+            self.service.save()
         # After a failover the driver serves the replication target.
         self.driver = load_driver(conf, backend_name, self.host,
                                   self.service.active_backend_id,
                                   self.service.cluster_name)
+        cluster_mod.check_driver(conf, self.host, self.driver)
         if not self.driver.supported:
             LOG.warning('Driver %s of backend %s is marked unsupported (its '
                         'SUPPORTED is False): it is kept for compatibility '
@@ -162,11 +170,15 @@ class BackendService:
             stats_timeout=conf.backend_stats_timeout,
             service_facts=self._service_facts, cluster_name=cluster,
             backend_name=self.driver.configuration.safe_get(
-                'volume_backend_name') or backend_name)
+                'volume_backend_name') or backend_name,
+            usage_backend=self.identity)
         self.reporter.serving = False  # until _prepare starts serving
+        self.lease_timeout = conf.lease_timeout if self.clustered else None
         self.manager = volume_manager.VolumeManager(
-            conf, self.host, self.driver, flow_runner.FlowRunner(self.host),
-            coordinator, self.notifier, self.reporter)
+            conf, self.identity, self.driver, flow_runner.FlowRunner(
+                self.identity, owner=self.host,
+                lease_timeout=self.lease_timeout),
+            coordinator, self.notifier, self.reporter, member=self.host)
         self.manager.operations.rescheduler = reschedule.Rescheduler(
             reschedule.SchedulerAPI(conf, transport),
             conf.scheduler_max_attempts)
@@ -185,6 +197,8 @@ class BackendService:
         self._halted = concurrency.event()  # no heartbeats, no reports
         self._serve_lock = threading.Lock()
         self.on_ready = None  # called when it becomes ready after failing
+        self.paused = None  # why it stopped consuming (locks unreachable)
+        self._taking_over = False
 
     def _service_facts(self):
         # From the row: failover, freeze and thaw change it through objects
@@ -198,6 +212,8 @@ class BackendService:
         self._threads = [concurrency.spawn(self._heartbeat_loop),
                          concurrency.spawn(self._report_loop),
                          concurrency.spawn(self._prepare)]
+        if self.clustered:
+            self._threads.append(concurrency.spawn(self._lease_loop))
 
     # -- start-up ------------------------------------------------------------
 
@@ -241,18 +257,21 @@ class BackendService:
         if not self.driver.initialized:
             self._setup_driver()
         started = time.monotonic()
+        # In a cluster the peers serve meanwhile: resources are reset only
+        # under their locks (as do_cleanup does).
         summary = recovery.recover(self.manager.operations,
-                                   rpc.admin_context(), late=False)
+                                   rpc.admin_context(), late=False,
+                                   running=self.clustered)
         self.service.recovered_at = db.utcnow()
         self.service.save()
         LOG.info('Backend %s recovered in %.2fs: %s', self.host,
                  time.monotonic() - started, summary)
-        updated = recovery.sync_provider_info(self.host, self.driver)
+        updated = recovery.sync_provider_info(self.identity, self.driver)
         if any(updated):
             LOG.info('Backend %s: provider ids of %d volumes and %d '
                      'snapshots updated by the driver', self.host, *updated)
         self._init_capabilities()
-        settled = recovery.settle_pools(self.host, self.driver,
+        settled = recovery.settle_pools(self.identity, self.driver,
                                         self.manager.default_pool)
         if settled:
             LOG.info('Backend %s: %d volumes without a pool placed in theirs',
@@ -318,7 +337,7 @@ class BackendService:
         settled = [objects.VolumeStatus.AVAILABLE,
                    objects.VolumeStatus.IN_USE]
         ids = [volume.id for volume in objects.Volume.get_all(
-            filters={'backend': self.host, 'status': settled})
+            filters={'backend': self.identity, 'status': settled})
             if volume.provider_location]
         counts = {'ensured': 0, 'failed': 0, 'skipped': 0}
         for first in range(0, len(ids), EXPORT_BATCH):
@@ -331,7 +350,7 @@ class BackendService:
                 # Read again under the locks: only what is still settled.
                 volumes = objects.Volume.get_all(filters={
                     'id': [names[name] for name in held],
-                    'backend': self.host, 'status': settled})
+                    'backend': self.identity, 'status': settled})
                 volumes = [v for v in volumes if v.provider_location]
                 counts['skipped'] += len(chunk) - len(volumes)
                 self._ensure_batch(ctxt, volumes, counts)
@@ -373,6 +392,78 @@ class BackendService:
             self.servers.append(server)
         LOG.info('Backend %s listening on %s as %s', self.host,
                  self.conf.volume_topic, ', '.join(targets))
+
+    # -- a member of a cluster: leases, takeover, its lock backend ----------
+
+    def _lease_loop(self):
+        """Every third of ``lease_timeout``: renew this member's leases
+        (one UPDATE), stop or start consuming as the lock backend answers,
+        and take over the operations of peers whose lease expired."""
+        interval = self.lease_timeout / 3.0
+        while not self._halted.wait(interval):
+            self.renew_leases()
+            self._follow_lock_backend()
+            if self.ready and not self.paused and not self._taking_over:
+                self._taking_over = True
+                concurrency.spawn(self._take_over)
+
+    def renew_leases(self):
+        try:
+            db.journal_renew(self.host, self.lease_timeout)
+        except Exception as exc:
+            LOG.error('Leases of %s not renewed: %s (past %ss without a '
+                      'renewal, peers take its operations over)', self.host,
+                      exc, self.lease_timeout)
+
+    def _take_over(self):
+        try:
+            summary = recovery.recover(self.manager.operations,
+                                       rpc.admin_context(), running=True,
+                                       peers_only=True)
+            if summary['resumed'] or summary['failed']:
+                LOG.warning('Backend %s took over operations of peers whose '
+                            'lease expired: %s', self.host, summary)
+        except Exception:
+            LOG.exception('Takeover by %s failed; tried again at the next '
+                          'renewal', self.host)
+        finally:
+            self._taking_over = False
+
+    def _follow_lock_backend(self):
+        """Without its lock backend a member takes no new work.
+
+        It stops consuming (cancels its consumers: requests stay in the
+        queues, for the peers that still reach the locks, or for itself
+        later) and starts again once the lock backend answers. Requests
+        taken before are refused at their first lock, with the reason.
+        """
+        reason = self.coordinator.unreachable()
+        if reason and not self.paused and self.ready:
+            self._pause(reason)
+        elif not reason and self.paused:
+            self._unpause()
+
+    def _pause(self, reason):
+        with self._serve_lock:
+            if self._stopping.is_set():
+                return
+            self.paused = reason
+            servers, self.servers = self.servers, []
+        LOG.error('Backend %s stops taking requests: its lock backend is '
+                  'unreachable (%s)', self.host, reason)
+        for server in servers:
+            _cancel_consumers(server, self.host)
+            server.stop()
+        concurrency.spawn(lambda: [s.wait() for s in servers])
+
+    def _unpause(self):
+        with self._serve_lock:
+            if self._stopping.is_set():
+                return
+            self.start_rpc()
+            self.paused = None
+        LOG.warning('Backend %s takes requests again: its lock backend '
+                    'answers', self.host)
 
     # -- periodic tasks -------------------------------------------------------
 
@@ -524,7 +615,10 @@ class WorkerService:
         self.transport = transport
         self.listener = health.serve(conf, self)
         self.coordinator = coordination.Coordinator(
-            conf.coordination.backend_url, member_id=conf.host)
+            cluster_mod.coordination_url(
+                conf, lambda name, group: _set_by_operator(conf, name,
+                                                           group)),
+            member_id=conf.host)
         self.coordinator.start()
         _init_os_brick(conf)
         for name in conf.enabled_backends:

@@ -21,7 +21,8 @@ SECTIONS = ('1 raw oslo.messaging', '2 control path', '3 concurrency',
             '5b backup data path (file driver, POSIX store)',
             '5c images (file driver)', '6 memory',
             '7 flow journal (in-process)',
-            '8 in-process flow CPU by component')
+            '8 in-process flow CPU by component',
+            '11 active-active (workers = N)')
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +31,7 @@ def smoke(tmp_path_factory):
     # One executor keeps the smoke run short; the full run measures both.
     proc = subprocess.run(
         [BENCH, '--smoke', '--executors', 'threading', '--json', str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, capture_output=True, text=True, timeout=360,
         env=dict(os.environ, PYTHONWARNINGS='ignore'))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out) as f:

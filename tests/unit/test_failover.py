@@ -245,7 +245,7 @@ class _Endpoints(failover_endpoints.ReplicationEndpoints):
     """The replication endpoints on a backend of a cluster."""
 
     def __init__(self, ops, driver, peers):
-        self.backend = HOST
+        self.backend = self.member = HOST
         self.operations = ops
         self.driver = driver
         ops.peers = peers

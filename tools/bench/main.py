@@ -38,21 +38,22 @@ SIZES = {
     'smoke': dict(control=10, calls=100, concurrent_calls=320, casts=300,
                   scale_small=10, scale_large=200, exports=20, volume_gb=1,
                   data_mib=32, journal=10, caps_repeat=5, rounds=1,
-                  peer=20, peer_lone=5, peer_rounds=1, peer_warm=10),
+                  peer=20, peer_lone=5, peer_rounds=1, peer_warm=10,
+                  cluster=30),
     'quick': dict(control=50, calls=300, concurrent_calls=960, casts=1000,
                   scale_small=100, scale_large=10000, exports=1000,
                   volume_gb=2, data_mib=128, journal=30, caps_repeat=10,
                   rounds=1, peer=100, peer_lone=20, peer_rounds=1,
-                  peer_warm=20),
+                  peer_warm=20, cluster=300),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
                  exports=10000, volume_gb=10, data_mib=1024, journal=300,
                  caps_repeat=30, rounds=2, peer=300, peer_lone=50,
-                 peer_rounds=3, peer_warm=50),
+                 peer_rounds=3, peer_warm=50, cluster=1000),
 }
 
 ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'exports',
-                'datapath', 'backup', 'images', 'journal')
+                'datapath', 'backup', 'images', 'journal', 'cluster')
 
 
 def machine():
@@ -164,6 +165,7 @@ class Bench:
             self.section('backup', self.backup)
             self.section('images', self.images)
             self.section('journal', self.journal)
+            self.section('cluster', self.cluster)
             if self.args.peer:
                 self.section('peer', self.peer, enabled=True)
         finally:
@@ -223,6 +225,13 @@ class Bench:
         slow = [b for b in settings['backends'] if b.endswith('@slow1')][0]
         control.measure_concurrency(self.conf, self.collector, worker, slow,
                                     self.results, executor)
+
+    def cluster(self):
+        import cluster
+        import raw_rpc
+        cluster.measure(self.state, self.results, self.size['cluster'],
+                        self.results.get(raw_rpc.SECTION,
+                                         'cast consumed rate'))
 
     def scale(self):
         import scale

@@ -15,11 +15,39 @@ def main(argv=None):
     concurrency.setup(mode, driver_threads=threads)
 
     from oslo_log import log as logging
-    from volume_worker import service
-    from volume_worker import systemd
 
     conf = config.parse_args(argv)
     config.setup_logging(conf)
+    if conf.workers > 1:
+        from volume_worker import launcher
+        log = logging.getLogger('volume_worker')
+        log.info('volume-worker on %s: %d worker processes', conf.host,
+                 conf.workers)
+        code = launcher.run(conf, conf.workers,
+                            lambda index: _serve_member(conf, index))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return _serve(conf)
+
+
+def _serve_member(conf, index):
+    """Child ``index`` of ``workers = N``: member HOST-INDEX of the cluster."""
+    from volume_worker import cluster
+    from volume_worker import launcher
+    if not conf.cluster:
+        cluster.set_implicit_cluster(conf.host)
+    conf.set_override('host', launcher.member_host(conf.host, index))
+    if index > 0:  # one health listener (child 0's) per [health] bind
+        conf.set_override('bind', None, group='health')
+    return _serve(conf)
+
+
+def _serve(conf):
+    from oslo_log import log as logging
+    from volume_worker import concurrency
+    from volume_worker import service
+    from volume_worker import systemd
     from volume_worker import diagnostics
     diagnostics.setup(conf)  # a Guru Meditation report on SIGUSR2
     log = logging.getLogger('volume_worker')
@@ -44,8 +72,13 @@ def main(argv=None):
     notifier = systemd.notifier()
     notifier.status('starting: drivers set up, journals recovered')
     worker = service.WorkerService(conf)
+    from volume_worker import exception
     try:
         worker.start()
+    except exception.WorkerException as exc:  # a refusal: say why, once
+        log.error('volume-worker cannot start: %s', exc)
+        notifier.status('failed to start: %s' % exc)
+        return 1
     except Exception:
         log.exception('volume-worker failed to start')
         notifier.status('failed to start: see the log')

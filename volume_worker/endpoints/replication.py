@@ -16,7 +16,8 @@ LOG = logging.getLogger(__name__)
 class ReplicationEndpoints:
 
     def _own_service(self):
-        return objects.Service.get_by_host(self.backend)
+        # This worker's row (host@backend), also when it serves a cluster.
+        return objects.Service.get_by_host(self.member)
 
     @validation.endpoint
     def failover_host(self, context, secondary_backend_id=None):
@@ -53,12 +54,12 @@ class ReplicationEndpoints:
         other workers of that cluster switch their drivers too."""
         validation.check_text(cluster_name, 'cluster_name', 255)
         service = self._own_service()
-        if service.cluster_name != cluster_name or origin == self.backend:
+        if service.cluster_name != cluster_name or origin == self.member:
             return
         concurrency.run_blocking(self.driver.failover_completed, context,
                                  active_backend_id)
         service.active_backend_id = active_backend_id
         service.replication_status = replication_status
         service.save()
-        LOG.info('Backend %s follows its cluster %s to %s', self.backend,
+        LOG.info('Backend %s follows its cluster %s to %s', self.member,
                  cluster_name, active_backend_id or failover.FAILBACK_ID)

@@ -173,7 +173,7 @@ class CompleteFailover(common.VolumeTask):
         try:
             op.peers.failover_completed(
                 context, service.cluster_name, active,
-                fields.failover_outcome(op.store), origin=op.backend)
+                fields.failover_outcome(op.store), origin=service.host)
         except Exception as exc:
             LOG.error('The other workers of %s were not told of its '
                       'failover to %s: %s', service.cluster_name,

@@ -27,6 +27,10 @@ fault_opts = [
     cfg.StrOpt('fault_control_file',
                help='JSON file of per-volume delays for backend calls '
                     '(tests only).'),
+    cfg.StrOpt('fault_call_log',
+               help='File every faulty method call is appended to as '
+                    '"<driver host> <method> <volume id>" (tests only: '
+                    'which worker of a cluster made which call).'),
 ]
 
 FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
@@ -65,6 +69,7 @@ def _resource_of(args):
 
 def _with_fault(method):
     def wrapper(self, *args, **kwargs):
+        self._log_call(method, _resource_of(args))
         self._maybe_hang(method, _resource_of(args))
         return getattr(super(FaultyFileDriver, self), method)(*args, **kwargs)
     wrapper.__name__ = method
@@ -77,6 +82,17 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(fault_opts)
+
+    def _log_call(self, method, resource_id):
+        path = self.configuration.safe_get('fault_call_log')
+        if not path:
+            return
+        line = ('%s %s %s\n' % (self.host, method, resource_id)).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write: whole lines, even from peers
+        finally:
+            os.close(fd)
 
     def _maybe_hang(self, method, resource_id):
         path = self.configuration.safe_get('fault_control_file')
