@@ -13,6 +13,8 @@ from tooz import coordination as tooz_coordination
 
 LOG = logging.getLogger(__name__)
 
+PROBE_TIMEOUT = 2.0  # seconds a check of the lock backend may take
+
 
 class Coordinator:
     def __init__(self, backend_url, member_id=None):
@@ -38,15 +40,19 @@ class Coordinator:
                 LOG.warning('Lock backend did not stop cleanly', exc_info=True)
             self._coordinator = None
 
-    def unreachable(self):
+    def unreachable(self, timeout=PROBE_TIMEOUT):
         """Why the lock backend cannot be used now, or None when it answers.
 
-        A heartbeat (Redis: one write of this member's key, and the
-        refresh of the locks it holds); file locks always answer.
+        Redis: a PING on a connection of its own, ``timeout`` seconds at
+        most (tooz's own calls retry for about a minute before failing).
+        File locks always answer; other backends: a tooz heartbeat.
         """
-        if self.backend_url.startswith('file://'):
+        url = self.backend_url
+        if url.startswith('file://'):
             return None
         try:
+            if url.startswith('redis://'):
+                return _redis_ping(url, timeout)
             if self._coordinator is None:
                 self.start()
             else:
@@ -124,6 +130,26 @@ class Coordinator:
                     lock.release()
                 except tooz_coordination.ToozError:
                     LOG.warning('Lock %s was lost before release', name)
+
+
+def _redis_ping(url, timeout):
+    """None when a Redis server answers at ``url``, else why not.
+
+    Any reply is an answer (``-NOAUTH`` too: the server is there; tooz
+    authenticates its own connections).
+    """
+    import socket
+    from urllib import parse
+    parts = parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or '127.0.0.1',
+                                       parts.port or 6379),
+                                      timeout=timeout) as conn:
+            conn.sendall(b'PING\r\n')
+            reply = conn.recv(64)
+    except OSError as exc:
+        return '%s: %s' % (type(exc).__name__, exc)
+    return None if reply[:1] in (b'+', b'-') else 'no reply to PING'
 
 
 def _mask_url(url):

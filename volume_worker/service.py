@@ -214,6 +214,7 @@ class BackendService:
                          concurrency.spawn(self._prepare)]
         if self.clustered:
             self._threads.append(concurrency.spawn(self._lease_loop))
+            self._threads.append(concurrency.spawn(self._lock_backend_loop))
 
     # -- start-up ------------------------------------------------------------
 
@@ -397,12 +398,11 @@ class BackendService:
 
     def _lease_loop(self):
         """Every third of ``lease_timeout``: renew this member's leases
-        (one UPDATE), stop or start consuming as the lock backend answers,
-        and take over the operations of peers whose lease expired."""
+        (one UPDATE) and take over the operations of peers whose lease
+        expired."""
         interval = self.lease_timeout / 3.0
         while not self._halted.wait(interval):
             self.renew_leases()
-            self._follow_lock_backend()
             if self.ready and not self.paused and not self._taking_over:
                 self._taking_over = True
                 concurrency.spawn(self._take_over)
@@ -428,6 +428,12 @@ class BackendService:
                           'renewal', self.host)
         finally:
             self._taking_over = False
+
+    def _lock_backend_loop(self):
+        """Check the lock backend as often as the leases are renewed (apart
+        from them: a check may wait for a timeout)."""
+        while not self._halted.wait(self.lease_timeout / 3.0):
+            self._follow_lock_backend()
 
     def _follow_lock_backend(self):
         """Without its lock backend a member takes no new work.

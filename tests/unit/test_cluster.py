@@ -212,3 +212,111 @@ def test_no_lease_outside_a_cluster(database):
     with db.get_engine().connect() as conn:
         row = conn.execute(sa.select(t)).first()._mapping
     assert (row['owner'], row['expires_at']) == ('h@b', None)
+
+
+class _Server:
+    def __init__(self):
+        self.stopped = self.waited = False
+
+    def stop(self):
+        self.stopped = True
+
+    def wait(self):
+        self.waited = True
+
+
+class _Locks:
+    def __init__(self):
+        self.reason = None
+
+    def unreachable(self):
+        return self.reason
+
+
+def test_a_member_without_its_lock_backend_stops_consuming_until_it_is_back():
+    import threading
+    from volume_worker import concurrency
+    from volume_worker import service
+    backend = service.BackendService.__new__(service.BackendService)
+    backend.host = 'm1@fake'
+    backend.coordinator = _Locks()
+    backend.ready = True
+    backend.paused = None
+    backend._serve_lock = threading.Lock()
+    backend._stopping = concurrency.event()
+    first = _Server()
+    backend.servers = [first]
+    started = []
+
+    def start_rpc():
+        started.append(_Server())
+        backend.servers.append(started[-1])
+    backend.start_rpc = start_rpc
+    backend._follow_lock_backend()  # reachable: nothing changes
+    assert backend.servers == [first] and backend.paused is None
+    backend.coordinator.reason = 'ToozConnectionError: refused'
+    backend._follow_lock_backend()
+    assert backend.paused == 'ToozConnectionError: refused'
+    assert first.stopped and backend.servers == []
+    backend._follow_lock_backend()  # still away: stays paused, no restart
+    assert started == []
+    backend.coordinator.reason = None
+    backend._follow_lock_backend()
+    assert backend.paused is None and backend.servers == started
+    assert len(started) == 1
+
+
+def test_the_lock_backend_check_sees_redis_go_and_come_back(tmp_path):
+    import shutil
+    import subprocess
+    import time
+    from volume_worker import coordination
+    if not shutil.which('redis-server'):
+        pytest.skip('redis-server is not installed')
+    port = _free_port()
+    url = 'redis://127.0.0.1:%d' % port
+    check = coordination.Coordinator(url, member_id='m1')
+    assert check.unreachable()  # nobody there: the reason
+    server = subprocess.Popen(
+        ['redis-server', '--port', str(port), '--save', '',
+         '--appendonly', 'no', '--dir', str(tmp_path)],
+        stdout=subprocess.DEVNULL)
+    try:
+        state_deadline = time.monotonic() + 10
+        while check.unreachable() and time.monotonic() < state_deadline:
+            time.sleep(0.05)
+        assert check.unreachable() is None
+    finally:
+        server.kill()
+        server.wait()
+    started = time.monotonic()
+    assert check.unreachable()
+    assert time.monotonic() - started < 10  # bounded, not tooz's minute
+    files = coordination.Coordinator('file://%s' % tmp_path, member_id='m1')
+    assert files.unreachable() is None
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    number = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    return number
+
+
+def test_a_lock_backend_lost_mid_request_is_a_clear_refusal(monkeypatch,
+                                                           tmp_path):
+    from tooz import coordination as tooz_coordination
+    from volume_worker import coordination
+
+    class _Lock:
+        def acquire(self, blocking=True):
+            raise tooz_coordination.ToozConnectionError('refused')
+    coord = coordination.Coordinator('redis://user:secret@r:6379')
+    monkeypatch.setattr(coord, 'get_lock', lambda name: _Lock())
+    with pytest.raises(exception.CoordinationUnavailable) as refused:
+        with coord.lock('volume-worker-volume-x'):
+            pass
+    assert 'secret' not in str(refused.value)
+    assert 'takes no new work' in str(refused.value)
