@@ -23,25 +23,12 @@ def main(argv=None):
         log = logging.getLogger('volume_worker')
         log.info('volume-worker on %s: %d worker processes', conf.host,
                  conf.workers)
-        _migrate_once(conf)
         code = launcher.run(conf, conf.workers,
                             lambda index: _serve_member(conf, index))
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return _serve(conf)
-
-
-def _migrate_once(conf):
-    """The parent migrates the database before the children start (they
-    would otherwise race on a fresh SQLite file), and keeps no connection."""
-    from volume_worker.db import api as db
-    from volume_worker.db import migration
-    db.configure(conf.database.connection)
-    try:
-        migration.db_sync()
-    finally:
-        db.dispose()
 
 
 def _serve_member(conf, index):

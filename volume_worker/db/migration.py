@@ -1,5 +1,6 @@
 """Schema migrations (alembic): ``db_sync`` brings a database to the newest schema."""
 
+import contextlib
 import os
 
 from alembic import command
@@ -41,6 +42,28 @@ def db_sync():
     head = head_revision()
     if current_revision() == head:
         return False
+    with _sqlite_file_lock(db.get_engine().url):
+        return _upgrade(head)
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(url):
+    """For a SQLite file, an exclusive lock next to it (``workers = N``
+    start together on one file); other databases lock in ``_upgrade``."""
+    if url.get_backend_name() != 'sqlite' or url.database in (None, '',
+                                                              ':memory:'):
+        yield
+        return
+    import fcntl
+    with open(url.database + '.migrate-lock', 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade(head):
     cfg = _config()
     with db.get_engine().begin() as conn:
         dialect = conn.dialect.name
