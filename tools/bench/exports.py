@@ -6,7 +6,10 @@ time the background check of every export takes, with tgtd still holding
 the targets (a worker restart) and with tgtd restarted empty (a host
 reboot: every target is made again). Beside them, the driver's old way
 (``ensure_export`` per volume, each listing every target) against its
-batch (one listing per batch), on a sample.
+batch (one listing per batch), on a sample; and one CHAP export + unexport
+cycle through tgtd's control protocol (in-process, and through the privsep
+daemon of an unprivileged worker) against the same requests as ``tgtadm``
+processes (the driver's earlier way, the password on their command line).
 """
 
 import datetime
@@ -37,6 +40,82 @@ def measure(bench, results, count):
         _measure(bench, results, count, daemon, scratch)
     finally:
         daemon.stop()
+
+
+CYCLES = 30
+
+
+def _tgtadm_cycle(daemon, iqn, path, user, secret):
+    """The export and unexport as tgtadm processes (the earlier way)."""
+    show = ('--op', 'show', '--mode', 'target')
+    daemon.tgtadm(*show)
+    daemon.tgtadm('--op', 'new', '--mode', 'account', '--user', user,
+                  '--password', secret)
+    daemon.tgtadm('--op', 'new', '--mode', 'target', '--tid', 1, '-T', iqn)
+    daemon.tgtadm('--op', 'new', '--mode', 'logicalunit', '--tid', 1,
+                  '--lun', 1, '-b', path)
+    daemon.tgtadm('--op', 'update', '--mode', 'logicalunit', '--tid', 1,
+                  '--lun', 1, '--params', 'thin_provisioning=1')
+    daemon.tgtadm('--op', 'bind', '--mode', 'account', '--tid', 1,
+                  '--user', user)
+    daemon.tgtadm('--op', 'bind', '--mode', 'target', '--tid', 1, '-I', 'ALL')
+    daemon.tgtadm(*show)
+    daemon.tgtadm('--op', 'delete', '--mode', 'target', '--force',
+                  '--tid', 1)
+    daemon.tgtadm('--op', 'delete', '--mode', 'account', '--user', user)
+
+
+def _protocol_cycle(tgt, iqn, path, user, secret):
+    tgt.ensure_target(iqn, path, user, secret)
+    tgt.remove_target(iqn, user)
+
+
+def _export_cycles(results, daemon, directory):
+    """ms per export + unexport cycle, the three ways alternating."""
+    from oslo_privsep import priv_context
+    from drivers import privileged
+    from drivers import tgt as tgt_module
+    path = os.path.join(directory, 'cycle-lun')
+    with open(path, 'wb') as f:
+        f.truncate(1 << 30)
+    tgt = tgt_module.TgtAdm(daemon.control_port)
+    args = (PREFIX + 'cycle', path, 'cycleuser', 'cyclesecret0123')
+    privileged.tgt.set_client_mode(True)
+    privileged.tgt.start(priv_context.Method.FORK)
+    try:
+        ways = {'tgtadm processes': lambda: _tgtadm_cycle(daemon, *args),
+                'protocol, in-process': lambda: _in_process(
+                    privileged, _protocol_cycle, tgt, *args),
+                'protocol, privsep daemon': lambda: _protocol_cycle(
+                    tgt, *args)}
+        times = {name: [] for name in ways}
+        for _ in range(CYCLES):
+            for name, cycle in ways.items():
+                t0 = time.perf_counter()
+                cycle()
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        privileged.tgt.stop()
+        privileged.in_process()
+        os.unlink(path)
+    medians = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    for name, median in medians.items():
+        results.add(SECTION, 'one CHAP export + unexport, %s (median of %d)'
+                    % (name, CYCLES), median * 1e3, 'ms')
+    base = medians['tgtadm processes']
+    results.note('%s: export + unexport through tgtd\'s protocol takes '
+                 '%.2fx (in-process) and %.2fx (privsep daemon) of the time '
+                 'tgtadm processes take, measured alternating in one run'
+                 % (SECTION, medians['protocol, in-process'] / base,
+                    medians['protocol, privsep daemon'] / base))
+
+
+def _in_process(privileged, fn, *args):
+    privileged.tgt.set_client_mode(False)
+    try:
+        fn(*args)
+    finally:
+        privileged.tgt.set_client_mode(True)
 
 
 def _options(daemon, directory):
@@ -116,6 +195,7 @@ def _measure(bench, results, count, daemon, scratch):
     directory = os.path.join(scratch, 'volumes')
     os.makedirs(directory, exist_ok=True)
     options = _options(daemon, directory)
+    _export_cycles(results, daemon, directory)
     driver = _driver(options)
     volumes, made = _export_volumes(driver, count)
     results.add(SECTION, 'making %d CHAP exports in one batch' % count, made,
