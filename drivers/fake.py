@@ -47,6 +47,13 @@ fake_opts = (
                      'first N calls only: method:N pairs, e.g. do_setup:5 '
                      'with fake_fault_raise = do_setup fails set-up five '
                      'times, then lets it succeed. Unset: every call.'),
+    cfg.DictOpt('fake_member_faults', default={},
+                help='Faults of single volumes and snapshots, as id:fault '
+                     'pairs, a fault being "raise" (VolumeBackendAPIException) '
+                     'or seconds of delay: applied to every call about that '
+                     'resource, and to its share of a group call (the '
+                     'member is then reported in error and the others go '
+                     'on), e.g. <snapshot id>:raise,<volume id>:2.'),
     cfg.StrOpt('fake_state_path',
                help='JSON file keeping the fake backend across worker '
                     'restarts; state is memory-only when unset. One process '
@@ -77,10 +84,26 @@ def _injectable_methods(cls):
             yield name, attr
 
 
+# Group calls apply member faults member by member (fake_groups).
+_GROUP_CALLS = ('group', 'consistencygroup', 'cgsnapshot')
+
+
+def _resource_of(name, args):
+    """The id of the volume or snapshot a call is about (its first object)."""
+    if any(word in name for word in _GROUP_CALLS):
+        return None
+    for arg in args:
+        resource_id = getattr(arg, 'id', None)
+        if isinstance(resource_id, str):
+            return resource_id
+    return None
+
+
 def _with_faults(name, func):
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
         self._inject_fault(name)
+        self._member_fault(_resource_of(name, args))
         try:
             return func(self, *args, **kwargs)
         finally:
@@ -128,6 +151,18 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
         if method in (self.configuration.safe_get('fake_fault_raise') or []):
             raise exception.VolumeBackendAPIException(
                 data='fault injected into %s by fake_fault_raise' % method)
+
+    def _member_fault(self, resource_id):
+        """The fault fake_member_faults sets for this volume or snapshot."""
+        faults = self.configuration.safe_get('fake_member_faults') or {}
+        fault = faults.get(resource_id) if resource_id else None
+        if fault is None:
+            return
+        if fault == 'raise':
+            raise exception.VolumeBackendAPIException(
+                data='fault injected for %s by fake_member_faults'
+                     % resource_id)
+        _native_sleep(self._delay_seconds(resource_id, fault))
 
     def _fault_applies(self, method):
         """Counts the call; False once a method's fake_fault_count is used up."""
@@ -215,6 +250,10 @@ class FakeDriver(fake_groups.GroupsAndReplication, base.ISCSIDriver):
             self._delay_seconds(method, value)
         for method, value in counts.items():
             self._count(method, value)
+        for resource_id, fault in (
+                self.configuration.fake_member_faults or {}).items():
+            if fault != 'raise':
+                self._delay_seconds(resource_id, fault)
 
     # -- test helpers --------------------------------------------------------
 

@@ -29,6 +29,7 @@ class GroupsAndReplication:
         updates = []
         for volume in volumes:
             try:
+                self._member_fault(volume.id)
                 self._delete_volume(volume.id)
                 updates.append({'id': volume.id, 'status': 'deleted'})
             except exception.VolumeDriverException as error:
@@ -58,20 +59,31 @@ class GroupsAndReplication:
         for index, volume in enumerate(volumes):
             if snapshots:
                 source = _source_of(volume, snapshots, 'snapshot_id', index)
-                self._volume_from_snapshot(volume, source)
             else:
                 source = _source_of(volume, source_vols, 'source_volid',
                                     index)
-                self._clone_volume(volume, source)
+            try:
+                self._member_fault(volume.id)
+                if snapshots:
+                    self._volume_from_snapshot(volume, source)
+                else:
+                    self._clone_volume(volume, source)
+            except exception.VolumeDriverException as error:
+                LOG.warning('Group %s: copy %s failed: %s', group.id,
+                            volume.id, error)
+                updates.append({'id': volume.id, 'status': 'error'})
+                continue
             with self._lock:
                 self._volumes[volume.id]['group_id'] = group.id
             updates.append({'id': volume.id, 'status': 'available'})
-        return {'status': 'available'}, updates
+        failed = any(u['status'] == 'error' for u in updates)
+        return {'status': 'error' if failed else 'available'}, updates
 
     def _create_group_snapshot(self, group_snapshot, snapshots):
         updates = []
         for snapshot in snapshots:
             try:
+                self._member_fault(snapshot.id)
                 self._create_snapshot(snapshot)
                 updates.append({'id': snapshot.id, 'status': 'available'})
             except exception.VolumeDriverException as error:
@@ -82,11 +94,19 @@ class GroupsAndReplication:
         return {'status': 'error' if failed else 'available'}, updates
 
     def _delete_group_snapshot(self, snapshots):
-        with self._lock:
-            for snapshot in snapshots:
+        updates = []
+        for snapshot in snapshots:
+            try:
+                self._member_fault(snapshot.id)
+            except exception.VolumeDriverException:
+                updates.append({'id': snapshot.id,
+                                'status': 'error_deleting'})
+                continue
+            with self._lock:
                 self._snapshots.pop(snapshot.id, None)
-        return ({'status': 'deleted'},
-                [{'id': s.id, 'status': 'deleted'} for s in snapshots])
+            updates.append({'id': snapshot.id, 'status': 'deleted'})
+        failed = any(u['status'] != 'deleted' for u in updates)
+        return {'status': 'error_deleting' if failed else 'deleted'}, updates
 
     def create_group(self, context, group):
         return self._create_group(group)

@@ -413,6 +413,39 @@ class TestGroups:
             None, self.group(), clones, source_vols=sources)
         assert updates == [{'id': clones[0].id, 'status': 'available'}]
 
+    def test_member_faults_fail_that_member_only(self):
+        vols = [volume(1), volume(1), volume(1)]
+        snaps = [snapshot(v) for v in vols]
+        driver = make_driver(fake_member_faults={snaps[1].id: 'raise',
+                                                 vols[2].id: 'raise'})
+        for vol in vols[:2]:
+            driver.create_volume(vol)
+        with pytest.raises(exception.VolumeBackendAPIException):
+            driver.create_volume(vols[2])  # its single calls too
+        model, updates = driver.create_group_snapshot(None, self.group(),
+                                                      snaps[:2])
+        assert model == {'status': 'error'}
+        assert [u['status'] for u in updates] == ['available', 'error']
+        copies = [volume(1, snapshot_id=snaps[0].id),
+                  volume(1, snapshot_id=snaps[0].id)]
+        driver.configuration.conf.set_override(
+            'fake_member_faults', {copies[1].id: 'raise'}, group=GROUP)
+        model, updates = driver.create_group_from_src(
+            None, self.group(), copies, snapshots=[snaps[0]])
+        assert [u['status'] for u in updates] == ['available', 'error']
+        assert model == {'status': 'error'}
+        driver.configuration.conf.set_override(
+            'fake_member_faults', {vols[1].id: 'raise'}, group=GROUP)
+        model, updates = driver.delete_group(None, self.group(),
+                                             [copies[0], vols[1]])
+        assert [u['status'] for u in updates] == ['deleted',
+                                                  'error_deleting']
+
+    def test_member_faults_are_checked_at_set_up(self):
+        driver = make_driver(fake_member_faults={'x': 'soon'})
+        with pytest.raises(exception.InvalidInput, match='soon'):
+            driver.check_for_setup_error()
+
     def test_legacy_consistency_group_calls(self, driver):
         group = self.group()
         assert driver.create_consistencygroup(None, group) == {
