@@ -32,12 +32,14 @@ Conventions:
   create if absent, succeed if already there, delete if present.
 
 The options every backend section takes (``volume_opts``) and helpers for
-drivers (``native_lock``, ``extract_pool``, ``paginate_manageable``) live in
+drivers (``native_lock``, ``extract_pool``, ``paginate_manageable``,
+``is_consistent_snapshot_group``) live in
 ``drivers.common`` and are re-exported here.
 """
 
 from drivers.base_vd import BaseVD
-from drivers.common import (SAMPLE_SECTION, extract_pool, field, list_opts,
+from drivers.common import (SAMPLE_SECTION, extract_pool, field,
+                            is_consistent_snapshot_group, list_opts,
                             native_lock, paginate_manageable, scheduler_opts,
                             volume_opts, with_updates)
 from drivers.mixins import (CloneableImageVD, ConsistencyGroupVD, ExtendVD,
@@ -51,6 +53,7 @@ __all__ = [
     'FibreChannelDriver', 'ISCSIDriver', 'ISERDriver', 'LocalVD',
     'ManageableSnapshotsVD', 'ManageableVD', 'MigrateVD', 'ProxyVD',
     'ReplicaVD', 'SAMPLE_SECTION', 'SnapshotVD', 'TransferVD',
-    'VolumeDriver', 'extract_pool', 'field', 'list_opts', 'native_lock',
+    'VolumeDriver', 'extract_pool', 'field', 'is_consistent_snapshot_group',
+    'list_opts', 'native_lock',
     'paginate_manageable', 'scheduler_opts', 'volume_opts', 'with_updates',
 ]

@@ -64,6 +64,11 @@ volume_opts = (
                     'the data copies of this backend (image copies, '
                     'generic clones, backups) all together: concurrent '
                     'copies share it. 0: unlimited.'),
+    cfg.IntOpt('group_member_parallelism', default=4, min=1, max=64,
+               help='Member operations of one group operation that the '
+                    'worker runs at once when the driver has no group call '
+                    'of its own (member snapshots, copies and deletes, each '
+                    'a driver call of its own). 1: one after another.'),
     cfg.StrOpt('image_conversion_dir',
                help='Directory for images downloaded from an image service '
                     'that keeps none on this host, while they are converted '
@@ -89,6 +94,16 @@ scheduler_opts = tuple(opt for opt in volume_opts
 def list_opts():
     """Options of every backend section, for oslo-config-generator."""
     return [(SAMPLE_SECTION, list(volume_opts))]
+
+
+def is_consistent_snapshot_group(group):
+    """Whether a group or group snapshot is of a type asking for consistent
+    snapshots (group spec ``consistent_group_snapshot_enabled`` "<is> True",
+    read from ``group.group_type.group_specs`` as Cinder's drivers do)."""
+    group_type = getattr(group, 'group_type', None)
+    specs = getattr(group_type, 'group_specs', None) or {}
+    spec = specs.get('consistent_group_snapshot_enabled') or ''
+    return spec.strip().lower() in ('<is> true', 'true')
 
 
 def native_lock(reentrant=False):

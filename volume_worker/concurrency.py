@@ -5,6 +5,7 @@ sockets or threads. Everything else asks this module to spawn, sleep, or run a
 blocking driver call, and stays the same in both modes.
 """
 
+import contextlib
 import threading
 import time
 
@@ -188,6 +189,27 @@ class Pending:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+@contextlib.contextmanager
+def task_pool(workers):
+    """An executor running up to ``workers`` tasks of one flow at once.
+
+    Green threads under eventlet (their driver calls still go to the
+    native pool through ``run_blocking``), native threads otherwise. The
+    pool belongs to one run: it is shut down without waiting for its idle
+    threads, which end on their own (futurist's idle wait would add a
+    second to every run).
+    """
+    import futurist
+    if _mode == EVENTLET:
+        executor = futurist.GreenThreadPoolExecutor(max_workers=workers)
+    else:
+        executor = futurist.ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=False)
 
 
 def event():

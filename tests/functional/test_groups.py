@@ -1,20 +1,26 @@
 """Groups end to end: the real broker, a worker process, the file driver.
 
-The file driver has no group calls, so the worker's generic behaviour runs:
-a group of file volumes is created, filled, emptied and deleted with its
-volumes, and a kill -9 halfway through deleting the members is finished at
-the next start with nothing stuck or leaked.
+The file driver has no group calls for groups of plain types, so the
+worker's generic behaviour runs: a group of file volumes is created,
+filled, snapshotted, copied, emptied and deleted with its volumes, its
+members a few at a time (overlap seen in the driver's own call times); a
+kill -9 halfway through deleting 20 members is finished at the next start
+with nothing stuck or leaked, and only the members not journaled as done
+are deleted again.
 """
 
+import collections
 import json
 import os
 import uuid
 
 import pytest
 
-from volume_worker import exception
 from tests.functional.test_crash_recovery import running_rig
+from volume_worker import exception
+from volume_worker.flows import group_snapshot as gs_flows
 from volume_worker.objects import VolumeStatus
+from volume_worker.testing import drivers as faulty
 from volume_worker.testing import state
 
 
@@ -66,21 +72,96 @@ def test_a_group_of_file_volumes_lives_and_goes_with_its_volumes(rig):
     rig.assert_consistent()
 
 
-def test_kill_halfway_through_deleting_the_members(rig):
-    group_id, volumes = _create_group(rig, 6)
-    third = sorted(volumes)[2]
-    rig.hang({third: 'delete_volume'})
+def _journaled_members(rig, operation_id, task):
+    progress = rig.db.journal()[operation_id]['progress'] or {}
+    prefix = task + ':'
+    return {name[len(prefix):] for name in progress if name.startswith(prefix)}
+
+
+def test_kill_halfway_through_a_20_member_generic_delete(rig):
+    group_id, volumes = _create_group(rig, 20)
+    hung = sorted(volumes)[7]
+    faults = {v: {'delete_volume': 0.3} for v in volumes}
+    faults[hung] = {'delete_volume': 120}
+    faulty.control(rig.control, faults)
     rig.api.delete_group(rig.ctx, rig.backend, group_id, delete_volumes=True)
-    rig.wait_inside({third: 'delete_volume'})
-    files = set(rig.volume_files())
-    assert len([v for v in volumes if 'volume-' + v in files]) == 4
+
+    def files_left():
+        files = set(rig.volume_files())
+        return [v for v in volumes if 'volume-' + v in files]
+    state.wait_until(lambda: len(files_left()) <= 12, 60, 'half deleted')
     rig.kill()
+    left = files_left()
+    assert hung in left and 1 < len(left) < 20
+    # Each member finished before the kill is journaled as such, and only
+    # those: their files are gone.
+    done = _journaled_members(rig, group_id, 'DeleteMember')
+    assert done and not done & set(left)
     rig.clear_faults()
     rig.start()
     assert _group_row(rig, group_id)['deleted']
     assert all(rig.db.volume(v)['deleted'] for v in volumes)
     assert not rig.db.journal()
     rig.assert_consistent()
+    # The restart deleted only what was not journaled as done.
+    deletes = collections.Counter(
+        r for m, r, _s, _e in faulty.calls(rig.control)
+        if m == 'delete_volume' and r in volumes)
+    assert all(deletes[v] == 1 for v in done), deletes
+    assert deletes[hung] == 1  # the restart's (the killed call never returned)
+
+
+def _max_overlap(intervals):
+    edges = sorted([(start, 1) for start, _ in intervals] +
+                   [(end, -1) for _, end in intervals],
+                   key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _time, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_member_snapshots_run_at_once_up_to_the_parallelism(rig):
+    group_id, volumes = _create_group(rig, 8)
+    gs_id = str(uuid.uuid4())
+    snapshots = {gs_flows.member_snapshot_id(gs_id, v) for v in volumes}
+    faulty.control(rig.control, {s: {'create_snapshot': 0.5}
+                                 for s in snapshots})
+    _cast_group_snapshot(rig, group_id, gs_id)
+    state.wait_until(lambda: (_group_snapshot_row(rig, gs_id) or {}).get(
+        'status') == 'available', 60, 'group snapshot')
+    rig.clear_faults()
+    taken = [(start, end) for m, r, start, end in faulty.calls(rig.control)
+             if m == 'create_snapshot' and r in snapshots]
+    assert len(taken) == 8
+    # group_member_parallelism (4 by default) at a time, no more.
+    assert 2 <= _max_overlap(taken) <= 4, taken
+    rig.api.delete_group_snapshot(rig.ctx, rig.backend, gs_id)
+    state.wait_until(lambda: _group_snapshot_row(rig, gs_id)['deleted'], 30,
+                     'group snapshot deleted')
+
+
+def test_one_members_failure_fails_it_and_the_group_snapshot_only(rig):
+    group_id, volumes = _create_group(rig, 5)
+    gs_id = str(uuid.uuid4())
+    failing = gs_flows.member_snapshot_id(gs_id, volumes[2])
+    faulty.control(rig.control, {failing: {'create_snapshot': 'raise'}})
+    _cast_group_snapshot(rig, group_id, gs_id)
+    state.wait_until(lambda: (_group_snapshot_row(rig, gs_id) or {}).get(
+        'status') == 'error', 30, 'group snapshot in error')
+    rig.clear_faults()
+    statuses = {v: rig.db.snapshot(gs_flows.member_snapshot_id(gs_id, v))[
+        'status'] for v in volumes}
+    assert statuses.pop(volumes[2]) == 'error'
+    assert set(statuses.values()) == {'available'}
+    files = rig.volume_files()
+    assert ['snapshot-' + gs_flows.member_snapshot_id(gs_id, v) in files
+            for v in volumes] == [True, True, False, True, True]
+    assert not rig.db.journal()
+    out = rig.client('delete-group-snapshot', gs_id, '--wait')
+    assert out.returncode == 0, out.stderr
+    assert not [f for f in rig.volume_files() if f.startswith('snapshot-')]
 
 
 def test_client_group_subcommands(rig):

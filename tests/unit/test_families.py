@@ -332,7 +332,8 @@ def test_every_family_module_is_registered_for_recovery():
     for operation, family in flows.FAMILIES.items():
         assert family.operation == operation
         assert family.event, operation
-        family.new_flow()  # every task declares checkpoint or idempotent
+        if not family.shaped:  # (shaped flows are checked as they run)
+            family.new_flow()  # every task declares checkpoint or idempotent
 
 
 class _Transactions:

@@ -162,8 +162,8 @@ class RunStorage(tf_storage.Storage):
                                            expected_type=expected_type)
 
 
-class Engine(action_engine.SerialActionEngine):
-    """A serial engine on ``RunStorage``; validates its arguments once.
+class _OnRunStorage:
+    """An action engine on ``RunStorage`` that validates its arguments once.
 
     An engine's atoms and injected names do not change between the runs
     of a pooled engine, so neither does the outcome of validation.
@@ -189,14 +189,36 @@ class Engine(action_engine.SerialActionEngine):
         super().validate()
 
 
+class Engine(_OnRunStorage, action_engine.SerialActionEngine):
+    """A serial engine on ``RunStorage``."""
+
+
+class ParallelEngine(_OnRunStorage, action_engine.ParallelActionEngine):
+    """Runs the tasks of a flow's unordered parts at once, in its executor.
+
+    The engine's own thread still changes every atom's state (and so runs
+    the journal listener); only the tasks' ``execute``/``revert`` run in
+    the executor's threads. ``RunStorage``'s one lock serves them as it
+    serves a serial engine (readers merely wait for each other).
+    """
+
+
 _OPTIONS = {'gather_statistics': False}
 
 
-def load(flow, store):
-    """A serial engine for one run of ``flow`` with ``store`` injected."""
+def load(flow, store, executor=None):
+    """An engine for one run of ``flow`` with ``store`` injected.
+
+    With ``executor`` (``concurrency.task_pool``) tasks that do not depend
+    on each other run in it at once; otherwise one after another.
+    """
     book = models.LogBook(flow.name)
     flow_detail = persistence_utils.create_flow_detail(flow, book=book)
-    engine = Engine(flow, flow_detail, _BACKEND, _OPTIONS)
+    if executor is None:
+        engine = Engine(flow, flow_detail, _BACKEND, _OPTIONS)
+    else:
+        engine = ParallelEngine(flow, flow_detail, _BACKEND,
+                                dict(_OPTIONS, executor=executor))
     engine.storage.inject(store)
     return engine
 

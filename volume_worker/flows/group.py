@@ -3,23 +3,27 @@
 The driver's group calls are used as the contract describes them, with its
 per-member update lists applied to the members; a driver without them
 (``NotImplementedError``) gets the generic behaviour: a group is a record
-here, and its volumes are deleted one by one. The group and every member
-volume are locked. Resume rule: resume (every step converges when run
-again: deleting an absent volume succeeds).
+here, and its volumes are deleted a few at a time, each journaled
+(``flows.members``). The group and every member volume are locked. Resume
+rule: resume (the members not yet deleted are deleted; deleting an absent
+volume succeeds).
 """
 
 from oslo_log import log as logging
+from taskflow.types import failure as tf_failure
 
 from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import common
+from volume_worker.flows import members as members_flows
 from volume_worker.flows import runner
 from volume_worker import objects
+from volume_worker.objects import MigrationStatus
 from volume_worker.objects import VolumeStatus
 
 LOG = logging.getLogger(__name__)
 
-FAILED = ('error', 'error_deleting')
+FAILED = members_flows.FAILED
 
 # The group type Cinder gives groups made by the consistency-group API: a
 # driver that only has the legacy ConsistencyGroupVD calls serves them.
@@ -39,7 +43,14 @@ def is_legacy_cg(group):
 def group_call(group, method, legacy, *args, **kwargs):
     """The driver's group call, or for a group of the default consistency-group
     type its legacy ConsistencyGroupVD call (``legacy``: (method, kwargs));
-    NotImplementedError when it has neither."""
+    NotImplementedError when it has neither.
+
+    The groups and group snapshots passed get their ``group_type`` loaded
+    here: drivers read its specs from their native thread.
+    """
+    for arg in args + tuple(kwargs.values()):
+        if isinstance(arg, (objects.Group, objects.GroupSnapshot)):
+            arg.group_type  # noqa: B018 (loads and keeps it)
     try:
         return common.call_driver(method, *args, **kwargs)
     except NotImplementedError:
@@ -47,14 +58,6 @@ def group_call(group, method, legacy, *args, **kwargs):
             raise
     legacy_method, legacy_kwargs = legacy
     return common.call_driver(legacy_method, *args, **legacy_kwargs)
-
-
-def without_status(update):
-    return {k: v for k, v in (update or {}).items() if k != 'status'}
-
-
-def failed(update):
-    return (update or {}).get('status') in FAILED
 
 
 class CreateGroupOnBackend(common.VolumeTask):
@@ -90,25 +93,9 @@ def build_create():
                                  updates=('group_update',))
 
 
-def apply_member_updates(members, updates):
-    """Merge the driver's per-member updates ({'id', 'status', ...})."""
-    by_id = {m.id: m for m in members}
-    for update in updates or ():
-        member = by_id.get(update.get('id'))
-        if member is None:
-            LOG.warning('Driver returned an update for %s, not a member',
-                        update.get('id'))
-            continue
-        fields = dict(update)
-        fields.pop('id', None)
-        status = fields.pop('status', None)
-        common.merge_model_update(member, fields)
-        if status == 'deleted':
-            member.destroy()
-            continue
-        if status:
-            member.status = status
-        member.save()
+apply_member_updates = members_flows.apply_member_updates
+without_status = members_flows.without_status
+failed = members_flows.failed
 
 
 class UpdateGroupOnBackend(common.VolumeTask):
@@ -154,13 +141,25 @@ def build_update():
                                  SetMembership(), updates=('group_update',))
 
 
+def _in_migration(volume):
+    status = volume.migration_status or ''
+    return (status in MigrationStatus.IN_PROGRESS or
+            status.startswith(MigrationStatus.TARGET_PREFIX))
+
+
 def check_update(op):
+    """Volumes join from this backend (checked as they are loaded), from no
+    other group, and not while a migration moves them or is their copy."""
     group = op.subject
     for volume in op.resources['add']:
         if volume.group_id not in (None, group.id):
             raise exception.InvalidInput(
                 reason='volume %s is in group %s' % (volume.id,
                                                      volume.group_id))
+        if _in_migration(volume):
+            raise exception.InvalidInput(
+                reason='volume %s is in a migration (%s)'
+                % (volume.id, volume.migration_status))
     for volume in op.resources['remove']:
         if volume.group_id != group.id:
             raise exception.InvalidInput(
@@ -174,14 +173,14 @@ def check_update(op):
 
 
 class DeleteGroupOnBackend(common.VolumeTask):
-    """The driver's ``delete_group``, or each member deleted in turn.
+    """The driver's ``delete_group`` with the live members (journaled).
 
-    Cannot be undone; a failure leaves the members the driver could not
-    delete (all of them, if it raised) in ``error``.
+    Cannot be undone. When it raises, every member it was given is left
+    in ``error`` (the contract: a driver exception fails them all).
     """
 
-    idempotent = True
-    default_provides = 'group_update'
+    checkpoint = True
+    default_provides = 'group_call'
 
     def execute(self, context, driver, group, members):
         live = [m for m in members if not m.deleted]
@@ -191,33 +190,12 @@ class DeleteGroupOnBackend(common.VolumeTask):
                 (driver.delete_consistencygroup, {}), context, group,
                 live) or (None, None)
         except NotImplementedError:
-            update, updates = None, self._one_by_one(context, driver, live)
-        if updates is None:
-            updates = [{'id': m.id, 'status': 'deleted'} for m in live]
-        apply_member_updates(live, updates)
-        if failed(update) or any(u.get('status') in FAILED
-                                  for u in updates):
-            raise exception.GroupFailed(
-                group_id=group.id, reason='the driver could not delete '
-                'every volume')
-        return without_status(update)
+            return members_flows.GENERIC
+        return members_flows.group_result(update, updates)
 
-    @staticmethod
-    def _one_by_one(context, driver, members):
-        updates = []
-        for member in members:
-            try:
-                common.call_driver(driver.remove_export, context, member)
-                common.call_driver(driver.delete_volume, member)
-                updates.append({'id': member.id, 'status': 'deleted'})
-            except Exception as exc:
-                LOG.warning('Group member %s was not deleted: %s',
-                            member.id, exc)
-                updates.append({'id': member.id,
-                                'status': VolumeStatus.ERROR_DELETING})
-        return updates
-
-    def revert(self, group, members, result=None, **kwargs):
+    def revert(self, members, result=None, **kwargs):
+        if not isinstance(result, tf_failure.Failure):
+            return  # the members got their outcomes
         for member in members:
             if member.deleted or member.status in FAILED:
                 continue
@@ -225,9 +203,25 @@ class DeleteGroupOnBackend(common.VolumeTask):
             member.save()
 
 
-def build_delete():
-    return common.operation_flow('delete_group', DeleteGroupOnBackend(),
-                                 updates=('group_update',))
+class DeleteMember(members_flows.MemberTask):
+    """One member volume's export and data removed (deleting an absent one
+    succeeds). Cannot be undone."""
+
+    ok_status = 'deleted'
+    failed_status = VolumeStatus.ERROR_DELETING
+
+    def act(self, context, driver, member, op):
+        common.call_driver(driver.remove_export, context, member)
+        common.call_driver(driver.delete_volume, member)
+
+
+def build_delete(op):
+    return common.operation_flow('delete_group', members_flows.member_flow(
+        'delete_group', DeleteGroupOnBackend(), DeleteMember,
+        [m.id for m in op.resources['members']], 'members',
+        provides='group_update', ok_status='deleted',
+        reason='the driver could not delete every volume'),
+        updates=('group_update',))
 
 
 def check_delete(op):
@@ -241,6 +235,13 @@ def check_delete(op):
             resource='group', resource_id=group.id,
             reason='it has %d volume(s); delete them with it or remove '
                    'them first' % len(locked))
+    snapshots = objects.Snapshot.get_all(filters={'volume_id': locked}) \
+        if locked and not op.resumed else []
+    if snapshots:
+        raise exception.ResourceInUse(
+            resource='group', resource_id=group.id,
+            reason='its volumes have %d snapshot(s); delete them (or their '
+                   'group snapshots) first' % len(snapshots))
 
 
 CREATE = runner.FlowFamily(
@@ -256,4 +257,5 @@ UPDATE = runner.FlowFamily(
 DELETE = runner.FlowFamily(
     'delete_group', build_delete, subject=runner.Role('group'),
     held=(runner.Role('volume', name='members', many=True),),
-    event='group.delete', check=check_delete, on_resume=runner.RESUME)
+    event='group.delete', check=check_delete, on_resume=runner.RESUME,
+    shaped=True, workers=members_flows.parallelism)

@@ -3,18 +3,21 @@
 The new volumes are records with ids derived from the new group's and each
 source's, so a resumed run finds the ones it made. The driver's
 ``create_group_from_src`` gets them with the sources and returns the
-contract's per-volume updates; a driver without it gets one copy after
-another. Every new volume is exported, as any new volume is. Resume rule:
-resume (the copy is checkpointed; exports converge).
+contract's per-volume updates; a driver without it gets a copy task per
+new volume, a few at a time, each journaled (``flows.members``). Every new
+volume is exported, as any new volume is. Resume rule: resume (the driver's
+call and each copy are checkpointed; exports converge).
 """
 
 import uuid
 
 from oslo_log import log as logging
+from taskflow.types import failure as tf_failure
 
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import group as group_flows
+from volume_worker.flows import members as members_flows
 from volume_worker.flows import runner
 from volume_worker import objects
 from volume_worker.objects import VolumeStatus
@@ -59,21 +62,20 @@ class MakeNewVolumes(common.VolumeTask):
 
 
 class CopyGroupOnBackend(common.VolumeTask):
-    """The driver's ``create_group_from_src``, or each copy in turn.
+    """The driver's ``create_group_from_src`` (journaled).
 
-    Revert deletes the copies and leaves their records ``error``.
+    A driver without it gets one copy task per new volume. When the call
+    raises, the copies are removed and their records left ``error``.
     """
 
     checkpoint = True
-    default_provides = 'group_update'
+    default_provides = 'group_call'
 
     def execute(self, context, driver, group, sources, new_volumes, op):
-        by_source = {v.snapshot_id or v.source_volid: v for v in new_volumes}
         ordered = sorted(sources, key=lambda s: s.id)
-        volumes = [by_source[s.id] for s in ordered]
-        snapshots = _of_snapshots(ordered)
+        volumes = _in_source_order(new_volumes, ordered)
         try:
-            if snapshots:
+            if _of_snapshots(ordered):
                 source = op.resources.get('group_snapshot')
                 result = group_flows.group_call(
                     group, driver.create_group_from_src,
@@ -89,47 +91,52 @@ class CopyGroupOnBackend(common.VolumeTask):
                      {'source_cg': source, 'source_vols': ordered}),
                     context, group, volumes, source_group=source,
                     source_vols=ordered)
-            update, updates = result or (None, None)
         except NotImplementedError:
-            update, updates = None, self._one_by_one(driver, volumes, ordered,
-                                                     snapshots)
-        if updates is None:
-            updates = [{'id': v.id, 'status': VolumeStatus.AVAILABLE}
-                       for v in volumes]
-        group_flows.apply_member_updates(volumes, updates)
-        if group_flows.failed(update) or any(
-                u.get('status') in group_flows.FAILED for u in updates):
-            raise exception.GroupFailed(group_id=group.id,
-                                        reason='not every copy was made')
-        return group_flows.without_status(update)
-
-    @staticmethod
-    def _one_by_one(driver, volumes, sources, snapshots):
-        updates = []
-        for volume, source in zip(volumes, sources):
-            copy = (driver.create_volume_from_snapshot if snapshots
-                    else driver.create_cloned_volume)
-            try:
-                common.merge_model_update(
-                    volume, common.call_driver(copy, volume, source))
-                updates.append({'id': volume.id,
-                                'status': VolumeStatus.AVAILABLE})
-            except Exception as exc:
-                LOG.warning('Copy %s of %s failed: %s', volume.id, source.id,
-                            exc)
-                updates.append({'id': volume.id, 'status': VolumeStatus.ERROR})
-        return updates
+            return members_flows.GENERIC
+        update, updates = result or (None, None)
+        return members_flows.group_result(update, updates)
 
     def revert(self, driver, new_volumes, result=None, **kwargs):
+        driver_failed = isinstance(result, tf_failure.Failure)
         for volume in new_volumes:
+            if volume.deleted:
+                continue
+            if not driver_failed:
+                # Copies with an outcome keep it, as it was reported.
+                if volume.status == VolumeStatus.CREATING:
+                    volume.status = VolumeStatus.ERROR
+                    volume.save()
+                continue
             try:
                 common.call_driver(driver.delete_volume, volume)
             except Exception:
                 LOG.exception('Could not remove copy %s while reverting its '
                               'group', volume.id)
-            if not volume.deleted:
-                volume.status = VolumeStatus.ERROR
-                volume.save()
+            volume.status = VolumeStatus.ERROR
+            volume.save()
+
+
+def _in_source_order(volumes, sources):
+    by_source = {v.snapshot_id or v.source_volid: v for v in volumes}
+    return [by_source[s.id] for s in sources]
+
+
+class CopyMember(members_flows.MemberTask):
+    """One new volume made from its source snapshot or volume (an existing
+    whole copy is kept)."""
+
+    ok_status = VolumeStatus.AVAILABLE
+    failed_status = VolumeStatus.ERROR
+
+    def act(self, context, driver, member, op):
+        source_id = member.snapshot_id or member.source_volid
+        source = next(s for s in op.resources['sources']
+                      if s.id == source_id)
+        if member.snapshot_id:
+            return common.call_driver(driver.create_volume_from_snapshot,
+                                      member, source)
+        return common.call_driver(driver.create_cloned_volume, member,
+                                  source)
 
 
 class ExportNewVolumes(common.VolumeTask):
@@ -145,10 +152,15 @@ class ExportNewVolumes(common.VolumeTask):
 
 
 def _build(name):
-    def build():
+    def build(op):
+        ids = [new_volume_id(op.subject.id, s.id)
+               for s in op.resources['sources']]
         return common.operation_flow(
-            name, MakeNewVolumes(), CopyGroupOnBackend(), ExportNewVolumes(),
-            updates=('group_update',))
+            name, MakeNewVolumes(), members_flows.member_flow(
+                name, CopyGroupOnBackend(), CopyMember, ids, 'new_volumes',
+                provides='group_update', ok_status=VolumeStatus.AVAILABLE,
+                reason='not every copy was made'),
+            ExportNewVolumes(), updates=('group_update',))
     return build
 
 
@@ -168,7 +180,8 @@ FROM_GROUP_SNAPSHOT = runner.FlowFamily(
     subject=runner.Role('group', new=True),
     held=(runner.Role('group_snapshot', id_from='group.group_snapshot_id'),
           runner.Role('snapshot', name='sources', many=True)),
-    event='group.create', check=check, on_resume=runner.RESUME)
+    event='group.create', check=check, on_resume=runner.RESUME,
+    shaped=True, workers=members_flows.parallelism)
 
 FROM_GROUP = runner.FlowFamily(
     'create_group_from_group', _build('create_group_from_group'),
@@ -176,4 +189,5 @@ FROM_GROUP = runner.FlowFamily(
     held=(runner.Role('group', name='source_group',
                       id_from='group.source_group_id'),
           runner.Role('volume', name='sources', many=True)),
-    event='group.create', check=check, on_resume=runner.RESUME)
+    event='group.create', check=check, on_resume=runner.RESUME,
+    shaped=True, workers=members_flows.parallelism)

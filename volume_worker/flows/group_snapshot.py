@@ -2,22 +2,25 @@
 
 The driver's ``create_group_snapshot`` / ``delete_group_snapshot`` get the
 member snapshots and return the contract's per-member updates; a driver
-without them gets the generic behaviour (one snapshot after another),
-except for a group type that asks for consistent snapshots, which only a
-driver can promise. The member snapshots are records with ids derived from
-the group snapshot's and each volume's, so a resumed run finds the ones it
-made. Resume rule: resume (taking an existing snapshot, deleting an absent
-one, succeed).
+without them gets the generic behaviour (a task per member snapshot, a few
+at a time, each journaled: ``flows.members``), except for a group type that
+asks for consistent snapshots, which only a driver can promise. The member
+snapshots are records with ids derived from the group snapshot's and each
+volume's, so a resumed run finds the ones it made. Resume rule: resume
+(the members not finished are taken or deleted; taking an existing
+snapshot, deleting an absent one, succeed).
 """
 
 import uuid
 
 from oslo_log import log as logging
+from taskflow.types import failure as tf_failure
 
 from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import group as group_flows
+from volume_worker.flows import members as members_flows
 from volume_worker.flows import runner
 from volume_worker import objects
 from volume_worker.objects import SnapshotStatus
@@ -63,13 +66,16 @@ def _consistent(group):
 
 
 class SnapshotGroupOnBackend(common.VolumeTask):
-    """The driver's ``create_group_snapshot``, or each snapshot in turn.
+    """The driver's ``create_group_snapshot`` (journaled).
 
-    Revert removes what it took and leaves the member records ``error``.
+    A driver without it gets one snapshot task per member, except for a
+    group type that asks for consistent snapshots, which only a driver can
+    promise. When the call raises, what it may have taken is removed and
+    every member snapshot is left ``error``.
     """
 
-    idempotent = True
-    default_provides = 'group_snapshot_update'
+    checkpoint = True
+    default_provides = 'group_call'
 
     def execute(self, context, driver, group_snapshot, group,
                 member_snapshots):
@@ -83,49 +89,51 @@ class SnapshotGroupOnBackend(common.VolumeTask):
                 raise exception.GroupFailed(
                     group_id=group.id, reason='its type asks for consistent '
                     'snapshots, which this driver does not take')
-            update, updates = None, self._one_by_one(driver,
-                                                     member_snapshots)
-        if updates is None:
-            updates = [{'id': s.id, 'status': SnapshotStatus.AVAILABLE}
-                       for s in member_snapshots]
-        group_flows.apply_member_updates(member_snapshots, updates)
-        if group_flows.failed(update) or any(
-                u.get('status') in group_flows.FAILED for u in updates):
-            raise exception.GroupFailed(
-                group_id=group.id, reason='not every member snapshot was '
-                'taken')
-        return group_flows.without_status(update)
-
-    @staticmethod
-    def _one_by_one(driver, snapshots):
-        updates = []
-        for snapshot in snapshots:
-            try:
-                common.call_driver(driver.create_snapshot, snapshot)
-                updates.append({'id': snapshot.id,
-                                'status': SnapshotStatus.AVAILABLE})
-            except Exception as exc:
-                LOG.warning('Member snapshot %s failed: %s', snapshot.id, exc)
-                updates.append({'id': snapshot.id,
-                                'status': SnapshotStatus.ERROR})
-        return updates
+            return members_flows.GENERIC
+        return members_flows.group_result(update, updates)
 
     def revert(self, driver, member_snapshots, result=None, **kwargs):
+        driver_failed = isinstance(result, tf_failure.Failure)
         for snapshot in member_snapshots:
+            if snapshot.deleted:
+                continue
+            if not driver_failed:
+                # Those with an outcome keep it, as the driver reported it.
+                if snapshot.status == SnapshotStatus.CREATING:
+                    snapshot.status = SnapshotStatus.ERROR
+                    snapshot.save()
+                continue
             try:
                 common.call_driver(driver.delete_snapshot, snapshot)
             except Exception:
                 LOG.exception('Could not remove member snapshot %s while '
                               'reverting its group snapshot', snapshot.id)
-            if not snapshot.deleted:
-                snapshot.status = SnapshotStatus.ERROR
-                snapshot.save()
+            snapshot.status = SnapshotStatus.ERROR
+            snapshot.save()
 
 
-def build_create():
+class SnapshotMember(members_flows.MemberTask):
+    """One member snapshot taken (taking an existing one succeeds)."""
+
+    ok_status = SnapshotStatus.AVAILABLE
+    failed_status = SnapshotStatus.ERROR
+
+    def act(self, context, driver, member, op):
+        return common.call_driver(driver.create_snapshot, member)
+
+
+def build_create(op):
+    ids = [member_snapshot_id(op.subject.id, v.id)
+           for v in op.resources['members']]
     return common.operation_flow(
         'create_group_snapshot', MakeMemberSnapshots(),
-        SnapshotGroupOnBackend(), updates=('group_snapshot_update',))
+        members_flows.member_flow(
+            'create_group_snapshot', SnapshotGroupOnBackend(),
+            SnapshotMember, ids, 'member_snapshots',
+            provides='group_snapshot_update',
+            ok_status=SnapshotStatus.AVAILABLE,
+            reason='not every member snapshot was taken'),
+        updates=('group_snapshot_update',))
 
 
 def check_create(op):
@@ -143,45 +151,51 @@ def check_create(op):
 
 
 class DeleteGroupSnapshotOnBackend(common.VolumeTask):
-    """The driver's ``delete_group_snapshot``, or each snapshot in turn."""
+    """The driver's ``delete_group_snapshot`` (journaled); when it raises,
+    the member snapshots are left ``error_deleting``."""
 
-    idempotent = True
-    default_provides = 'group_snapshot_update'
+    checkpoint = True
+    default_provides = 'group_call'
 
     def execute(self, context, driver, group_snapshot, members):
         live = [s for s in members if not s.deleted]
+        group = objects.Group.get_by_id(group_snapshot.group_id,
+                                        read_deleted=True)
         try:
-            group = objects.Group.get_by_id(group_snapshot.group_id,
-                                            read_deleted=True)
             update, updates = group_flows.group_call(
                 group, driver.delete_group_snapshot,
                 (driver.delete_cgsnapshot, {}), context, group_snapshot,
                 live) or (None, None)
         except NotImplementedError:
-            update, updates = None, []
-            for snapshot in live:
-                try:
-                    common.call_driver(driver.delete_snapshot, snapshot)
-                    updates.append({'id': snapshot.id, 'status': 'deleted'})
-                except Exception as exc:
-                    LOG.warning('Member snapshot %s not deleted: %s',
-                                snapshot.id, exc)
-                    updates.append({'id': snapshot.id,
-                                    'status': SnapshotStatus.ERROR_DELETING})
-        if updates is None:
-            updates = [{'id': s.id, 'status': 'deleted'} for s in live]
-        group_flows.apply_member_updates(live, updates)
-        if group_flows.failed(update) or any(
-                u.get('status') in group_flows.FAILED for u in updates):
-            raise exception.GroupFailed(
-                group_id=group_snapshot.group_id,
-                reason='not every member snapshot was deleted')
-        return group_flows.without_status(update)
+            return members_flows.GENERIC
+        return members_flows.group_result(update, updates)
+
+    def revert(self, members, result=None, **kwargs):
+        if not isinstance(result, tf_failure.Failure):
+            return
+        for snapshot in members:
+            if not snapshot.deleted:
+                snapshot.status = SnapshotStatus.ERROR_DELETING
+                snapshot.save()
 
 
-def build_delete():
+class DeleteSnapshotMember(members_flows.MemberTask):
+    """One member snapshot deleted (deleting an absent one succeeds)."""
+
+    ok_status = 'deleted'
+    failed_status = SnapshotStatus.ERROR_DELETING
+
+    def act(self, context, driver, member, op):
+        common.call_driver(driver.delete_snapshot, member)
+
+
+def build_delete(op):
     return common.operation_flow(
-        'delete_group_snapshot', DeleteGroupSnapshotOnBackend(),
+        'delete_group_snapshot', members_flows.member_flow(
+            'delete_group_snapshot', DeleteGroupSnapshotOnBackend(),
+            DeleteSnapshotMember, [s.id for s in op.resources['members']],
+            'members', provides='group_snapshot_update', ok_status='deleted',
+            reason='not every member snapshot was deleted'),
         updates=('group_snapshot_update',))
 
 
@@ -204,11 +218,11 @@ CREATE = runner.FlowFamily(
     held=(runner.Role('group', id_from='group_snapshot.group_id'),
           runner.Role('volume', name='members', many=True)),
     event='group_snapshot.create', check=check_create,
-    on_resume=runner.RESUME)
+    on_resume=runner.RESUME, shaped=True, workers=members_flows.parallelism)
 
 DELETE = runner.FlowFamily(
     'delete_group_snapshot', build_delete,
     subject=runner.Role('group_snapshot'),
     held=(runner.Role('snapshot', name='members', many=True),),
     event='group_snapshot.delete', check=check_delete,
-    on_resume=runner.RESUME)
+    on_resume=runner.RESUME, shaped=True, workers=members_flows.parallelism)

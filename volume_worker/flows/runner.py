@@ -13,12 +13,15 @@ runs again (each must declare itself ``idempotent``), so flows with
 unordered or graph parts resume the same way as linear ones.
 """
 
+import contextlib
+
 from oslo_log import log as logging
 from taskflow import exceptions as tf_exceptions
 from taskflow.patterns import linear_flow
 from taskflow import states as tf_states
 from taskflow import task as tf_task
 
+from volume_worker import concurrency
 from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import engines
@@ -69,11 +72,19 @@ class FlowFamily:
     consumer's path, and what ends or drives a freeze); ``resume_late``:
     an interrupted run needs other backends' workers (a migration) and is
     resumed once every backend of the process serves RPC, not before.
+
+    ``shaped``: ``build(op)`` shapes the flow of one run after its request
+    (a task per member of a group, named by the member, so a resumed run
+    finds each one's checkpoint); such flows are built for every run and
+    their engines not kept. ``workers(op)``: how many of a run's tasks
+    that do not depend on each other may run at once (more than 1: a
+    parallel engine with a pool of that many threads, green under
+    eventlet); unset, tasks run one after another.
     """
 
     def __init__(self, operation, build, subject, held=(), event=None,
                  check=None, on_resume=RESUME, while_frozen=False,
-                 resume_late=False):
+                 resume_late=False, shaped=False, workers=None):
         self.operation = operation
         self.build = build
         self.subject = subject
@@ -84,6 +95,8 @@ class FlowFamily:
         self.on_resume = on_resume
         self.while_frozen = while_frozen
         self.resume_late = resume_late
+        self.shaped = shaped
+        self.workers = workers
         self._template = None
         self._engines = engines.EnginePool(self.new_flow)
 
@@ -100,17 +113,12 @@ class FlowFamily:
         another's storage locks. Copies of a template are cheap (building a
         task inspects its signatures); the flow is rebuilt from them.
         """
+        if self.shaped:
+            raise TypeError('%s shapes its flow for each run: flow_for(op)'
+                            % self.operation)
         if self._template is None:
             flow = self.build()
-            tasks = list(iter_tasks(flow))
-            undeclared = [t.name for t in tasks
-                          if not (getattr(t, 'checkpoint', False) or
-                                  getattr(t, 'idempotent', False))]
-            if undeclared:
-                raise TypeError('%s: tasks %s declare neither checkpoint nor '
-                                'idempotent; a resumed run would not know '
-                                'whether to skip them'
-                                % (self.operation, ', '.join(undeclared)))
+            tasks = _declared_tasks(self.operation, flow)
             if not (type(flow) is linear_flow.Flow and
                     all(isinstance(t, tf_task.Task) for t in flow)):
                 return flow  # not a plain list of tasks: build every time
@@ -119,18 +127,49 @@ class FlowFamily:
         return linear_flow.Flow(name).add(
             *(t.copy(retain_listeners=False) for t in tasks))
 
+    def flow_for(self, op):
+        """The flow of one run of ``op`` (a shaped family's, or a new one)."""
+        if not self.shaped:
+            return self.build()
+        flow = self.build(op)
+        _declared_tasks(self.operation, flow)
+        return flow
+
+    def workers_for(self, op):
+        """Threads for the run's independent tasks; None: one at a time."""
+        count = self.workers(op) if self.workers is not None else None
+        return count if count and count > 1 else None
+
+
+def _declared_tasks(operation, flow):
+    """The tasks of ``flow``, each declaring what a resumed run does with it."""
+    tasks = list(iter_tasks(flow))
+    undeclared = [t.name for t in tasks
+                  if not (getattr(t, 'checkpoint', False) or
+                          getattr(t, 'idempotent', False))]
+    if undeclared:
+        raise TypeError('%s: tasks %s declare neither checkpoint nor '
+                        'idempotent; a resumed run would not know '
+                        'whether to skip them'
+                        % (operation, ', '.join(undeclared)))
+    return tasks
+
 
 class _JournalListener:
     """Keeps a running operation's journal row in step with its progress.
 
     The finish rides along with the last task's own write; a checkpointed
-    task's result and the switch to reverting are written at once.
+    task's result and the switch to reverting are written at once, except
+    a None result of a task declaring ``checkpoint_none = False`` (it had
+    nothing to do, and does nothing again when a resumed run repeats it).
     """
 
     def __init__(self, journal, tasks, progress, engine):
         self.journal = journal
         self.checkpointed = {t.name for t in tasks
                              if getattr(t, 'checkpoint', False)}
+        self.none_unrecorded = {t.name for t in tasks
+                                if not getattr(t, 'checkpoint_none', True)}
         self.last_task = tasks[-1].name if tasks else None
         self.progress = progress
         self.engine = engine
@@ -145,6 +184,9 @@ class _JournalListener:
             if state == 'RUNNING' and name == self.last_task:
                 self.journal.defer_finish()
             elif state == 'SUCCESS' and name in self.checkpointed:
+                if (details.get('result') is None and
+                        name in self.none_unrecorded):
+                    return
                 self.progress[name] = details.get('result')
                 self.journal.checkpoint(self.progress)
             elif state == 'FAILURE' and _fenced(details.get('result')):
@@ -209,7 +251,14 @@ class FlowRunner:
                 op.id, self.host, op.family.operation, op.resource_list(),
                 op.store, owner=self.owner,
                 lease_timeout=self.lease_timeout)
-        pool = op.family.engines
+        family = op.family
+        workers = family.workers_for(op)
+        if family.shaped or workers:
+            flow = family.flow_for(op)
+            with _engine(flow, _store(op, deps), workers) as engine:
+                return self._run_engine(engine, list(iter_tasks(flow)), op,
+                                        progress={})
+        pool = family.engines
         engine = pool.checkout(_store(op, deps))
         tasks = [t for t in engine.tasks if isinstance(t, tf_task.Task)]
         try:
@@ -226,7 +275,7 @@ class FlowRunner:
     def resume(self, op, row, deps):
         """Finish (or revert) an operation a previous process left unfinished."""
         op.journal = db.OperationJournal.of_row(row)
-        flow = op.family.build()
+        flow = op.family.flow_for(op)
         progress = dict(row['progress'] or {})
         revert = op.family.on_resume == REVERT or row['state'] == REVERTING
         if revert:
@@ -237,11 +286,12 @@ class FlowRunner:
                  op.family.subject.type, op.subject.id,
                  ', '.join(progress) or 'none')
         tasks = list(iter_tasks(flow))
-        engine = engines.load(flow, _store(op, deps))
-        engine.compile()
-        engine.prepare()
-        _mark_done(engine, tasks, progress, revert)
-        return self._run_engine(engine, tasks, op, progress)
+        with _engine(flow, _store(op, deps),
+                     op.family.workers_for(op)) as engine:
+            engine.compile()
+            engine.prepare()
+            _mark_done(engine, tasks, progress, revert)
+            return self._run_engine(engine, tasks, op, progress)
 
     def _run_engine(self, engine, tasks, op, progress):
         listener = None
@@ -280,6 +330,16 @@ class FlowRunner:
             metrics.operation_finished(op, counted, outcome)
             if listener is not None:
                 engine.atom_notifier.deregister('*', listener)
+
+
+@contextlib.contextmanager
+def _engine(flow, store, workers):
+    """An engine for one run, with a pool of ``workers`` threads if more than one."""
+    if not workers:
+        yield engines.load(flow, store)
+        return
+    with concurrency.task_pool(workers) as executor:
+        yield engines.load(flow, store, executor=executor)
 
 
 def _store(op, deps):

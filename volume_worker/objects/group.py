@@ -1,5 +1,7 @@
 """Group and GroupType: volumes managed together (consistent snapshots, replication)."""
 
+import types
+
 from oslo_versionedobjects import fields
 
 from volume_worker.db import api as db
@@ -27,13 +29,34 @@ class GroupType(_PersistentObject):
     _db_create = staticmethod(db.group_type_create)
 
     def is_consistent_snapshot_type(self):
-        spec = (self.group_specs or {}).get(
-            'consistent_group_snapshot_enabled') or ''
-        return spec.strip().lower() in ('<is> true', 'true')
+        from drivers import common as driver_common
+        return driver_common.is_consistent_snapshot_group(
+            types.SimpleNamespace(group_type=self))
+
+
+class _OfGroupType:
+    """``group_type``: the GroupType with its group_specs, as Cinder's objects
+    offer it to drivers (``group.group_type.group_specs``).
+
+    Loaded on first use and kept (not a field: never sent over the wire).
+    A flow touches it before handing the object to a driver, whose call
+    runs in a native thread that must not reach the database.
+    """
+
+    @property
+    def group_type(self):
+        try:
+            return self._group_type
+        except AttributeError:
+            type_id = (self.group_type_id
+                       if self.obj_attr_is_set('group_type_id') else None)
+            self._group_type = (GroupType.get_by_id(type_id)
+                                if type_id else None)
+            return self._group_type
 
 
 @base.register
-class Group(_PersistentObject):
+class Group(_OfGroupType, _PersistentObject):
     # Version 1.0: initial version
     VERSION = '1.0'
 
@@ -67,7 +90,7 @@ class Group(_PersistentObject):
 
 
 @base.register
-class GroupSnapshot(_PersistentObject):
+class GroupSnapshot(_OfGroupType, _PersistentObject):
     """A snapshot of every volume of a group, taken together."""
 
     # Version 1.0: initial version

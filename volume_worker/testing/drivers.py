@@ -11,6 +11,10 @@ test knows the worker is inside that call and can kill it there), then
 sleeps that many seconds, then runs for real; ``"raise"`` instead of a
 number makes the call fail with a backend error, ``"cannot"`` makes
 ``retype`` answer that it cannot retype in place. No file, no fault.
+
+Every such call is also recorded, once it returns, as a line of
+``<file>.calls``: ``method resource_id start end`` (``time.time()``), so a
+test can see which calls overlapped and which were made again.
 """
 
 import json
@@ -67,11 +71,31 @@ def _resource_of(args):
     return None
 
 
+def calls(path):
+    """The recorded calls: [(method, resource_id, start, end)]."""
+    try:
+        with open(path + '.calls') as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        method, resource_id, start, end = line.split()
+        out.append((method, resource_id, float(start), float(end)))
+    return out
+
+
 def _with_fault(method):
     def wrapper(self, *args, **kwargs):
-        self._log_call(method, _resource_of(args))
-        self._maybe_hang(method, _resource_of(args))
-        return getattr(super(FaultyFileDriver, self), method)(*args, **kwargs)
+        resource_id = _resource_of(args)
+        self._log_call(method, resource_id)
+        started = time.time()
+        self._maybe_hang(method, resource_id)
+        try:
+            return getattr(super(FaultyFileDriver, self), method)(
+                *args, **kwargs)
+        finally:
+            self._record(method, resource_id, started)
     wrapper.__name__ = method
     return wrapper
 
@@ -91,6 +115,21 @@ class FaultyFileDriver(file_driver.FileVolumeDriver):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)  # one write: whole lines, even from peers
+        finally:
+            os.close(fd)
+
+    def _record(self, method, resource_id, started):
+        path = self.configuration.safe_get('fault_control_file')
+        if not path:
+            return
+        line = '%s %s %.6f %.6f\n' % (method, resource_id, started,
+                                      time.time())
+        # One write of an O_APPEND file: lines of calls made at once do not
+        # mix.
+        fd = os.open(path + '.calls', os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                     0o600)
+        try:
+            os.write(fd, line.encode())
         finally:
             os.close(fd)
 
