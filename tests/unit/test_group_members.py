@@ -230,3 +230,20 @@ def test_adding_a_volume_in_a_migration_or_elsewhere_is_refused(ops):
         helpers.run(ops, group_flows.UPDATE, group=group.id,
                     add=[elsewhere.id], remove=[])
     assert db.group_member_ids(group.id) == []
+
+
+def test_a_group_whose_volumes_have_snapshots_is_not_deleted(ops):
+    group, volumes = helpers._group_with(ops, 2)
+    snapshot = helpers._snapshot_of(ops, volumes[1])
+    with pytest.raises(exception.ResourceInUse, match='1 snapshot'):
+        helpers.run(ops, group_flows.DELETE, group=group.id,
+                    members=db.group_member_ids(group.id),
+                    store={'delete_volumes': True})
+    assert all(helpers.status_of(v.id) == VolumeStatus.AVAILABLE
+               for v in volumes)
+    helpers.run(ops, helpers.snapshot_flows.DELETE, snapshot=snapshot.id,
+                store={'unmanage_only': False})
+    helpers.run(ops, group_flows.DELETE, group=group.id,
+                members=db.group_member_ids(group.id),
+                store={'delete_volumes': True})
+    assert db.group_get(group.id, read_deleted=True)['deleted']
