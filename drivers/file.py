@@ -13,6 +13,7 @@ from oslo_log import log as logging
 from drivers import base
 from drivers import exception
 from drivers import file_export
+from drivers import file_groups
 from drivers import file_images
 from drivers import file_layout
 from drivers import file_manage
@@ -74,7 +75,7 @@ _replicated = file_replication.replicated_write
 
 class FileVolumeDriver(file_replication.ReplicationMixin,
                        file_manage.ManageMixin, file_export.ExportMixin,
-                       base.ISCSIDriver):
+                       file_groups.GroupSnapshotMixin, base.ISCSIDriver):
     """Volumes as sparse files under ``file_volume_dir``.
 
     ``target_protocol`` picks the transport: ``local`` hands out the file's
@@ -86,7 +87,8 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
     runs the LUNs thin, so UNMAP punches holes in the file). Volumes of
     replicated types keep copies in the ``replication_device`` targets
     (``file_replication``); after a failover the target's directory is the
-    one served.
+    one served. Group snapshots of consistent-snapshot group types are
+    taken from one btrfs subvolume snapshot (``file_groups``).
 
     Clustered (several workers of one backend), every worker must see the
     same ``file_volume_dir``: a shared filesystem (NFS, CephFS, ...), or
@@ -103,6 +105,7 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         self.manageable = None
         self.clone_method = None
         self.tgt = None
+        self.group_subvolume = None
 
     # -- set-up ------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
         self.layout = file_layout.Layout(directory)
         self.manageable = file_manage.ManageableFiles(self.layout)
         self.clone_method = self._choose_clone_method()
+        self.group_subvolume = self._probe_group_snapshots()
         if self._protocol == 'iscsi':
             self.tgt = tgt.TgtAdm(self.configuration.file_tgt_control_port)
         elif self._protocol != 'local':
@@ -405,6 +409,8 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
             'QoS_support': False,
             'multiattach': False,
             'clone_method': self.clone_method,
+            'consistent_group_snapshot_enabled':
+                self.group_subvolume is not None,
         }
         stats.update(capacity)
         stats['pools'] = [dict(capacity, pool_name=self._pool_name(),

@@ -12,6 +12,9 @@
     volume-worker-manage --config-file FILE type create NAME [--spec K=V ...]
         [--qos K=V ...] [--description TEXT] [--private]
     volume-worker-manage --config-file FILE type list
+    volume-worker-manage --config-file FILE group-type create NAME
+        [--spec K=V ...] [--description TEXT]
+    volume-worker-manage --config-file FILE group-type list
 """
 
 import argparse
@@ -216,6 +219,48 @@ def cmd_type_list(conf, args):
     return 0
 
 
+def _group_type_json(gtype):
+    return {'id': gtype.id, 'name': gtype.name,
+            'description': gtype.description,
+            'group_specs': gtype.group_specs}
+
+
+def _group_type_create_args(parser):
+    parser.add_argument('--spec', action='append', default=[],
+                        help='a group spec KEY=VALUE (repeatable), e.g. '
+                             'consistent_group_snapshot_enabled="<is> True"')
+    parser.add_argument('--description')
+
+
+def cmd_group_type_create(conf, args):
+    """a group type NAME with its group specs (--spec)"""
+    import uuid
+    from volume_worker import objects
+    name = args.target or args.name
+    if not name:
+        return _fail('group-type create NAME [--spec K=V ...]', EXIT_USAGE)
+    _db(conf)
+    try:
+        specs = _specs(args.spec, '--spec')
+    except ValueError as exc:
+        return _fail(exc, EXIT_USAGE)
+    gtype = objects.GroupType(id=str(uuid.uuid4()), name=name,
+                              description=args.description,
+                              group_specs=specs)
+    gtype.create()
+    output.emit(_group_type_json(gtype), indent=2)
+    return 0
+
+
+def cmd_group_type_list(conf, args):
+    """the group types, with their specs"""
+    from volume_worker import objects
+    db = _db(conf)
+    output.emit([_group_type_json(objects.GroupType._from_db(row))
+                 for row in db.group_type_get_all()], indent=2)
+    return 0
+
+
 COMMANDS = {
     ('db', 'sync'): cmd_db_sync,
     ('db', 'version'): cmd_db_version,
@@ -229,11 +274,14 @@ COMMANDS = {
     ('image', 'delete'): cmd_image_delete,
     ('type', 'create'): cmd_type_create,
     ('type', 'list'): cmd_type_list,
+    ('group-type', 'create'): cmd_group_type_create,
+    ('group-type', 'list'): cmd_group_type_list,
 }
 
 # Commands with arguments of their own: how to read them.
 ARGUMENTS = {
     ('type', 'create'): _type_create_args,
+    ('group-type', 'create'): _group_type_create_args,
 }
 RPC_CATEGORIES = ('failover', 'freeze', 'thaw')
 

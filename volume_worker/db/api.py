@@ -520,6 +520,10 @@ def group_type_create(values, journal=None):
     return _create(models.group_types, values, journal)
 
 
+def group_type_get_all():
+    return _list(models.group_types)
+
+
 # -- backups -------------------------------------------------------------------
 
 def backup_get(backup_id, read_deleted=False):
