@@ -39,21 +39,23 @@ SIZES = {
                   scale_small=10, scale_large=200, exports=20, volume_gb=1,
                   data_mib=32, journal=10, caps_repeat=5, rounds=1,
                   peer=20, peer_lone=5, peer_rounds=1, peer_warm=10,
-                  cluster=30),
+                  group_members=4, cluster=30),
     'quick': dict(control=50, calls=300, concurrent_calls=960, casts=1000,
                   scale_small=100, scale_large=10000, exports=1000,
                   volume_gb=2, data_mib=128, journal=30, caps_repeat=10,
                   rounds=1, peer=100, peer_lone=20, peer_rounds=1,
-                  peer_warm=20, cluster=300),
+                  peer_warm=20, group_members=12, cluster=300),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
                  exports=10000, volume_gb=10, data_mib=1024, journal=300,
                  caps_repeat=30, rounds=2, peer=300, peer_lone=50,
-                 peer_rounds=3, peer_warm=50, cluster=1000),
+                 peer_rounds=3, peer_warm=50, group_members=20,
+                 cluster=1000),
 }
 
 ALL_SECTIONS = ('raw', 'control', 'concurrency', 'scale', 'exports',
-                'datapath', 'backup', 'images', 'journal', 'cluster')
+                'datapath', 'backup', 'images', 'groups', 'journal',
+                'cluster')
 
 
 def machine():
@@ -164,6 +166,7 @@ class Bench:
             self.section('datapath', self.datapath)
             self.section('backup', self.backup)
             self.section('images', self.images)
+            self.section('groups', self.groups)
             self.section('journal', self.journal)
             self.section('cluster', self.cluster)
             if self.args.peer:
@@ -266,6 +269,11 @@ class Bench:
         s = self.size
         images.measure(self.results, s['data_mib'] * images.MiB, s['rounds'],
                        clone_gb=s['volume_gb'])
+
+    def groups(self):
+        import groups
+        groups.measure(self, self.results, self.size['group_members'],
+                       max(self.size['rounds'], 2))
 
     def journal(self):
         import journal
