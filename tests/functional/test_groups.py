@@ -122,7 +122,24 @@ def _max_overlap(intervals):
     return peak
 
 
-def test_member_snapshots_run_at_once_up_to_the_parallelism(rig):
+@pytest.fixture(scope='module')
+def threading_rig(tmp_path_factory):
+    from tests.functional.test_crash_recovery import CrashRig
+    r = CrashRig(tmp_path_factory.mktemp('groups-threading'),
+                 executor='threading')
+    r.clear_faults()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize('executor', ['eventlet', 'threading'])
+def test_member_snapshots_run_at_once_up_to_the_parallelism(
+        request, executor):
+    rig = request.getfixturevalue(
+        'rig' if executor == 'eventlet' else 'threading_rig')
     group_id, volumes = _create_group(rig, 8)
     gs_id = str(uuid.uuid4())
     snapshots = {gs_flows.member_snapshot_id(gs_id, v) for v in volumes}

@@ -80,8 +80,8 @@ class _Overlap:
                 self.cond.notify_all()
 
 
-def test_member_snapshots_overlap_up_to_the_parallelism(ops, driver,
-                                                        monkeypatch):
+def test_member_snapshots_overlap_up_to_the_parallelism(ops, driver, notifier,
+                                                        monkeypatch):  # noqa
     _generic(monkeypatch, driver)
     group, volumes = helpers._group_with(ops, 7)
     overlap = _Overlap(driver.create_snapshot, want=3, total=7)
@@ -92,6 +92,8 @@ def test_member_snapshots_overlap_up_to_the_parallelism(ops, driver,
     assert db.group_snapshot_get(gs_id)['status'] == 'available'
     assert all(helpers.snapshot_status(i) == SnapshotStatus.AVAILABLE
                for i in gs_flows.member_ids(gs_id))
+    assert notifier.types()[-2:] == ['group_snapshot.create.start',
+                                     'group_snapshot.create.end']
 
 
 def test_member_deletes_and_copies_overlap_too(ops, driver, monkeypatch):
