@@ -249,3 +249,24 @@ def test_a_group_whose_volumes_have_snapshots_is_not_deleted(ops):
                 members=db.group_member_ids(group.id),
                 store={'delete_volumes': True})
     assert db.group_get(group.id, read_deleted=True)['deleted']
+
+
+def test_a_group_call_the_driver_made_is_journaled_its_members_not(
+        ops, driver, notifier, coordinator, monkeypatch):  # noqa: F811
+    from volume_worker.flows import members as members_flows
+    group, volumes = helpers._group_with(ops, 3)
+    gs_id = str(uuid.uuid4())
+    with monkeypatch.context() as m:
+        helpers.crash_in(m, members_flows.ApplyOutcomes)
+        with pytest.raises(helpers._Crash):
+            _group_snapshot(ops, group, gs_id)
+    [row] = helpers.journal_rows()
+    # The driver's result is journaled; the members' tasks had nothing to
+    # do and wrote nothing.
+    assert sorted(row['progress']) == ['SnapshotGroupOnBackend']
+    calls = []
+    monkeypatch.setattr(driver, 'create_group_snapshot',
+                        lambda *a, **k: calls.append(a))
+    assert helpers.resume_all(driver, notifier, coordinator) == ['done']
+    assert calls == []  # not called again
+    assert db.group_snapshot_get(gs_id)['status'] == 'available'

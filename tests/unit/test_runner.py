@@ -1289,9 +1289,8 @@ def test_group_membership_and_delete_through_the_driver(ops, driver,
 
 def test_a_member_the_driver_could_not_delete_fails_the_group(ops, driver):
     group, volumes = _group_with(ops, 2)
-    _snapshot_of(ops, volumes[1])  # the fake refuses to delete it
-    run(ops, snapshot_flows.DELETE, snapshot=_snapshot_of(ops, volumes[0]).id,
-        store={'unmanage_only': False})
+    driver.configuration.conf.set_override(
+        'fake_member_faults', {volumes[1].id: 'raise'}, group='fake1')
     with pytest.raises(exception.GroupFailed):
         run(ops, group_flows.DELETE, group=group.id,
             members=db.group_member_ids(group.id),
