@@ -270,3 +270,24 @@ def test_a_group_call_the_driver_made_is_journaled_its_members_not(
     assert helpers.resume_all(driver, notifier, coordinator) == ['done']
     assert calls == []  # not called again
     assert db.group_snapshot_get(gs_id)['status'] == 'available'
+
+
+def test_groups_offer_their_type_to_drivers(database):
+    from drivers import base as driver_base
+    from volume_worker import objects
+    gtype = objects.GroupType(id=str(uuid.uuid4()), name='cg-%s' % uuid.uuid4(),
+                              group_specs=dict(
+                                  consistent_group_snapshot_enabled='<is> True'))
+    gtype.create()
+    group = helpers.new_group()
+    group.group_type_id = gtype.id
+    snapshot = objects.GroupSnapshot(id=str(uuid.uuid4()), group_id=group.id,
+                                     group_type_id=gtype.id)
+    plain = helpers.new_group()
+    gone = helpers.new_group()
+    gone.group_type_id = str(uuid.uuid4())
+    assert driver_base.is_consistent_snapshot_group(group)
+    assert driver_base.is_consistent_snapshot_group(snapshot)
+    assert not driver_base.is_consistent_snapshot_group(plain)
+    assert gone.group_type is None
+    assert not driver_base.is_consistent_snapshot_group(gone)

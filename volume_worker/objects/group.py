@@ -5,6 +5,7 @@ import types
 from oslo_versionedobjects import fields
 
 from volume_worker.db import api as db
+from volume_worker import exception
 from volume_worker.objects import base
 from volume_worker.objects import fields as vw_fields
 from volume_worker.objects.volume import _PersistentObject
@@ -50,8 +51,11 @@ class _OfGroupType:
         except AttributeError:
             type_id = (self.group_type_id
                        if self.obj_attr_is_set('group_type_id') else None)
-            self._group_type = (GroupType.get_by_id(type_id)
-                                if type_id else None)
+            try:
+                self._group_type = (GroupType.get_by_id(type_id)
+                                    if type_id else None)
+            except exception.NotFound:  # a type deleted since: no specs
+                self._group_type = None
             return self._group_type
 
 
