@@ -121,39 +121,46 @@ def test_a_crash_resumes_only_the_members_not_journaled(
     _generic(monkeypatch, driver)
     group, volumes = helpers._group_with(ops, 6)
     original = driver.create_snapshot
-    calls = []
+    calls, killed, resumed = [], [], []
     dead = threading.Event()
+    resuming = threading.Event()
 
     def journaled_any():
         return any(name.startswith('SnapshotMember:')
                    for row in helpers.journal_rows()
                    for name in row['progress'] or {})
 
-    def dying(snapshot):
+    def driver_call(snapshot):
+        if resuming.is_set():
+            resumed.append(snapshot.id)
+            return original(snapshot)
         # The fourth call kills the "process" once a member is journaled;
-        # nothing runs after that.
+        # nothing runs after that. (Tasks the dead run had queued still
+        # reach here in this process, and die too.)
         if dead.is_set() or len(calls) == 3:
             if not dead.is_set():
                 state.wait_until(journaled_any, 10, 'a member journaled')
             dead.set()
+            killed.append(snapshot.id)
             raise helpers._Crash('killed')
         calls.append(snapshot.id)
         return original(snapshot)
+    monkeypatch.setattr(driver, 'create_snapshot', driver_call)
     gs_id = str(uuid.uuid4())
     with monkeypatch.context() as m:
-        m.setattr(driver, 'create_snapshot', dying)
         m.setattr(db.OperationJournal, 'finish', lambda self: None)
         with pytest.raises(helpers._Crash):
             _group_snapshot(ops, group, gs_id)
+    # Every member task of the dead run has run or died.
+    state.wait_until(lambda: len(calls) + len(killed) == 6, 10,
+                     'the dead run\'s queued tasks')
     [row] = helpers.journal_rows()
     journaled = {name.split(':', 1)[1] for name in row['progress']
                  if name.startswith('SnapshotMember:')}
     assert journaled and journaled <= set(calls)
     assert 'SnapshotGroupOnBackend' in row['progress']
 
-    resumed = []
-    monkeypatch.setattr(driver, 'create_snapshot', lambda s: (
-        resumed.append(s.id), original(s))[1])
+    resuming.set()
     assert helpers.resume_all(driver, notifier, coordinator) == ['done']
     members = set(gs_flows.member_ids(gs_id))
     assert sorted(resumed) == sorted(members - journaled)
