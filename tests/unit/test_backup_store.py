@@ -9,6 +9,7 @@ import pytest
 
 from drivers import throttle as throttling
 from volume_worker import exception
+from volume_worker.backups import chunkio
 from volume_worker.backups import codec
 from volume_worker.backups import posix
 
@@ -187,13 +188,13 @@ def test_a_failing_chunk_fails_the_backup_and_stops_its_threads(
     service = _service(tmp_path, workers=3)
     calls = []
 
-    def failing(path, data, **kwargs):
+    def failing(self, path, data, **kwargs):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, 'No space left on device')
-        return real(path, data, **kwargs)
-    real = posix._write_file
-    monkeypatch.setattr(posix, '_write_file', failing)
+        return real(self, path, data, **kwargs)
+    real = chunkio.ChunkWriter.write
+    monkeypatch.setattr(chunkio.ChunkWriter, 'write', failing)
     before = threading.active_count()
     with pytest.raises(OSError):
         _take(service, _backup(), volume)

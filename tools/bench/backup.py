@@ -2,8 +2,9 @@
 
 The file driver's volume is attached through os-brick (LOCAL) by the
 generic ``backup_volume`` and handed to the backup service, which reads
-it in 32 MiB chunks, hashes (sha256), compresses (zstd) and writes each
-chunk with fdatasync, then the metadata. The reference is ``cp`` of the
+it in 32 MiB chunks, hashes (sha256; zero chunks are found by a memcmp
+first), compresses (zstd; chunks that do not shrink stay raw and are
+written past the page cache) and flushes each chunk, then the metadata. The reference is ``cp`` of the
 volume's file to the same disk, followed by an fsync of the copy (the
 backup is durable when it reports success; without the fsync the copy
 may still be in the page cache). Rounds alternate, page cache warm.

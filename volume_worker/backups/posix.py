@@ -8,11 +8,14 @@ Layout under ``[backup] posix_path``::
                                             is incomplete
 
 A volume is read in chunks of ``chunk_size`` bytes. Each chunk's sha256 is
-recorded; a chunk of zeros is stored as nothing; an incremental backup
-stores only the chunks whose hash differs from its parent's and refers to
-the ancestor that holds each of the others (``stored_in``). A restore
-checks every chunk's hash before it writes it. Hashing, compression and
-the chunk files' I/O run in native threads, several chunks at a time.
+recorded; a chunk of zeros (a hole, or zeros found by a memcmp before any
+hashing) is stored as nothing; an incremental backup stores only the
+chunks whose hash differs from its parent's and refers to the ancestor that
+holds each of the others (``stored_in``). A restore checks every chunk's
+hash before it writes it. The calling thread reads; native threads hash,
+compress and write, several chunks at a time; chunks that stay raw are
+written and read past the page cache, and a restore writes one chunk at a
+time onto the volume (``chunkio``).
 """
 
 import datetime
@@ -26,15 +29,13 @@ from oslo_log import log as logging
 
 from drivers import fileops
 from volume_worker import exception
+from volume_worker.backups import chunkio
 from volume_worker.backups import codec
 from volume_worker.backups import pipeline
 
 LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-# Bytes per read or write system call: large enough to cost few calls, small
-# enough for the page cache (one 32 MiB write is several times slower here).
-IO_BLOCK = 1 << 20
 METADATA = 'metadata.json'
 CHUNK = 'chunk-%06d'
 GiB = 1 << 30
@@ -51,7 +52,7 @@ class PosixBackupService:
 
     def __init__(self, path, chunk_size=32 << 20, compression=None,
                  workers=2, throttle=None, progress=None,
-                 volume_is_new=False):
+                 volume_is_new=False, direct_io=True):
         if chunk_size <= 0 or chunk_size % 4096:
             raise ValueError('chunk size must be a positive multiple of '
                              '4096, not %r' % chunk_size)
@@ -63,6 +64,7 @@ class PosixBackupService:
         self.throttle = throttle
         self.progress = progress or (lambda nbytes: None)
         self.volume_is_new = volume_is_new
+        self.direct_io = direct_io
         self.result = None  # summary of the last backup() call
 
     # -- where things are ------------------------------------------------------
@@ -117,6 +119,7 @@ class PosixBackupService:
             chunk_size = parent_meta['chunk_size']
         directory = self._directory(backup.volume_id, backup.id)
         os.makedirs(directory, exist_ok=True)
+        target = _ChunkFiles(directory, backup.id, self.direct_io)
         fd = _fileno(volume_file)
         count = (length + chunk_size - 1) // chunk_size
         chunks = [None] * count
@@ -125,22 +128,22 @@ class PosixBackupService:
             for index in range(count):
                 offset = index * chunk_size
                 size = min(chunk_size, length - offset)
-                if fd is not None and _is_hole(fd, offset, size):
+                if fd is not None and chunkio.is_hole(fd, offset, size):
                     chunks[index] = _zero_entry(index, offset, size)
                     self.progress(size)
                     continue
                 buffer = buffers.take()
                 try:
-                    data = _read(volume_file, fd, offset,
-                                 memoryview(buffer)[:size])
+                    data = chunkio.read_into(volume_file, fd, offset,
+                                             memoryview(buffer)[:size])
                 except BaseException:
                     buffers.give(buffer)
                     raise
                 if self.throttle is not None:
                     self.throttle.consume(size)
-                workers.submit(index, self._store_chunk, directory,
-                               backup.id, index, offset, data,
-                               inherited.get(index), buffers, buffer)
+                workers.submit(index, self._store_chunk, target, index,
+                               offset, data, inherited.get(index), buffers,
+                               buffer)
                 for key, entry in workers.results():
                     chunks[key] = entry
                     self.progress(entry['length'])
@@ -148,7 +151,7 @@ class PosixBackupService:
                 chunks[key] = entry
                 self.progress(entry['length'])
         own = [c for c in chunks if c['stored_in'] == backup.id]
-        _sync_files(directory, [CHUNK % c['index'] for c in own])
+        target.sync()
         meta = {
             'version': FORMAT_VERSION, 'backup_id': backup.id,
             'volume_id': backup.volume_id,
@@ -170,28 +173,29 @@ class PosixBackupService:
                  self.result['stored_bytes'])
         return self.result
 
-    def _store_chunk(self, directory, backup_id, index, offset, data, parent,
-                     buffers, buffer):
+    def _store_chunk(self, target, index, offset, data, parent, buffers,
+                     buffer):
         try:
-            return self._encode_chunk(directory, backup_id, index, offset,
-                                      data, parent)
+            return self._encode_chunk(target, index, offset, data, parent,
+                                      buffer)
         finally:
             buffers.give(buffer)
 
-    def _encode_chunk(self, directory, backup_id, index, offset, data,
-                      parent):
-        digest = codec.sha256(data)
-        if digest == _zero_digest(len(data)):
+    def _encode_chunk(self, target, index, offset, data, parent, buffer):
+        if chunkio.is_zero(data):
             return _zero_entry(index, offset, len(data))
+        digest = codec.sha256(data)
         if (parent is not None and parent['sha256'] == digest and
                 parent['length'] == len(data)):
             return dict(parent)
         name, packed = codec.compress(self.compression, data)
-        _write_file(os.path.join(directory, CHUNK % index), packed,
-                    sync=False)
+        if name == codec.NONE:
+            packed = chunkio.AlignedView(buffer, data)
+        target.write(index, packed)
         return {'index': index, 'offset': offset, 'length': len(data),
-                'sha256': digest, 'stored_in': backup_id, 'codec': name,
-                'stored_length': len(packed)}
+                'sha256': digest, 'stored_in': target.backup_id,
+                'codec': name, 'stored_length': len(data) if
+                name == codec.NONE else len(packed)}
 
     # -- restore -------------------------------------------------------------------
 
@@ -209,43 +213,51 @@ class PosixBackupService:
                 backup_id=backup.id, reason='the restore target has no file '
                                             'descriptor')
         punch = stat.S_ISREG(os.fstat(fd).st_mode)
-        with pipeline.throttled(self.throttle), pipeline.Workers(self.workers) as workers:
-            buffers = pipeline.Buffers(workers.limit + 1, meta['chunk_size'])
-            for chunk in meta['chunks']:
-                if chunk['stored_in'] is None and self.volume_is_new:
-                    self.progress(chunk['length'])
-                    continue
-                if self.throttle is not None:
-                    self.throttle.consume(chunk['length'])
-                buffer = buffers.take()
-                workers.submit(chunk['index'], self._restore_chunk, fd,
-                               meta['volume_id'], backup.id, chunk, punch,
-                               buffers, buffer)
-                for _key, size in workers.results():
+        target = chunkio.VolumeWriter(fd, direct=self.direct_io)
+        try:
+            with pipeline.throttled(self.throttle), \
+                    pipeline.Workers(self.workers) as workers:
+                buffers = pipeline.Buffers(workers.limit + 1,
+                                           meta['chunk_size'])
+                for chunk in meta['chunks']:
+                    if chunk['stored_in'] is None and self.volume_is_new:
+                        self.progress(chunk['length'])
+                        continue
+                    if self.throttle is not None:
+                        self.throttle.consume(chunk['length'])
+                    buffer = buffers.take()
+                    workers.submit(chunk['index'], self._restore_chunk,
+                                   target, meta['volume_id'], backup.id,
+                                   chunk, punch, buffers, buffer)
+                    for _key, size in workers.results():
+                        self.progress(size)
+                for _key, size in workers.results(wait_all=True):
                     self.progress(size)
-            for _key, size in workers.results(wait_all=True):
-                self.progress(size)
+        finally:
+            target.close()
         os.fsync(fd)
         LOG.info('Backup %s restored onto volume %s (%d bytes)', backup.id,
                  volume_id, meta['size_bytes'])
 
-    def _restore_chunk(self, fd, volume_id, backup_id, chunk, punch,
+    def _restore_chunk(self, target, volume_id, backup_id, chunk, punch,
                        buffers, buffer):
         try:
-            return self._write_chunk(fd, volume_id, backup_id, chunk, punch,
-                                     buffer)
+            return self._write_chunk(target, volume_id, backup_id, chunk,
+                                     punch, buffer)
         finally:
             buffers.give(buffer)
 
-    def _write_chunk(self, fd, volume_id, backup_id, chunk, punch, buffer):
+    def _write_chunk(self, target, volume_id, backup_id, chunk, punch,
+                     buffer):
         offset, size = chunk['offset'], chunk['length']
         if chunk['stored_in'] is None:
-            _zero(fd, offset, size, punch)
+            _zero(target.fd, offset, size, punch)
             return size
         path = os.path.join(self._directory(volume_id, chunk['stored_in']),
                             CHUNK % chunk['index'])
         try:
-            stored = _read_file(path, memoryview(buffer))
+            stored = chunkio.read_file(path, memoryview(buffer),
+                                       direct=self.direct_io)
             data = codec.decompress(chunk['codec'], stored, size)
         except Exception as exc:
             raise exception.BackupFailed(
@@ -256,10 +268,8 @@ class PosixBackupService:
                 backup_id=backup_id, reason='chunk %d (in backup %s) is '
                 'corrupt: its sha256 does not match'
                 % (chunk['index'], chunk['stored_in']))
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(fd, view[:IO_BLOCK], offset)
-            view, offset = view[written:], offset + written
+        target.write(offset, chunkio.AlignedView(buffer, data)
+                     if data is stored else data)
         return size
 
     # -- delete --------------------------------------------------------------------
@@ -273,6 +283,32 @@ class PosixBackupService:
             os.rmdir(os.path.dirname(directory))  # the volume's, when empty
         except OSError:
             pass
+
+
+class _ChunkFiles:
+    """The chunk files of one backup being written.
+
+    Chunks that can go straight to the device are flushed as they are
+    written (little is left to flush: the file's allocation); the others
+    go through the page cache and are flushed together by ``sync``.
+    """
+
+    def __init__(self, directory, backup_id, direct_io):
+        self.directory = directory
+        self.backup_id = backup_id
+        self._writer = chunkio.ChunkWriter(direct=direct_io)
+        self._unsynced = []
+
+    def write(self, index, data):
+        name = CHUNK % index
+        direct = isinstance(data, chunkio.AlignedView) and self._writer.direct
+        self._writer.write(os.path.join(self.directory, name), data,
+                           sync=direct)
+        if not direct:
+            self._unsynced.append(name)  # list.append: one thread at a time
+
+    def sync(self):
+        chunkio.sync_files(self.directory, self._unsynced)
 
 
 class _Ref:
@@ -319,54 +355,6 @@ def _length_of(handle):
         handle.seek(here)
 
 
-def _is_hole(fd, offset, size):
-    """True when the range holds no data (a sparse file's hole)."""
-    try:
-        start = os.lseek(fd, offset, os.SEEK_DATA)
-    except OSError as exc:
-        # ENXIO: only a hole remains; others: no hole information.
-        return exc.errno == errno.ENXIO
-    return start >= offset + size
-
-
-def _read(handle, fd, offset, view):
-    """Fill ``view`` (a memoryview) from the volume at ``offset``."""
-    size, done = len(view), 0
-    while done < size:
-        if fd is None:
-            handle.seek(offset + done)
-            n = handle.readinto(view[done:])
-        else:
-            n = os.preadv(fd, [view[done:done + IO_BLOCK]], offset + done)
-        if not n:
-            view.release()
-            raise exception.BackupFailed(
-                backup_id='-', reason='the volume ended at byte %d, before '
-                                      '%d' % (offset + done, offset + size))
-        done += n
-    return view
-
-
-def _read_file(path, view):
-    """The file's bytes, read into ``view``; a memoryview of them."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        length = os.fstat(fd).st_size
-        if length > len(view):
-            raise ValueError('%s has %d bytes, more than a chunk' % (path,
-                                                                     length))
-        done = 0
-        while done < length:
-            n = os.preadv(fd, [view[done:min(length, done + IO_BLOCK)]],
-                          done)
-            if not n:
-                raise ValueError('%s ended at byte %d' % (path, done))
-            done += n
-        return view[:length]
-    finally:
-        os.close(fd)
-
-
 def _zero(fd, offset, size, punch):
     if punch:
         try:
@@ -381,35 +369,8 @@ def _zero(fd, offset, size, punch):
         offset += os.pwrite(fd, zeros[:end - offset], offset)
 
 
-def _write_file(path, data, sync=True):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view[:IO_BLOCK]):]
-        if sync:
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_files(directory, names):
-    """Make the chunks durable: one flush each, once they are all written.
-
-    (Flushing each as it is written stalls the pipeline on the disk's
-    cache flushes; by the end most are written back already.)
-    """
-    for name in names:
-        fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_atomically(path, data):
     temp = path + '.tmp'
-    _write_file(temp, data)
+    chunkio.write_buffered(temp, data)
     os.replace(temp, path)
     fileops.fsync_dir(os.path.dirname(path))
