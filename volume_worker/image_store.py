@@ -6,10 +6,19 @@ upload in progress. Every file is written under a temporary name and
 renamed into place, so a crash leaves no half-written image under its
 final name; deleting an image removes its partial upload too. Images are
 named by UUID only (a name never becomes a path).
+
+An operator's ``import`` holds ``<path>/staging/<id>.import`` locked
+(``flock``) while it runs. One killed midway leaves that file unlocked:
+``sweep_abandoned_imports`` (run by the next import, by ``list`` and at the
+worker's start-up) removes such an image with its partial files, or only
+the lock file when the import had finished. (Uploads by the worker are
+cleaned up by its own journal.)
 """
 
+import contextlib
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +33,7 @@ from drivers import image_service
 from drivers import qemu_img
 
 BLOCK = 4 << 20
+IMPORT_LOCK = '.import'
 
 QUEUED = 'queued'
 SAVING = 'saving'
@@ -63,6 +73,7 @@ class LocalImageStore(image_service.ImageService):
             raise exception.ImageNotFound(image_id=image_id) from None
 
     def list(self, context):
+        self.sweep_abandoned_imports()
         images = []
         try:
             names = os.listdir(self.path)
@@ -190,25 +201,94 @@ class LocalImageStore(image_service.ImageService):
         Holes stay holes; on a btrfs/XFS store the copy shares the file's
         extents when it is on the same filesystem.
         """
-        meta = self.create(context, {'id': image_id, 'name': name,
-                                     'disk_format': disk_format})
-        try:
-            staged = self.staging_path(context, meta['id'])
-            method = (fileops.CLONE_REFLINK
-                      if fileops.probe_reflink(self.staging)
-                      else fileops.CLONE_COPY)
+        self.sweep_abandoned_imports()
+        image_id = image_id or str(uuid.uuid4())
+        self._image_uuid(image_id)
+        with self._importing(image_id):
+            meta = self.create(context, {'id': image_id, 'name': name,
+                                         'disk_format': disk_format})
             try:
-                fileops.clone_file(path, staged, os.path.getsize(path),
-                                   method, mode=0o640)
-            except OSError:
-                if method == fileops.CLONE_COPY:
-                    raise
-                fileops.clone_file(path, staged, os.path.getsize(path),
-                                   fileops.CLONE_COPY, mode=0o640)
-            return self.update(context, meta['id'], {}, staged)
-        except BaseException:
-            self.delete(context, meta['id'])
-            raise
+                staged = self.staging_path(context, meta['id'])
+                method = (fileops.CLONE_REFLINK
+                          if fileops.probe_reflink(self.staging)
+                          else fileops.CLONE_COPY)
+                try:
+                    fileops.clone_file(path, staged, os.path.getsize(path),
+                                       method, mode=0o640)
+                except OSError:
+                    if method == fileops.CLONE_COPY:
+                        raise
+                    fileops.clone_file(path, staged, os.path.getsize(path),
+                                       fileops.CLONE_COPY, mode=0o640)
+                return self.update(context, meta['id'], {}, staged)
+            except BaseException:
+                self._remove_partial(meta['id'])
+                raise
+
+    @contextlib.contextmanager
+    def _importing(self, image_id):
+        """Hold the image's import lock file while the block runs."""
+        self._ensure_dirs()
+        path = os.path.join(self.staging, image_id + IMPORT_LOCK)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # a sweep removed it meanwhile: take a new one
+        try:
+            yield
+        finally:
+            _remove(path)
+            os.close(fd)
+
+    def sweep_abandoned_imports(self):
+        """Clean up after imports killed midway; the ids of their images.
+
+        An import lock file nobody holds belongs to a dead import: its
+        image is removed unless it became active (the import had
+        finished), with its partial and temporary files.
+        """
+        try:
+            names = os.listdir(self.staging)
+        except FileNotFoundError:
+            return []
+        swept = []
+        for name in names:
+            image_id = name[:-len(IMPORT_LOCK)]
+            if not (name.endswith(IMPORT_LOCK) and
+                    uuidutils.is_uuid_like(image_id)):
+                continue
+            path = os.path.join(self.staging, name)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # an import running now
+                if not _same_file(fd, path):
+                    continue
+                try:
+                    finished = self.show(None, image_id).get('status') == \
+                        ACTIVE
+                except (exception.ImageNotFound, ValueError):
+                    finished = False
+                if not finished:
+                    self._remove_partial(image_id)
+                    swept.append(image_id)
+                _remove(path)
+            finally:
+                os.close(fd)
+        return swept
+
+    def _remove_partial(self, image_id):
+        self.delete(None, image_id)
+        fileops.remove_stale_temps(os.path.join(self.staging,
+                                                '%s.part' % image_id))
+        _remove(os.path.join(self.path, '.%s.json.tmp' % image_id))
 
     def _write_meta(self, meta):
         final = self._file(meta['id'], 'json')
@@ -218,6 +298,14 @@ class LocalImageStore(image_service.ImageService):
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, final)
+
+
+def _same_file(fd, path):
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _file_stat(path):

@@ -187,6 +187,7 @@ class BackendService:
             rpcapi.VolumeAPI(conf, transport),
             create_timeout=conf.migration_create_volume_timeout_secs)
         self.manager.operations.image_service = image_store.from_conf(conf)
+        _sweep_imports(self.manager.operations.image_service)
         self.driver.key_manager = keymgr.API(conf)
         self.servers = []
         self.ready = False
@@ -757,3 +758,15 @@ def _init_os_brick(conf):
                       'work')
         return
     _os_brick_ready = True
+
+
+def _sweep_imports(images):
+    """Remove what operator imports killed midway left in the image store."""
+    try:
+        swept = images.sweep_abandoned_imports()
+    except OSError:
+        LOG.exception('Could not sweep the image store for abandoned imports')
+        return
+    if swept:
+        LOG.warning('Removed %d image(s) left by interrupted imports: %s',
+                    len(swept), ', '.join(swept))

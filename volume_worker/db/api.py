@@ -380,6 +380,16 @@ def volume_dependents(volume_id):
         return tuple(conn.execute(query, {'vid': volume_id}).one())
 
 
+def volume_key_users(key_id, except_volume_id):
+    """How many other live volumes name encryption key ``key_id``."""
+    v = models.volumes
+    query = (sa.select(sa.func.count()).select_from(v)
+             .where(v.c.encryption_key_id == key_id,
+                    v.c.id != except_volume_id, v.c.deleted == sa.false()))
+    with get_engine().connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def snapshot_get_all(filters=None, marker=None, limit=None):
     return _list(models.snapshots, filters, marker, limit)
 

@@ -3,13 +3,15 @@
 The new volume moves as any create does (``creating`` -> ``available`` /
 ``error``); the source (snapshot, or volume in the role ``source``) is held
 for the whole copy. A volume larger than its source is grown after the
-copy; a smaller one is refused. Resume rule: resume (the backend copy is
+copy; a smaller one is refused. A copy of an encrypted source gets a copy
+of its key (``keys``). Resume rule: resume (the backend copy is
 checkpointed; growing and exporting are idempotent).
 """
 
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import create_volume
+from volume_worker.flows import keys
 from volume_worker.flows import runner
 
 
@@ -47,12 +49,13 @@ class GrowToSize(common.VolumeTask):
 def _build(name, copy_task):
     def build():
         return common.operation_flow(
-            name, copy_task, GrowToSize(), create_volume.CreateExport(),
-            updates=('create_update', 'export_update'))
+            name, keys.CreateKey(), copy_task, GrowToSize(),
+            create_volume.CreateExport(),
+            updates=('key_update', 'create_update', 'export_update'))
     return build
 
 
-def _check(source_role, source_size, source_field):
+def _check(source_role, source_size, source_field, source_volume):
     def check(op):
         create_volume.check(op)
         volume, source = op.subject, op.resources[source_role]
@@ -68,6 +71,9 @@ def _check(source_role, source_size, source_field):
                 reason='volume %s of %d GiB cannot hold %s %s of %d GiB'
                 % (volume.id, volume.size, source_role, source.id, size))
         op.store['source_size'] = size
+        op.store['source_key_id'] = keys.check_copy(
+            volume, source_volume(source),
+            '%s %s' % (source_role, source.id))
     return check
 
 
@@ -77,7 +83,8 @@ FROM_SNAPSHOT = runner.FlowFamily(
     subject=runner.Role('volume', new=True),
     held=(runner.Role('snapshot', id_from='volume.snapshot_id'),),
     event='volume.create',
-    check=_check('snapshot', lambda s: s.volume_size, 'snapshot_id'),
+    check=_check('snapshot', lambda s: s.volume_size, 'snapshot_id',
+                 keys.snapshot_volume),
     on_resume=runner.RESUME)
 
 FROM_VOLUME = runner.FlowFamily(
@@ -86,5 +93,6 @@ FROM_VOLUME = runner.FlowFamily(
     subject=runner.Role('volume', new=True),
     held=(runner.Role('volume', name='source', id_from='volume.source_volid'),),
     event='volume.create',
-    check=_check('source', lambda v: v.size, 'source_volid'),
+    check=_check('source', lambda v: v.size, 'source_volid',
+                 lambda v: v),
     on_resume=runner.RESUME)

@@ -1,7 +1,7 @@
 """Create a volume: create it on the backend and export it.
 
 Begin inserts the volume as ``creating`` (with the operation's journal row);
-Finish saves the driver's model updates and ``available``. Resume rule: an
+a volume of an encrypted type gets a key (``keys``); Finish saves the driver's model updates and ``available``. Resume rule: an
 interrupted create resumes (the backend create is checkpointed, the export
 is idempotent); a create that was already reverting finishes its revert,
 leaving the volume in ``error`` with nothing on the backend.
@@ -11,6 +11,7 @@ from oslo_log import log as logging
 
 from volume_worker import exception
 from volume_worker.flows import common
+from volume_worker.flows import keys
 from volume_worker.flows import reschedule
 from volume_worker.flows import runner
 
@@ -55,8 +56,9 @@ class CreateExport(common.VolumeTask):
 
 def build():
     return common.operation_flow(
-        'create_volume', reschedule.RescheduleOnFailure(), CreateOnBackend(),
-        CreateExport(), updates=('create_update', 'export_update'))
+        'create_volume', reschedule.RescheduleOnFailure(), keys.CreateKey(),
+        CreateOnBackend(), CreateExport(),
+        updates=('key_update', 'create_update', 'export_update'))
 
 
 def check(op):

@@ -1,6 +1,7 @@
 """Delete a volume: remove its export and its backend object.
 
-Begin moves it to ``deleting``; Finish soft-deletes the row. A volume with
+Begin moves it to ``deleting``; its encryption key is deleted after its
+data (``keys``); Finish soft-deletes the row. A volume with
 snapshots is refused (delete them first). Resume rule: an interrupted delete
 resumes (deleting on the backend is idempotent: an absent volume is already
 deleted).
@@ -9,6 +10,7 @@ deleted).
 from volume_worker.db import api as db
 from volume_worker import exception
 from volume_worker.flows import common
+from volume_worker.flows import keys
 from volume_worker.flows import runner
 
 
@@ -40,7 +42,7 @@ class DeleteOnBackend(common.VolumeTask):
 
 def build():
     return common.operation_flow('delete_volume', RemoveExport(),
-                                 DeleteOnBackend())
+                                 DeleteOnBackend(), keys.DeleteKey())
 
 
 def check(op):

@@ -29,6 +29,7 @@ from drivers import qemu_img
 from volume_worker import exception
 from volume_worker.flows import common
 from volume_worker.flows import create_volume
+from volume_worker.flows import keys
 from volume_worker.flows import runner
 from volume_worker import progress
 from volume_worker import validation
@@ -76,48 +77,6 @@ def call_clone_image(driver, context, volume, location, meta, service):
     return common.call_driver(driver.clone_image, *args)
 
 
-def encryption_of(volume):
-    """The volume type's encryption spec, or None for a plain volume."""
-    if not volume.volume_type_id:
-        return None
-    volume_type = volume.volume_type
-    return (volume_type.encryption or None) if volume_type else None
-
-
-class CreateKey(common.VolumeTask):
-    """A key for a volume of an encrypted type (``driver.key_manager``).
-
-    Checkpointed: a crash after it keeps the key the volume will use.
-    Revert deletes it.
-    """
-
-    checkpoint = True
-    default_provides = 'key_update'
-
-    def execute(self, context, driver, volume):
-        encryption = encryption_of(volume)
-        if not encryption or volume.encryption_key_id:
-            return {}
-        key_manager = getattr(driver, 'key_manager', None)
-        if key_manager is None:
-            raise exception.InvalidInput(
-                reason='volume type %s is encrypted and this worker has no '
-                       'key manager' % volume.volume_type_id)
-        key_id = common.call_driver(
-            key_manager.create_key, context, 'AES',
-            int(encryption.get('key_size') or 256))
-        return {'encryption_key_id': key_id}
-
-    def revert(self, context, driver, result=None, **kwargs):
-        key_id = (result or {}).get('encryption_key_id') if isinstance(
-            result, dict) else None
-        if key_id:
-            try:
-                common.call_driver(driver.key_manager.delete, context, key_id)
-            except Exception:
-                LOG.exception('Could not delete key %s', key_id)
-
-
 class CloneImage(common.VolumeTask):
     """Let the driver make the volume from the image without a copy.
 
@@ -130,7 +89,7 @@ class CloneImage(common.VolumeTask):
     def execute(self, context, driver, volume, images, image_meta,
                 key_update):
         common.merge_model_update(volume, key_update)
-        if encryption_of(volume):
+        if keys.encryption_of(volume):
             return {}, False  # shared plaintext extents would defeat it
         try:
             location = images.get_location(context, image_meta['id'])
@@ -179,7 +138,7 @@ class CopyImage(common.VolumeTask):
             common.call_driver(driver.clear_download, context, volume)
         size = int(image_meta.get('virtual_size') or 0) or volume.size * GiB
         copy = (driver.copy_image_to_encrypted_volume
-                if encryption_of(volume) else driver.copy_image_to_volume)
+                if keys.encryption_of(volume) else driver.copy_image_to_volume)
         with progress.ProgressReporter(
                 notifier, op.family.event, volume.notification_payload(),
                 size) as reporter:
@@ -211,7 +170,7 @@ class RecordImage(common.VolumeTask):
 
 def _build_from_image():
     return common.operation_flow(
-        'create_volume_from_image', CreateKey(), CloneImage(),
+        'create_volume_from_image', keys.CreateKey(), CloneImage(),
         CreateUnlessCloned(), CopyImage(), RecordImage(),
         create_volume.CreateExport(),
         updates=('key_update', 'clone_update', 'create_update',
