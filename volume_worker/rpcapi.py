@@ -41,6 +41,8 @@ Version history:
            scheduler's, for rescheduling) sends 1.14
     1.15 - migrate_volume (cast), migrate_volume_completion (call); retype
            with dest_backend (a migration allowed) sends 1.15
+    1.18 - copy_volume_to_image with force (an in-use volume, read from a
+           temporary copy) sends 1.18
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -54,7 +56,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.15'
+RPC_API_VERSION = '1.18'
 
 
 class _AttachmentsAPI:
@@ -267,9 +269,16 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
         self._cast(backend, version, 'create_volume', ctxt, volume=volume,
                    **kwargs)
 
-    def copy_volume_to_image(self, ctxt, backend, volume_id, image_meta):
+    def copy_volume_to_image(self, ctxt, backend, volume_id, image_meta,
+                             force=False):
         """Cast: upload the volume as a new image (``image_meta``: ``id``
-        chosen by the caller, ``name``, ``disk_format`` raw or qcow2)."""
+        chosen by the caller, ``name``, ``disk_format`` raw or qcow2;
+        ``force``: also while it is in use)."""
+        if force:
+            self._cast(backend, '1.18', 'copy_volume_to_image', ctxt,
+                       volume_id=volume_id, image_meta=image_meta,
+                       force=True)
+            return
         self._cast(backend, '1.12', 'copy_volume_to_image', ctxt,
                    volume_id=volume_id, image_meta=image_meta)
 

@@ -31,12 +31,12 @@ def an_image(ops, body=b'\x07' * 8192):
     return ops.image_service.add(body, name='img')
 
 
-def to_image(ops, volume_id, image_id=None, disk_format='raw'):
+def to_image(ops, volume_id, image_id=None, disk_format='raw', force=False):
     meta = image_flows.check_image_meta({'id': image_id or str(uuid.uuid4()),
                                          'name': 'up',
                                          'disk_format': disk_format})
     meta['properties'] = {'volume_id': volume_id}
-    helpers.run(ops, image_flows.TO_IMAGE, volume=volume_id,
+    helpers.run(ops, image_flows.TO_IMAGE, volume=volume_id, force=force,
                 store={'image_meta': meta})
     return meta['id']
 
@@ -217,6 +217,69 @@ def test_uploads_of_in_use_volumes_are_refused(ops):
     helpers.attach(ops, volume.id)
     with pytest.raises(exception.InvalidStatus):
         to_image(ops, volume.id)
+
+
+def _uploaded_from(driver, monkeypatch):
+    read = []
+    real = driver.copy_volume_to_image
+
+    def recording(context, volume, image_service, image_meta):
+        read.append(volume.id)
+        return real(context, volume, image_service, image_meta)
+    monkeypatch.setattr(driver, 'copy_volume_to_image', recording)
+    return read
+
+
+@pytest.mark.parametrize('temp_snapshot', [False, True])
+def test_a_forced_upload_of_an_in_use_volume_reads_a_temporary_copy(
+        ops, driver, monkeypatch, temp_snapshot):
+    monkeypatch.setattr(driver, 'backup_use_temp_snapshot',
+                        lambda: temp_snapshot)
+    volume = helpers.available_volume(ops)
+    helpers.attach(ops, volume.id)
+    read = _uploaded_from(driver, monkeypatch)
+    image_id = to_image(ops, volume.id, force=True)
+    assert helpers.status_of(volume.id) == VolumeStatus.IN_USE
+    assert ops.image_service.show(None, image_id)['status'] == 'active'
+    # Not the volume itself: its temporary copy, gone again (backend and
+    # database), with the temporary snapshot when there was one.
+    assert read and read[0] != volume.id
+    assert set(driver._volumes) == {volume.id}
+    assert driver.calls['create_snapshot'] == int(temp_snapshot)
+    assert driver.calls['delete_snapshot'] == int(temp_snapshot)
+    assert [v.id for v in objects.Volume.get_all()] == [volume.id]
+    # An available volume with force is read directly.
+    other = helpers.available_volume(ops)
+    to_image(ops, other.id, force=True)
+    assert read[-1] == other.id
+
+
+def test_a_failed_or_crashed_forced_upload_removes_its_temporary_copy(
+        ops, driver, notifier, coordinator, monkeypatch):
+    volume = helpers.available_volume(ops)
+    helpers.attach(ops, volume.id)
+
+    def broken(*args, **kwargs):
+        raise driver_exception.VolumeBackendAPIException(data='injected')
+    with monkeypatch.context() as m:
+        m.setattr(driver, 'copy_volume_to_image', broken)
+        with pytest.raises(driver_exception.VolumeBackendAPIException):
+            to_image(ops, volume.id, force=True)
+    assert helpers.status_of(volume.id) == VolumeStatus.IN_USE
+    assert set(driver._volumes) == {volume.id}
+    image_id = str(uuid.uuid4())
+    with monkeypatch.context() as m:
+        helpers.crash_in(m, image_flows.UploadVolume)
+        with pytest.raises(helpers._Crash):
+            to_image(ops, volume.id, image_id, force=True)
+    assert len(driver._volumes) == 2  # the copy, left by the crash
+    helpers.resume_all(driver, notifier, coordinator)
+    assert helpers.status_of(volume.id) == VolumeStatus.IN_USE
+    assert set(driver._volumes) == {volume.id}
+    assert [v.id for v in objects.Volume.get_all()] == [volume.id]
+    with pytest.raises(driver_exception.ImageNotFound):
+        ops.image_service.show(None, image_id)
+    assert helpers.journal_rows() == []
 
 
 @pytest.mark.parametrize('meta', [

@@ -20,9 +20,12 @@ def _new_volume(client, args, backend):
 
 
 def _image_meta(client, args, backend):
-    return {'image_meta': {'id': args.image_id or str(uuid.uuid4()),
-                           'name': args.name,
-                           'disk_format': args.disk_format}}
+    kwargs = {'image_meta': {'id': args.image_id or str(uuid.uuid4()),
+                             'name': args.name,
+                             'disk_format': args.disk_format}}
+    if args.force:
+        kwargs['force'] = True
+    return kwargs
 
 
 def _new_snapshot(client, args, backend):
@@ -243,6 +246,9 @@ COMMANDS = [
                   (('--image-id',), {'dest': 'image_id',
                                      'help': 'id to use (default: a new '
                                              'UUID)'}),
+                  (('--force',), {'action': 'store_true',
+                                  'help': 'even of an in-use volume (read '
+                                          'from a temporary copy)'}),
                   _WAIT)),
     Command('extend_volume', 'grow a volume',
             subject=('volume', 'volume_id'), operation='extend_volume',

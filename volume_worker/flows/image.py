@@ -13,26 +13,31 @@ interrupted copy is cleared with ``clear_download`` and made again).
 
 ``copy_volume_to_image``: the volume ``uploading`` and back to where it was;
 the image is registered in the image service, the driver's
-``copy_volume_to_image`` fills it (raw or qcow2). Resume rule: revert (the
-image and any partial file of it are deleted; the volume's data never
-changed).
+``copy_volume_to_image`` fills it (raw or qcow2). A volume in use
+(``force``) is read from a temporary volume made from it, as a backup's
+stand-in is, and removed after. Resume rule: revert (the image, any partial
+file of it and any temporary volume or snapshot are deleted; the volume's
+data never changed).
 
 Copies publish ``<event>.progress`` with their percent.
 """
 
 import inspect
+import uuid
 
 from oslo_log import log as logging
 
 from drivers import exception as driver_exception
 from drivers import qemu_img
 from volume_worker import exception
+from volume_worker.flows import backup_source
 from volume_worker.flows import common
 from volume_worker.flows import create_volume
 from volume_worker.flows import keys
 from volume_worker.flows import runner
 from volume_worker import progress
 from volume_worker import validation
+from volume_worker.objects import VolumeStatus
 
 LOG = logging.getLogger(__name__)
 
@@ -234,6 +239,55 @@ class RegisterImage(common.VolumeTask):
                           image_meta['id'])
 
 
+def _stand_in_ids(image_meta):
+    key = image_meta['id']
+    return (str(uuid.uuid5(uuid.NAMESPACE_URL, 'image-volume:' + key)),
+            str(uuid.uuid5(uuid.NAMESPACE_URL, 'image-snapshot:' + key)))
+
+
+class TakeUploadSource(common.VolumeTask):
+    """What the upload reads: the volume, or for one in use (``force``) a
+    temporary volume holding its data.
+
+    As a backup does (flows/backup_source.py): through a temporary
+    snapshot when the driver's ``backup_use_temp_snapshot()`` says so, else
+    a clone of the volume; an in-use volume's export and data belong to its
+    consumer. Their ids derive from the image's: a revert (after a failure
+    or a crash) removes whatever of them exists.
+    """
+
+    idempotent = True
+    default_provides = 'upload_source'
+
+    def execute(self, op, driver, volume, image_meta):
+        if op.loaded_status != VolumeStatus.IN_USE:
+            return volume
+        volume_id, snapshot_id = _stand_in_ids(image_meta)
+        purpose = 'image %s' % image_meta['id']
+        clone_from = volume
+        if common.call_driver(driver.backup_use_temp_snapshot):
+            clone_from = backup_source.make_snapshot(driver, volume,
+                                                     snapshot_id, purpose)
+        return backup_source.make_volume(driver, volume, clone_from,
+                                         volume_id, purpose)
+
+    def revert(self, driver, image_meta, **kwargs):
+        try:
+            backup_source.drop_ids(driver, *_stand_in_ids(image_meta))
+        except Exception:
+            LOG.exception('Could not remove the temporary resources of the '
+                          'upload to image %s', image_meta['id'])
+
+
+class DropUploadSource(common.VolumeTask):
+    """Remove the temporary volume and snapshot, if any. Nothing to undo."""
+
+    idempotent = True
+
+    def execute(self, driver, image_meta):
+        backup_source.drop_ids(driver, *_stand_in_ids(image_meta))
+
+
 class UploadVolume(common.VolumeTask):
     """Fill the image with the volume's data (``copy_volume_to_image``).
 
@@ -243,19 +297,21 @@ class UploadVolume(common.VolumeTask):
     idempotent = True
 
     def execute(self, op, context, driver, notifier, volume, images,
-                image_meta):
+                image_meta, upload_source):
         with progress.ProgressReporter(
                 notifier, op.family.event,
                 dict(volume.notification_payload(),
                      image_id=image_meta['id']),
                 volume.size * GiB) as reporter:
-            common.call_driver(driver.copy_volume_to_image, context, volume,
-                               _Following(images, reporter), image_meta)
+            common.call_driver(driver.copy_volume_to_image, context,
+                               upload_source, _Following(images, reporter),
+                               image_meta)
 
 
 def _build_to_image():
     return common.operation_flow('copy_volume_to_image', RegisterImage(),
-                                 UploadVolume())
+                                 TakeUploadSource(), UploadVolume(),
+                                 DropUploadSource())
 
 
 def check_image_meta(image_meta):

@@ -303,7 +303,8 @@ VOLUME_TRANSITIONS = TransitionTable('volume', {
         to=_V.AVAILABLE, error=_V.ERROR, settled=_NEW_VOLUME.settled),
     # Uploading to an image, the volume goes back to where it was.
     'copy_volume_to_image': Transition(
-        (_V.AVAILABLE,), via=_V.UPLOADING, to=UNCHANGED, error=UNCHANGED),
+        (_V.AVAILABLE,), via=_V.UPLOADING, to=UNCHANGED, error=UNCHANGED,
+        forced=(_V.IN_USE,)),
     # A failed retype leaves the volume as it was, on its old type.
     'retype': Transition(
         (_V.AVAILABLE, _V.IN_USE), via=_V.RETYPING, to=UNCHANGED,
