@@ -3,6 +3,8 @@
 A volume is attached with the os-brick connector its connection info names,
 so the same code serves every driver (local files, iSCSI, ...).  The generic
 implementations of the driver contract (``drivers.generic``) build on this.
+os-brick's calls run in the eventlet hub when there is one
+(``drivers.event_loop``): driver calls come from native threads.
 """
 
 import errno
@@ -11,6 +13,7 @@ import stat
 
 from oslo_log import log as logging
 
+from drivers import event_loop
 from drivers import exception
 from drivers import fileops
 from drivers import throttle as throttling
@@ -58,8 +61,9 @@ def local_connector(root_helper=None, my_ip=None, multipath=False,
     """
     from os_brick.initiator import connector
 
-    return connector.get_connector_properties(
-        root_helper, my_ip or '127.0.0.1', multipath, enforce_multipath)
+    return event_loop.call(
+        connector.get_connector_properties, root_helper,
+        my_ip or '127.0.0.1', multipath, enforce_multipath)
 
 
 class Attachment:
@@ -75,16 +79,16 @@ class Attachment:
         self.device_info = None
 
     def __enter__(self):
-        self.device_info = self.connector.connect_volume(
-            self.conn_info['data'])
+        self.device_info = event_loop.call(self.connector.connect_volume,
+                                           self.conn_info['data'])
         return self.device_info['path']
 
     def __exit__(self, *exc):
         try:
-            self.connector.disconnect_volume(self.conn_info['data'],
-                                             self.device_info,
-                                             force=exc[0] is not None,
-                                             ignore_errors=exc[0] is not None)
+            event_loop.call(self.connector.disconnect_volume,
+                            self.conn_info['data'], self.device_info,
+                            force=exc[0] is not None,
+                            ignore_errors=exc[0] is not None)
         except Exception:
             if exc[0] is None:
                 raise

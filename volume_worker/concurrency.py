@@ -34,6 +34,8 @@ def setup(mode, driver_threads=64):
         _tpool = tpool
         _native_logging_locks()
         _green_request_contexts()
+        from drivers import event_loop
+        event_loop.start()  # os-brick from driver calls (native threads)
     elif mode == THREADING:
         from oslo_service import backend
         try:
