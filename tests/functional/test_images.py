@@ -323,3 +323,49 @@ def test_image_onto_an_encrypted_volume_through_the_worker(rig, tmp_path):
     up = rig.client('copy-volume-to-image', volume.id, '--name', 'x',
                     '--wait')
     assert up.returncode != 0 and 'encrypted' in up.stderr
+
+
+def test_an_in_use_volume_uploads_with_force_from_a_temporary_copy(
+        slow_rig, tmp_path):
+    """Refused without force; with it, read from a temporary volume made
+    from a temporary snapshot (the file driver's
+    ``backup_use_temp_snapshot``), which a kill -9 inside the upload does
+    not leave behind."""
+    from tests.functional.test_backups import _attach, _detach
+    rig = slow_rig
+    image_id, raw = _import(rig, tmp_path, size=32 * MiB)
+    volume_id = str(uuid.uuid4())
+    _cast_from_image(rig, volume_id, image_id)
+    rig.wait_status(volume_id, VolumeStatus.AVAILABLE, timeout=60)
+    attachment = _attach(rig, volume_id)
+    rig.wait_status(volume_id, VolumeStatus.IN_USE)
+    refused = rig.client('copy-volume-to-image', volume_id, '--name', 'no',
+                         '--wait')
+    assert refused.returncode != 0 and 'in-use' in refused.stderr
+    # Killed inside the upload of the copy.
+    killed_image = str(uuid.uuid4())
+    rig.api.copy_volume_to_image(rig.ctx, rig.backend, volume_id,
+                                 {'id': killed_image, 'name': 'killed',
+                                  'disk_format': 'raw'}, force=True)
+    staged = os.path.join(rig.store.staging, killed_image + '.part')
+    state.wait_until(lambda: _allocated(staged), 60, 'upload under way')
+    made = [f for f in rig.volume_files() if volume_id not in f]
+    assert sorted(f.split('-')[0] for f in made) == ['snapshot', 'volume']
+    rig.kill()
+    rig.start()
+    rig.wait_status(volume_id, VolumeStatus.IN_USE)
+    state.wait_until(lambda: rig.db.journal() == {}, 30, 'revert done')
+    assert rig.volume_files() == [file_layout.VOLUME_PREFIX + volume_id]
+    assert not os.path.exists(staged)
+    with pytest.raises(driver_exception.ImageNotFound):
+        rig.store.show(None, killed_image)
+    # Through to the end, with the client.
+    up = rig.client('copy-volume-to-image', volume_id, '--name', 'forced',
+                    '--force', '--wait')
+    assert up.returncode == 0, up.stderr
+    result = _client_json(up)[-1]
+    assert result['status'] == VolumeStatus.IN_USE
+    image = rig.store.local_path(None, result['image_id'])
+    assert _same_disk(_volume_file(rig, volume_id), 'raw', image, 'raw')
+    assert rig.volume_files() == [file_layout.VOLUME_PREFIX + volume_id]
+    _detach(rig, volume_id, attachment)
