@@ -320,3 +320,13 @@ def test_a_lock_backend_lost_mid_request_is_a_clear_refusal(monkeypatch,
             pass
     assert 'secret' not in str(refused.value)
     assert 'takes no new work' in str(refused.value)
+
+
+def test_the_client_addresses_the_cluster_by_default():
+    from volume_worker.cmd import client_core
+    client = client_core.Client.__new__(client_core.Client)
+    client.conf = _conf(cluster='cl', host='h1',
+                        enabled_backends=['file1', 'file2'])
+    assert client.default_backend() == 'cl@file1'
+    client.conf = _conf(host='h1', enabled_backends=['file1'])
+    assert client.default_backend() == 'h1@file1'

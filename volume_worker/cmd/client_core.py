@@ -124,7 +124,10 @@ class Client:
             self._bar_shown = False
 
     def default_backend(self):
-        return '%s@%s' % (self.conf.host, self.conf.enabled_backends[0])
+        """The first backend, by its cluster's name in a cluster (any
+        member serves it; with workers = N the cluster is named by host)."""
+        from volume_worker import cluster
+        return cluster.backend_name(self.conf, self.conf.enabled_backends[0])
 
     def retrying(self, fn, *args, **kwargs):
         """Retry while the broker is unreachable, up to the deadline, then fail loudly.
