@@ -105,6 +105,7 @@ def test_a_run_taken_over_stops_without_reverting(database, driver, notifier,
                         taken_meanwhile)
     volume = objects.Volume(id=str(uuid.uuid4()), size=1, metadata={},
                             host=BACKEND + '#pool1')
+    volume.obj_fill_unset()
     with pytest.raises(exception.OperationFenced):
         helpers.run_create(ops, volume)
     # Nothing undone, nothing finished: the peer resumes it.
