@@ -1287,6 +1287,28 @@ def test_group_membership_and_delete_through_the_driver(ops, driver,
     assert notifier.types()[-1] == 'group.delete.end'
 
 
+def test_a_volume_of_a_type_the_group_does_not_take_is_refused(ops):
+    taken, other = _volume_type().id, _volume_type().id
+    group = new_group()
+    group.volume_type_ids = [taken]
+    run(ops, group_flows.CREATE, group=group)
+    typed = new_volume()
+    typed.volume_type_id = taken
+    run_create(ops, typed)
+    stranger = new_volume()
+    stranger.volume_type_id = other
+    run_create(ops, stranger)
+    untyped = available_volume(ops)
+    for volume in (stranger, untyped):
+        with pytest.raises(exception.InvalidInput,
+                           match='does not take'):
+            run(ops, group_flows.UPDATE, group=group.id, add=[volume.id],
+                remove=[])
+        assert db.volume_get(volume.id)['group_id'] is None
+    run(ops, group_flows.UPDATE, group=group.id, add=[typed.id], remove=[])
+    assert db.volume_get(typed.id)['group_id'] == group.id
+
+
 def test_a_member_the_driver_could_not_delete_fails_the_group(ops, driver):
     group, volumes = _group_with(ops, 2)
     driver.configuration.conf.set_override(

@@ -149,13 +149,21 @@ def _in_migration(volume):
 
 def check_update(op):
     """Volumes join from this backend (checked as they are loaded), from no
-    other group, and not while a migration moves them or is their copy."""
+    other group, of one of the group's volume types (when it names any), and
+    not while a migration moves them or is their copy."""
     group = op.subject
+    allowed_types = set(group.volume_type_ids or ())
     for volume in op.resources['add']:
         if volume.group_id not in (None, group.id):
             raise exception.InvalidInput(
                 reason='volume %s is in group %s' % (volume.id,
                                                      volume.group_id))
+        if allowed_types and volume.volume_type_id not in allowed_types:
+            raise exception.InvalidInput(
+                reason='volume %s is of type %s, which group %s does not '
+                       'take (its types: %s)' % (
+                           volume.id, volume.volume_type_id, group.id,
+                           ', '.join(sorted(allowed_types))))
         if _in_migration(volume):
             raise exception.InvalidInput(
                 reason='volume %s is in a migration (%s)'
