@@ -37,6 +37,15 @@ def secure_files(conf):
         LOG.warning('state_path %s is open to others (mode %o); the worker '
                     'keeps its database and locks there: chmod 700 it',
                     conf.state_path, mode)
+    for path in list(getattr(conf, 'config_file', None) or ()):
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o004:
+            LOG.warning('%s is readable by every user (mode %o) and may hold '
+                        'secrets (transport_url, [key_manager] fixed_key): '
+                        'chmod o-r it', path, mode)
 
 
 def target_identity(conf):

@@ -32,6 +32,26 @@ def test_secure_files_makes_a_private_state_path(tmp_path):
         os.umask(old)
 
 
+def test_a_config_file_readable_by_all_is_reported(tmp_path, caplog):
+    secret = tmp_path / 'open.conf'
+    secret.write_text('[DEFAULT]\n')
+    os.chmod(secret, 0o644)
+    private = tmp_path / 'private.conf'
+    private.write_text('[DEFAULT]\n')
+    os.chmod(private, 0o640)
+    old = os.umask(0o022)
+    try:
+        privileges.secure_files(conf(state_path=str(tmp_path / 'state'),
+                                     config_file=[str(secret), str(private)]))
+    finally:
+        os.umask(old)
+    warned = [r.getMessage() for r in caplog.records
+              if 'readable by every user' in r.getMessage()]
+    assert warned == ['%s is readable by every user (mode 644) and may hold '
+                      'secrets (transport_url, [key_manager] fixed_key): '
+                      'chmod o-r it' % secret]
+
+
 def test_no_user_keeps_the_identity():
     assert privileges.drop_to_user(conf(), start_daemons=pytest.fail) is None
 

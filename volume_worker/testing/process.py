@@ -69,6 +69,9 @@ def write_config(state_dir, host=None, executor='eventlet', backends=None,
     path = os.path.join(state_dir, 'volume-worker.conf')
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+    # As an operator should keep them (the worker warns otherwise).
+    os.chmod(path, 0o600)
+    os.chmod(state_dir, 0o700)
     return path, {'host': host, 'scheduler_topic': scheduler_topic,
                   'backends': ['%s@%s' % (host, b) for b in backends]}
 
