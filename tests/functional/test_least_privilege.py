@@ -192,3 +192,37 @@ def test_unknown_user_is_refused_in_one_line(state_dir):
         assert 'Traceback' not in text
     finally:
         worker.stop()
+
+
+def test_workers_n_children_each_drop_to_the_user(state_dir):
+    """workers = N: the parent stays root to restart children; each child
+    forks its own privsep daemons and becomes the user."""
+    user = ensure_worker_user()
+    conf_path, settings = process.write_config(
+        state_dir, extra_default={'workers': 2, 'user': WORKER_USER},
+        backends={'file1': {'volume_driver': 'drivers.file.FileVolumeDriver',
+                            'volume_backend_name': 'file1',
+                            'file_volume_dir': os.path.join(state_dir, 'v'),
+                            'target_protocol': 'local'}})
+    for index in range(2):
+        process.CONFIGURED['queues'].add(
+            'volume-worker.%s-%d@file1' % (settings['host'], index))
+    worker = process.WorkerProcess(
+        conf_path, python=process.python_for_any_user()).start(
+            wait_ready=False)
+    try:
+        state.wait_until(lambda: worker.log_text().count(
+            'volume-worker started on') == 2, 90, 'both children started')
+        members = children(worker.pid)
+        assert len(members) == 2
+        for pid in members:
+            assert proc_status(pid)['Uid'][:3] == [str(user.pw_uid)] * 3
+            # Its own daemons: root, fewer capabilities than init's.
+            daemons = children(pid)
+            assert daemons
+            for daemon in daemons:
+                assert proc_status(daemon)['Uid'][0] == '0'
+        assert worker.log_text().count('Running as %s' % WORKER_USER) == 2
+        assert worker.terminate(60) == 0
+    finally:
+        worker.stop()
