@@ -91,7 +91,8 @@ def drop_to_user(conf, start_daemons=None):
                                                   name))
     _give_state_path(conf.state_path, uid, gid)
     (start_daemons or start_privsep_daemons)()
-    os.setgroups([])
+    # The user's own supplementary groups (/etc/group), nothing of root's.
+    os.initgroups(name, gid)
     os.setgid(gid)
     os.setuid(uid)
     LOG.info('Running as %s (uid %d, gid %d); root commands go through '

@@ -69,6 +69,7 @@ def test_worker_serves_with_a_scoped_user(tmp_path, scoped_user):
         assert 'ACCESS_REFUSED' not in h.worker.log_text()
     finally:
         h.close()
+        h.api.transport.cleanup()  # before its user is deleted
         h.worker.stop()
 
     # The user reaches nothing else: another queue, another vhost.

@@ -104,6 +104,7 @@ def test_unprivileged_worker_serves_iscsi_exports(state_dir, tgtd,  # noqa
         status = proc_status(h.worker.pid)
         assert status['Uid'][:3] == [str(user.pw_uid)] * 3
         assert status['Gid'][:3] == [str(user.pw_gid)] * 3
+        assert '0' not in status['Groups']     # none of root's groups
         assert int(status['CapEff'][0], 16) == 0
         daemons = children(h.worker.pid)
         assert daemons, 'no privsep daemon forked'

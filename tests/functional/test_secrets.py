@@ -172,6 +172,7 @@ def test_no_secret_in_logs_notifications_reports_or_arguments(
             raise
         finally:
             h.close()
+            h.api.transport.cleanup()  # before its user is deleted
             worker.stop()
 
     secret_values = {'CHAP password': chap[0],
