@@ -142,3 +142,48 @@ def measure(state_dir, results, creates, raw_cast_rate=None, rounds=2):
                          'workers=%d %s' % (w, ', '.join(
                              '%.0f' % rate for rate, _cpu in found))
                          for w, found in runs.items()), os.cpu_count()))
+
+
+def measure_fence(state_dir, results, writes=500, rounds=5):
+    """CPU of a journal checkpoint with its fence (owner and epoch in the
+    WHERE clause, the row count checked) beside the same UPDATE keyed on
+    the id only, in-process on SQLite: best of ``rounds`` alternating."""
+    import time
+    from volume_worker.db import api as db
+    from volume_worker.db import migration
+    from volume_worker.db import models
+    db.configure('sqlite:///%s/fence-%s.sqlite' % (state_dir,
+                                                    uuid.uuid4().hex[:8]))
+    try:
+        migration.db_sync()
+        t = models.operations
+        plain = t.update().where(t.c.id == sa.bindparam('oid')).values(
+            progress=sa.bindparam('progress'), state=sa.bindparam('state'),
+            updated_at=sa.bindparam('now'))
+        journal = db.OperationJournal.start(
+            str(uuid.uuid4()), 'h@b', 'create_volume', [], {}, owner='h@b',
+            lease_timeout=30)
+        journal.flush()
+
+        def fenced(i):
+            journal.checkpoint({'step': i})
+
+        def unfenced(i):
+            with db.get_engine().begin() as conn:
+                conn.execute(plain, {'oid': journal.id, 'progress': {
+                    'step': i}, 'state': 'running', 'now': db.utcnow()})
+        best = {}
+        for _round in range(rounds):
+            for name, write in (('fenced', fenced), ('unfenced', unfenced)):
+                cpu0 = time.process_time()
+                for i in range(writes):
+                    write(i)
+                cost = (time.process_time() - cpu0) * 1000.0 / writes
+                best[name] = min(best.get(name, cost), cost)
+    finally:
+        db.dispose()
+    results.add(SECTION, 'journal checkpoint, fenced', best['fenced'], 'ms')
+    results.add(SECTION, 'journal checkpoint, unfenced', best['unfenced'],
+                'ms')
+    results.add(SECTION, 'ratio fenced / unfenced checkpoint',
+                best['fenced'] / best['unfenced'], 'x')

@@ -232,6 +232,7 @@ class Bench:
     def cluster(self):
         import cluster
         import raw_rpc
+        cluster.measure_fence(self.state, self.results)
         cluster.measure(self.state, self.results, self.size['cluster'],
                         self.results.get(raw_rpc.SECTION,
                                          'cast consumed rate'))
