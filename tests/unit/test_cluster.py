@@ -331,3 +331,41 @@ def test_the_client_addresses_the_cluster_by_default():
     assert client.default_backend() == 'cl@file1'
     client.conf = _conf(host='h1', enabled_backends=['file1'])
     assert client.default_backend() == 'h1@file1'
+
+
+def test_do_cleanup_takes_over_an_expired_peer_operation(
+        database, driver, notifier, coordinator, monkeypatch):
+    from volume_worker.endpoints import service as service_endpoints
+    dead = operations.Operations(
+        BACKEND, driver, coordinator,
+        flow_runner.FlowRunner(BACKEND, owner='m1@fake', lease_timeout=30),
+        notifier, helpers.Reporter(), member='m1@fake')
+    volume = objects.Volume(id=str(uuid.uuid4()), size=1, metadata={},
+                            host=BACKEND + '#pool1')
+    volume.obj_fill_unset()
+    helpers.crash_in(monkeypatch, create_volume.CreateExport)
+    with pytest.raises(helpers._Crash):  # the process "dies" in the flow
+        helpers.run_create(dead, volume)
+    monkeypatch.undo()
+    [row] = db.journal_get_all(BACKEND)
+    assert row['owner'] == 'm1@fake'
+
+    class _Endpoints(service_endpoints.ServiceEndpoints):
+        backend = BACKEND
+        reporter = helpers.Reporter()
+
+        def __init__(self, ops):
+            self.operations = ops
+            self.driver = ops.driver
+    driver.set_initialized()
+    alive = _Endpoints(operations.Operations(
+        BACKEND, driver, coordinator,
+        flow_runner.FlowRunner(BACKEND, owner='m2@fake', lease_timeout=30),
+        notifier, helpers.Reporter(), member='m2@fake'))
+    # m1's lease still runs: a cleanup leaves its operation alone.
+    assert alive.do_cleanup(None)['resumed'] == 0
+    assert helpers.status_of(volume.id) == 'creating'
+    _expire(row['id'])
+    assert alive.do_cleanup(None)['resumed'] == 1
+    assert helpers.status_of(volume.id) == 'available'
+    assert db.journal_get_all(BACKEND) == []
