@@ -225,12 +225,15 @@ def _children(pid):
         return sorted(int(p) for p in f.read().split())
 
 
-def test_workers_n_serves_one_backend_and_restarts_a_dead_child(tmp_path):
+@pytest.mark.parametrize('executor', ['eventlet', 'threading'])
+def test_workers_n_serves_one_backend_and_restarts_a_dead_child(tmp_path,
+                                                                executor):
     from volume_worker import objects
     from volume_worker import rpc
     from volume_worker import rpcapi
     path, settings = process.write_config(
-        str(tmp_path / 'state'), extra_default={'workers': 2},
+        str(tmp_path / 'state'), executor=executor,
+        extra_default={'workers': 2},
         backends={'file1': {'volume_driver': 'drivers.file.FileVolumeDriver',
                             'volume_backend_name': 'file1',
                             'file_volume_dir': str(tmp_path / 'volumes'),
