@@ -294,3 +294,79 @@ def test_a_driver_without_active_active_refuses_to_run_clustered(tmp_path):
         assert 'workers = 2' in text
     finally:
         worker.stop()
+
+
+# -- the lock backend lost and back ----------------------------------------------
+
+class _Redis:
+    """A redis-server of this test's own, on a free port."""
+
+    def __init__(self, directory):
+        import shutil
+        if not shutil.which('redis-server'):
+            pytest.skip('redis-server is not installed')
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            self.port = s.getsockname()[1]
+        self.directory = directory
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        self.proc = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--save', '',
+             '--appendonly', 'no', '--dir', self.directory],
+            stdout=subprocess.DEVNULL)
+        state.wait_until(self._answers, 10, 'redis-server answering')
+
+    def _answers(self):
+        try:
+            with socket.create_connection(('127.0.0.1', self.port), 1):
+                return True
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def test_a_member_without_its_lock_backend_leaves_requests_queued(tmp_path):
+    from volume_worker import objects
+    from volume_worker import rpc
+    from volume_worker import rpcapi
+    redis = _Redis(str(tmp_path))
+    redis.start()
+    name = 'cl-%s' % uuid.uuid4().hex[:8]
+    path, settings = process.write_config(
+        str(tmp_path / 'state'),
+        coordination_url='redis://127.0.0.1:%d' % redis.port,
+        extra_default={'cluster': name, 'lease_timeout': 3})
+    backend = '%s@fake1' % name
+    worker = process.WorkerProcess(path)
+    db = state.WorkerDB('sqlite:///%s/volume-worker.sqlite'
+                        % (tmp_path / 'state'))
+    try:
+        worker.start()
+        api = rpcapi.VolumeAPI(process.client_config(path), timeout=30)
+        ctx = rpc.admin_context()
+        redis.kill()
+        worker.wait_for_log('stops taking requests: its lock backend is '
+                            'unreachable', 30)
+        volume = objects.Volume(id=str(uuid.uuid4()), size=1, metadata={},
+                                host=backend)
+        api.create_volume(ctx, backend, volume)
+        # Not taken: it waits in the cluster's queue (no refusal, no row).
+        with pytest.raises(TimeoutError):
+            state.wait_until(lambda: db.volume(volume.id), 3, 'a row')
+        assert 'refused' not in worker.log_text()
+        redis.start()
+        worker.wait_for_log('takes requests again', 30)
+        state.wait_until(lambda: db.status(volume.id) ==
+                         VolumeStatus.AVAILABLE, 30, 'the queued create')
+    finally:
+        worker.stop()
+        redis.kill()
+        db.close()
