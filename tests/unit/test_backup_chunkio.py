@@ -152,3 +152,33 @@ def test_restore_writes_one_chunk_at_a_time(tmp_path, monkeypatch):
     assert overlapped == []
     with open(source, 'rb') as a, open(target, 'rb') as b:
         assert a.read() == b.read()
+
+
+def test_zero_blocks_inside_a_chunk_are_not_written(tmp_path):
+    # A chunk of 4 MiB: 1 MiB of data, then zeros (written, not a hole).
+    chunk, size = 4 * MiB, 8 * MiB
+    source = _volume(tmp_path, size, [(0, bytes(size)),
+                                      (MiB, os.urandom(MiB))])
+    service = posix.PosixBackupService(str(tmp_path / 'store'),
+                                       chunk_size=chunk)
+    backup = _backup()
+    with open(source, 'rb') as f:
+        service.backup(backup, f)
+    new = posix.PosixBackupService(service.path, chunk_size=chunk,
+                                   volume_is_new=True)
+    target = str(tmp_path / 'new')
+    with open(target, 'wb') as f:
+        f.truncate(size)
+    with open(target, 'r+b') as f:
+        new.restore(backup, 'new', f)
+    with open(source, 'rb') as a, open(target, 'rb') as b:
+        assert a.read() == b.read()
+    assert os.stat(target).st_blocks * 512 <= MiB + 64 * 1024  # the data
+    # Onto a volume full of other bytes, the zeros are put back too.
+    used = str(tmp_path / 'used')
+    with open(used, 'wb') as f:
+        f.write(os.urandom(size))
+    with open(used, 'r+b') as f:
+        service.restore(backup, 'used', f)
+    with open(source, 'rb') as a, open(used, 'rb') as b:
+        assert a.read() == b.read()

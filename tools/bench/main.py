@@ -263,7 +263,7 @@ class Bench:
         import backup
         s = self.size
         backup.measure(self.results, 1, min(s['data_mib'], 1024) * backup.MiB,
-                       max(s['rounds'], 2))
+                       max(s['rounds'], 5))
 
     def images(self):
         import images

@@ -15,6 +15,7 @@ import errno
 import mmap
 import os
 
+from drivers import fileops
 from volume_worker import exception
 
 # Bytes per read or write system call through the page cache: large enough
@@ -134,6 +135,36 @@ def _read_direct(fd, path, view, length, padded):
     return view[:length]
 
 
+def _runs(view):
+    """``(start, end, all zero)`` of the runs of ``view``, by ``IO_BLOCK``:
+    one memcmp per block, no more for data (it differs at once)."""
+    runs, size = [], len(view)
+    for start in range(0, size, IO_BLOCK):
+        end = min(start + IO_BLOCK, size)
+        zero = is_zero(view[start:end])
+        if runs and runs[-1][2] == zero:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end, zero])
+    return runs
+
+
+def zero_range(fd, offset, size, punch):
+    """Make ``size`` bytes at ``offset`` read as zeros (a hole when
+    ``punch``: the file is a regular one)."""
+    if punch:
+        try:
+            fileops.punch_hole(fd, offset, size)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+    zeros = bytes(min(size, 4 << 20))
+    end = offset + size
+    while offset < end:
+        offset += os.pwrite(fd, zeros[:end - offset], offset)
+
+
 class VolumeWriter:
     """Writes restored chunks onto a volume, one write at a time.
 
@@ -157,17 +188,30 @@ class VolumeWriter:
             except OSError:
                 self._direct_fd = None
 
-    def write(self, offset, data):
-        """Write ``data`` (bytes-like or ``AlignedView``) at ``offset``."""
+    def write(self, offset, data, zeros_there=False, punch=False):
+        """Write ``data`` (bytes-like or ``AlignedView``) at ``offset``.
+
+        Blocks of zeros in it are not written: skipped where the volume
+        reads zeros already (``zeros_there``: a new volume), else zeroed
+        (a hole punched when ``punch``, the volume being a file).
+        """
+        aligned = isinstance(data, AlignedView)
+        view = data.view if aligned else memoryview(data)
         with self._lock:
-            if isinstance(data, AlignedView):
-                if self._write_direct(offset, data.view):
-                    return
-                data = data.view
-            view = memoryview(data)
-            while view:
-                written = os.pwrite(self.fd, view[:IO_BLOCK], offset)
-                view, offset = view[written:], offset + written
+            for start, end, zero in _runs(view):
+                if zero:
+                    if not zeros_there:
+                        zero_range(self.fd, offset + start, end - start,
+                                   punch)
+                    continue
+                run = view[start:end]
+                if not (aligned and self._write_direct(offset + start, run)):
+                    self._write_cached(offset + start, run)
+
+    def _write_cached(self, offset, view):
+        while view:
+            written = os.pwrite(self.fd, view[:IO_BLOCK], offset)
+            view, offset = view[written:], offset + written
 
     def _write_direct(self, offset, view):
         if (self._direct_fd is None or offset % ALIGN or

@@ -251,7 +251,7 @@ class PosixBackupService:
                      buffer):
         offset, size = chunk['offset'], chunk['length']
         if chunk['stored_in'] is None:
-            _zero(target.fd, offset, size, punch)
+            chunkio.zero_range(target.fd, offset, size, punch)
             return size
         path = os.path.join(self._directory(volume_id, chunk['stored_in']),
                             CHUNK % chunk['index'])
@@ -269,7 +269,8 @@ class PosixBackupService:
                 'corrupt: its sha256 does not match'
                 % (chunk['index'], chunk['stored_in']))
         target.write(offset, chunkio.AlignedView(buffer, data)
-                     if data is stored else data)
+                     if data is stored else data,
+                     zeros_there=self.volume_is_new, punch=punch)
         return size
 
     # -- delete --------------------------------------------------------------------
@@ -353,20 +354,6 @@ def _length_of(handle):
         return handle.seek(0, os.SEEK_END)
     finally:
         handle.seek(here)
-
-
-def _zero(fd, offset, size, punch):
-    if punch:
-        try:
-            fileops.punch_hole(fd, offset, size)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-    zeros = bytes(min(size, 4 << 20))
-    end = offset + size
-    while offset < end:
-        offset += os.pwrite(fd, zeros[:end - offset], offset)
 
 
 def _write_atomically(path, data):
