@@ -258,6 +258,8 @@ class BackendService:
         """
         if not self.driver.initialized:
             self._setup_driver()
+        if self.clustered:
+            self._join_cluster()
         started = time.monotonic()
         # In a cluster the peers serve meanwhile: resources are reset only
         # under their locks (as do_cleanup does).
@@ -278,6 +280,17 @@ class BackendService:
         if settled:
             LOG.info('Backend %s: %d volumes without a pool placed in theirs',
                      self.host, settled)
+
+    def _join_cluster(self):
+        """What this worker made alone (host@backend) becomes its cluster's
+        (cluster@backend), as Cinder's start-up does, so every member
+        serves it; its unfinished operations go along."""
+        moved = db.move_to_backend(self.host, self.identity)
+        if any(moved.values()):
+            LOG.info('Backend %s joined cluster %s with its resources: %s',
+                     self.host, self.identity, ', '.join(
+                         '%d %s' % (n, table) for table, n in moved.items()
+                         if n))
 
     def _setup_driver(self):
         ctxt = rpc.admin_context()

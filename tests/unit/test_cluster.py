@@ -369,3 +369,37 @@ def test_do_cleanup_takes_over_an_expired_peer_operation(
     assert alive.do_cleanup(None)['resumed'] == 1
     assert helpers.status_of(volume.id) == 'available'
     assert db.journal_get_all(BACKEND) == []
+
+
+def test_what_a_worker_made_alone_joins_its_cluster(database):
+    def row(table, **values):
+        t = models.metadata.tables[table]
+        values.setdefault('id', str(uuid.uuid4()))
+        values.setdefault('created_at', db.utcnow())
+        if 'deleted' in t.c:
+            values.setdefault('deleted', False)
+        with db.get_engine().begin() as conn:
+            conn.execute(t.insert().values(**values))
+        return values['id']
+    mine = row('volumes', size=1, status='available', host='m1@fake#p1')
+    other = row('volumes', size=1, status='available', host='m10@fake#p1')
+    snap = row('snapshots', volume_id=mine, volume_size=1,
+               status='available', host='m1@fake#p1')
+    attachment = row('volume_attachment', volume_id=mine, status='attached',
+                     host='m1@fake')  # the consumer's host: left alone
+    journal = db.OperationJournal.start(str(uuid.uuid4()), 'm1@fake',
+                                        'create_volume', [], {})
+    journal.flush()
+    moved = db.move_to_backend('m1@fake', 'cl@fake')
+    assert moved['volumes'] == 1 and moved['snapshots'] == 1
+    assert moved['operations'] == 1
+    assert db.volume_get(mine)['host'] == 'cl@fake#p1'
+    assert db.volume_get(mine)['cluster_name'] == 'cl@fake'
+    assert db.volume_get(other)['host'] == 'm10@fake#p1'
+    assert db.snapshot_get(snap)['host'] == 'cl@fake#p1'
+    t = models.volume_attachment
+    with db.get_engine().connect() as conn:
+        assert conn.execute(sa.select(t.c.host).where(
+            t.c.id == attachment)).scalar() == 'm1@fake'
+    [op] = db.journal_get_all('cl@fake')
+    assert op['owner'] == 'm1@fake'  # still its own: resumed at its start

@@ -298,6 +298,32 @@ def _host_clause(table, host):
                   sa.and_(table.c.host >= host + '#', table.c.host < host + '$'))
 
 
+# Tables whose ``host`` names the backend a resource lives on (an
+# attachment's names its consumer's host: not one of them).
+BACKEND_TABLES = ('volumes', 'snapshots', 'groups', 'group_snapshots',
+                  'backups')
+
+
+def move_to_backend(old, new):
+    """Rename backend ``old`` (host@backend) to ``new`` (cluster@backend)
+    in every resource of it, pools kept, and in its journal rows; one
+    transaction. Returns {table: rows moved}."""
+    moved = {}
+    with get_engine().begin() as conn:
+        for name in BACKEND_TABLES:
+            t = models.metadata.tables[name]
+            values = {'host': sa.literal(new) + sa.func.substr(
+                t.c.host, len(old) + 1)}
+            if 'cluster_name' in t.c:
+                values['cluster_name'] = new
+            moved[name] = conn.execute(t.update().where(
+                _host_clause(t, old)).values(**values)).rowcount
+        t = models.operations
+        moved['operations'] = conn.execute(t.update().where(
+            t.c.host == old).values(host=new)).rowcount
+    return moved
+
+
 def volume_allocated_capacity_by_pool(host):
     """{pool_name: allocated GiB} of the live volumes of one backend."""
     return {pool: usage['allocated_capacity_gb']
