@@ -280,6 +280,11 @@ class BackendService:
         if settled:
             LOG.info('Backend %s: %d volumes without a pool placed in theirs',
                      self.host, settled)
+        before, now = db.pool_usage_recompute(self.host)
+        if before:
+            LOG.warning('Backend %s: pool usage counters rebuilt from the '
+                        'volumes where they differed: %s, now %s', self.host,
+                        before, now)
 
     def _join_cluster(self):
         """What this worker made alone (host@backend) becomes its cluster's

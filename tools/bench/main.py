@@ -47,6 +47,7 @@ SIZES = {
                   peer_warm=20, group_members=12, cluster=300),
     'full': dict(control=1000, calls=2000, concurrent_calls=6400,
                  casts=10000, scale_small=100, scale_large=10000,
+                 scale_huge=100000,
                  exports=10000, volume_gb=10, data_mib=1024, journal=300,
                  caps_repeat=30, rounds=2, peer=300, peer_lone=50,
                  peer_rounds=3, peer_warm=50, group_members=20,
@@ -247,7 +248,8 @@ class Bench:
                     settings['backends'][0])
         s = self.size
         scale.measure(self.conf, factory, self.results, s['scale_small'],
-                      s['scale_large'], s['caps_repeat'])
+                      s['scale_large'], s['caps_repeat'],
+                      huge=s.get('scale_huge'))
 
     def exports(self):
         import exports

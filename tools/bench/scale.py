@@ -68,35 +68,47 @@ def caps_call_ms(conf, backend, repeat):
 
 
 def build_ms(db_path, backend, repeat):
-    """p50 of CapabilityReporter.build in-process on the same database, in ms."""
+    """p50 in ms of CapabilityReporter.build in-process on the same database,
+    and beside it, alternating, the per-pool usage the report reads (its
+    counters) and the sums over the rows it read before them."""
     from common import percentile
     from journal import make_fake_driver
     from volume_worker import reporting
     from volume_worker.db import api as db
+    from volume_worker.db import pool_usage
     db.configure('sqlite:///%s' % db_path)
     try:
         reporter = reporting.CapabilityReporter(
             backend, make_fake_driver(backend), scheduler_api=None)
         reporter.build()
-        lat = []
+        timings = {'build': [], 'counters': [], 'rows': []}
+        engine = db.get_engine()
         for _ in range(repeat):
             t0 = time.monotonic()
             reporter.build()
-            lat.append(time.monotonic() - t0)
-        return percentile(lat, 50) * 1e3
+            timings['build'].append(time.monotonic() - t0)
+            with engine.connect() as conn:
+                t0 = time.monotonic()
+                pool_usage.stored(conn, backend)
+                timings['counters'].append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                pool_usage.counted(conn, backend)
+                timings['rows'].append(time.monotonic() - t0)
+        return {k: percentile(v, 50) * 1e3 for k, v in timings.items()}
     finally:
         db.dispose()
 
 
 def measure(conf, worker_factory, results, small=100, large=10000,
-            repeat=30):
-    """Start a worker with ``small`` then ``large`` volumes in its database."""
+            repeat=30, huge=None):
+    """Start a worker with ``small``, ``large`` (and ``huge``) volumes in its
+    database."""
     worker, db_path, backend = worker_factory()
     try:
         worker.start()
         worker.stop()
         loaded = 0
-        for count in (small, large):
+        for count in [n for n in (small, large, huge) if n]:
             insert_volumes(db_path, backend, count - loaded)
             loaded = count
             recovered, own, started = timed_start(worker)
@@ -111,8 +123,16 @@ def measure(conf, worker_factory, results, small=100, large=10000,
             call_ms, report = caps_call_ms(conf, backend, repeat)
             results.add(SECTION, 'get_capabilities(discover) call p50, %d '
                         'volumes' % count, call_ms, 'ms')
+            built = build_ms(db_path, backend, repeat)
             results.add(SECTION, 'CapabilityReporter.build p50, %d volumes'
-                        % count, build_ms(db_path, backend, repeat), 'ms')
+                        % count, built['build'], 'ms')
+            results.add(SECTION, 'pool usage from the counters p50, %d '
+                        'volumes' % count, built['counters'], 'ms')
+            results.add(SECTION, 'pool usage summed over the rows (before '
+                        'the counters) p50, %d volumes' % count,
+                        built['rows'], 'ms')
+            results.add(SECTION, 'rows / counters, %d volumes' % count,
+                        built['rows'] / max(built['counters'], 1e-6), 'x')
             allocated = report.get('allocated_capacity_gb')
             if allocated != count:
                 results.note('capability report of %s says %s GiB allocated, '

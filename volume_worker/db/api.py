@@ -14,6 +14,7 @@ from sqlalchemy import event
 
 from volume_worker import exception
 from volume_worker.db import models
+from volume_worker.db import pool_usage
 
 _ENGINE = None
 _ENGINE_LOCK = threading.Lock()
@@ -137,6 +138,7 @@ def _create(table, values, journal=None):
         result = conn.execute(insert, values)
         if 'id' not in values and result.inserted_primary_key:
             values['id'] = result.inserted_primary_key[0]
+        pool_usage.on_insert(conn, table, values)
     return values
 
 
@@ -169,10 +171,21 @@ def _update(table, resource_id, values, expected_status=None, journal=None,
     if kind is not None:
         params['_expected'] = (list(expected_status) if many
                                else expected_status)
+    tracked = pool_usage.tracks(table, values)
+    removal = tracked and values.get('deleted') and set(values).isdisjoint(
+        ('host', 'size', 'volume_size'))
     try:
         with _writing(journal) as conn:
+            old = None
+            if removal:
+                pool_usage.before_removal(conn, table, resource_id)
+            elif tracked:
+                old = pool_usage.before_update(conn, table, resource_id,
+                                               values)
             if conn.execute(query, params).rowcount == 0:
                 raise _CasFailed()
+            if tracked and not removal:
+                pool_usage.after_update(conn, table, old, values)
     except _CasFailed:
         return False
     return True
@@ -255,9 +268,16 @@ def volume_purge(volume_id, expected_status):
     it never existed here, and its id must stay usable elsewhere). False
     when the row was not in ``expected_status``."""
     t = models.volumes
-    with get_engine().begin() as conn:
-        return conn.execute(sa.delete(t).where(
-            t.c.id == volume_id, t.c.status == expected_status)).rowcount == 1
+    try:
+        with _writing() as conn:
+            pool_usage.before_removal(conn, t, volume_id)
+            if conn.execute(sa.delete(t).where(
+                    t.c.id == volume_id,
+                    t.c.status == expected_status)).rowcount != 1:
+                raise _CasFailed()
+    except _CasFailed:
+        return False
+    return True
 
 
 def volume_swap_identities(volume_id, volume_host, volume_values, other_id,
@@ -277,8 +297,10 @@ def volume_swap_identities(volume_id, volume_host, volume_values, other_id,
                 query = t.update().where(
                     t.c.id == row_id, t.c.deleted == sa.false(), extra
                 ).values(dict(values, updated_at=now))
+                old = pool_usage.before_update(conn, t, row_id, values)
                 if conn.execute(query).rowcount != 1:
                     raise _CasFailed()
+                pool_usage.after_update(conn, t, old, values)
     except _CasFailed:
         return False
     return True
@@ -288,14 +310,7 @@ def volume_get_all(filters=None, marker=None, limit=None):
     return _list(models.volumes, filters, marker, limit)
 
 
-def _host_clause(table, host):
-    """Rows of backend ``host`` (host@backend), whatever their pool.
-
-    ``host#pool`` values sort between ``host#`` and ``host$`` ('$' follows
-    '#'): a range the host index serves, where ``LIKE 'host#%'`` cannot.
-    """
-    return sa.or_(table.c.host == host,
-                  sa.and_(table.c.host >= host + '#', table.c.host < host + '$'))
+_host_clause = pool_usage.host_clause
 
 
 # Tables whose ``host`` names the backend a resource lives on (an
@@ -331,38 +346,31 @@ def volume_allocated_capacity_by_pool(host):
 
 
 def backend_usage_by_pool(host):
-    """What the database knows of one backend's pools, from grouped queries.
+    """What the database knows of one backend's pools.
 
     ``{pool_name: {'allocated_capacity_gb', 'provisioned_capacity_gb',
     'total_volumes'}}``: the GiB of live volumes, the GiB they and their
     live snapshots provision, and the count of live volumes (pool ``None``
-    for hosts written without one). Two aggregates grouped by host, so a
-    report costs the same with 100 or 100,000 volumes as far as Python is
-    concerned, and every worker sharing the database reports the same.
+    for hosts written without one). Read from the pools' counters (see
+    ``db/pool_usage.py``): the cost does not grow with the volumes, and
+    every worker sharing the database reports the same.
     """
-    v, s = models.volumes, models.snapshots
-    volumes = (sa.select(v.c.host, sa.func.sum(v.c.size), sa.func.count())
-               .where(v.c.deleted == sa.false(), _host_clause(v, host))
-               .group_by(v.c.host))
-    snapshots = (sa.select(s.c.host, sa.func.sum(s.c.volume_size))
-                 .where(s.c.deleted == sa.false(), _host_clause(s, host))
-                 .group_by(s.c.host))
-    out = {}
-
-    def pool_of(row_host):
-        pool = row_host.partition('#')[2] or None
-        return out.setdefault(pool, {'allocated_capacity_gb': 0,
-                                     'provisioned_capacity_gb': 0,
-                                     'total_volumes': 0})
     with get_engine().connect() as conn:
-        for row_host, total, count in conn.execute(volumes):
-            usage = pool_of(row_host)
-            usage['allocated_capacity_gb'] += int(total or 0)
-            usage['provisioned_capacity_gb'] += int(total or 0)
-            usage['total_volumes'] += int(count or 0)
-        for row_host, total in conn.execute(snapshots):
-            pool_of(row_host)['provisioned_capacity_gb'] += int(total or 0)
-    return out
+        return pool_usage.usage_by_pool(conn, host)
+
+
+def pool_usage_recompute(host):
+    """Rebuild backend ``host``'s usage counters from its rows; returns
+    ({host: counters before}, {host: counters now}) where they differed."""
+    return pool_usage.recompute(get_engine(), host)
+
+
+def pool_usage_check(host):
+    """(counters, sums from the rows) of backend ``host``, read one after
+    the other: {host: (volume GiB, snapshot GiB, volumes)} each."""
+    with get_engine().connect() as conn:
+        return (pool_usage.stored(conn, host),
+                pool_usage.counted(conn, host))
 
 
 # -- snapshots -----------------------------------------------------------------

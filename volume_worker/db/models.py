@@ -208,3 +208,14 @@ operations = sa.Table(
               server_default='0'),
     sa.Column('expires_at', sa.DateTime),
 )
+
+# What the capability report says of each pool, kept by db/pool_usage.py in
+# the transactions that write volumes and snapshots: one row per host value
+# (host@backend#pool).
+pool_usage = sa.Table(
+    'pool_usage', metadata,
+    sa.Column('host', sa.String(255), primary_key=True),
+    sa.Column('volume_gb', sa.BigInteger, nullable=False, default=0),
+    sa.Column('snapshot_gb', sa.BigInteger, nullable=False, default=0),
+    sa.Column('volumes', sa.BigInteger, nullable=False, default=0),
+)
