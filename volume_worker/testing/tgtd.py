@@ -33,15 +33,17 @@ def free_control_port():
 class Tgtd:
     """A private tgtd instance: start, crash, restart, stop."""
 
-    def __init__(self, control_port, portal_port, logdir):
+    def __init__(self, control_port, portal_port, logdir, iothreads=None):
         self.control_port = control_port
         self.portal_port = portal_port
         self.logdir = logdir
+        # tgtd -t: I/O threads per LUN (tgtd's default is 16)
+        self.iothreads = iothreads
         self.proc = None
 
     @classmethod
-    def on_free_ports(cls, logdir):
-        return cls(free_control_port(), free_tcp_port(), logdir)
+    def on_free_ports(cls, logdir, iothreads=None):
+        return cls(free_control_port(), free_tcp_port(), logdir, iothreads)
 
     def tgtadm(self, *args, check=True):
         return subprocess.run(
@@ -53,7 +55,8 @@ class Tgtd:
         log = open(os.path.join(self.logdir, 'tgtd.log'), 'ab')
         self.proc = subprocess.Popen(
             ['tgtd', '-f', '-C', str(self.control_port), '--iscsi',
-             'portal=127.0.0.1:%d' % self.portal_port],
+             'portal=127.0.0.1:%d' % self.portal_port] +
+            (['-t', str(self.iothreads)] if self.iothreads else []),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 10
