@@ -287,3 +287,56 @@ def test_legacy_connection_failure_and_kill(rig):
     assert not rig.db.journal()
     assert rig.db.status(volume_id) == VolumeStatus.AVAILABLE
     rig.assert_consistent()
+
+
+def test_an_attach_does_not_rely_on_the_start_up_export_check(
+        tmp_path, tgtd):  # noqa: F811
+    """tgtd lost every export (a reboot). The start-up's background check
+    failing, an attach makes its volume's export itself; an attach while the
+    check is still inside the driver waits for the volume's lock and finds
+    the export made. Either way the consumer logs in with the credentials
+    the attach returned."""
+    from tests.functional.test_crash_recovery import CrashRig
+    from volume_worker.testing import drivers as faulty
+    rig = CrashRig(tmp_path, backend_options={
+        'target_protocol': 'iscsi', 'target_ip_address': '127.0.0.1',
+        'use_chap_auth': True, 'target_port': tgtd.portal_port,
+        'target_prefix': PREFIX, 'file_tgt_control_port': tgtd.control_port})
+    rig.clear_faults()
+
+    def login(attachment):
+        data = attachment.connection_info['data']
+        url = 'iscsi://%s%%%s@%s/%s/%d' % (
+            data['auth_username'], data['auth_password'],
+            data['target_portal'], data['target_iqn'], data['target_lun'])
+        inq = subprocess.run(['iscsi-inq', url], capture_output=True,
+                             text=True, timeout=30)
+        assert inq.returncode == 0, inq.stderr
+
+    def restart_with_tgtd_empty(faults):
+        rig.stop()
+        tgtd.kill()
+        tgtd.start()
+        assert tgtd.targets() == {}
+        faulty.control(rig.control, faults)
+        return rig.start()
+
+    try:
+        rig.start()
+        first, second = rig.create_available(2)
+
+        worker = restart_with_tgtd_empty({'*': {'ensure_exports': 'raise'}})
+        worker.wait_for_log('0 exports ensured, 2 failed', 30)
+        attachment = _attach(rig, first)
+        login(attachment)
+        assert rig.db.status(first) == VolumeStatus.IN_USE
+
+        worker = restart_with_tgtd_empty({'*': {'ensure_exports': 4}})
+        state.wait_until(lambda: os.path.exists(faulty.marker(
+            rig.control, 'ensure_exports', None)), 30, 'check inside')
+        assert 'exports ensured' not in worker.log_text()
+        attachment = _attach(rig, second)
+        assert '2 exports ensured, 0 failed' in worker.log_text()
+        login(attachment)
+    finally:
+        rig.close()

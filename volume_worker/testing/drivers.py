@@ -38,7 +38,8 @@ fault_opts = [
 ]
 
 FAULTY_METHODS = ('create_volume', 'delete_volume', 'create_export',
-                  'remove_export', 'ensure_export', 'create_snapshot',
+                  'remove_export', 'ensure_export', 'ensure_exports',
+                  'create_snapshot',
                   'delete_snapshot', 'create_volume_from_snapshot',
                   'create_cloned_volume', 'extend_volume',
                   'revert_to_snapshot', 'initialize_connection',
