@@ -2,8 +2,8 @@
 
 The report is the driver's stats with Cinder's scheduler keys, plus per pool
 ``allocated_capacity_gb``, ``provisioned_capacity_gb`` and ``total_volumes``
-from two grouped queries (their cost does not grow with the number of
-volumes), the filter and goodness functions, the operator's
+from the pools' usage counters (``db/pool_usage.py``: a row per pool, so
+the cost does not grow with the number of volumes), the filter and goodness functions, the operator's
 ``extra_capabilities``, ``backend_state`` and a timezone-aware timestamp.
 
 A driver's ``get_volume_stats`` may block natively for minutes (a hung

@@ -393,6 +393,24 @@ def test_start_up_saves_the_provider_ids_the_driver_reports(
     assert db.volume_get(volume.id)['provider_id'] == 'lun-7'
 
 
+def test_start_up_loads_nothing_for_a_driver_that_reports_nothing(
+        ops, driver, monkeypatch):
+    from volume_worker import recovery
+    helpers.available_volume(ops)
+    assert 'update_provider_info' not in vars(type(driver)) or getattr(
+        type(driver).update_provider_info, '_faulty', False)
+
+    def loaded(*args, **kwargs):
+        raise AssertionError('volumes loaded for a driver that reports '
+                             'no provider ids')
+    monkeypatch.setattr(objects.Volume, 'get_all', loaded)
+    assert recovery.sync_provider_info(HOST, driver) == (0, 0)
+    monkeypatch.setattr(driver, 'update_provider_info',
+                        lambda volumes, snapshots: (None, None))
+    with pytest.raises(AssertionError, match='volumes loaded'):
+        recovery.sync_provider_info(HOST, driver)
+
+
 # -- volumes without a pool, at start-up ----------------------------------------
 
 def test_start_up_places_volumes_without_a_pool(ops, driver, monkeypatch):
