@@ -355,14 +355,16 @@ def test_db_writes_and_commits_per_create_and_delete(ops, writes):
 
     # Journal: the insert rides with the first status write, one update
     # for the checkpointed backend create, the delete rides with the last
-    # status write: three commits for a create, two for a delete.
+    # status write: three commits for a create, two for a delete. The
+    # pool's usage counter rides with the row's insert and its delete.
     assert create_writes == {
         ('INSERT', 'operations'): 1, ('UPDATE', 'operations'): 1,
-        ('DELETE', 'operations'): 1,
+        ('DELETE', 'operations'): 1, ('INSERT', 'pool_usage'): 1,
         ('INSERT', 'volumes'): 1, ('UPDATE', 'volumes'): 1, 'COMMIT': 3}
     assert delete_writes == {
         ('INSERT', 'operations'): 1, ('DELETE', 'operations'): 1,
-        ('UPDATE', 'volumes'): 2, 'COMMIT': 2}
+        ('UPDATE', 'pool_usage'): 1, ('UPDATE', 'volumes'): 2,
+        'COMMIT': 2}
 
 
 # -- failures revert ------------------------------------------------------------
