@@ -160,7 +160,7 @@ class FileVolumeDriver(file_replication.ReplicationMixin,
                 data='volume directory %s is not writable'
                      % self.layout.directory)
         if self.tgt is not None:
-            self.tgt.show_targets()     # raises when tgtd is unreachable
+            self.tgt.check_reachable()
 
     # -- naming ------------------------------------------------------------
 

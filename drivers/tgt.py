@@ -118,6 +118,15 @@ class TgtAdm:
                        % self.control_port, exc)
         return parse_targets(out)
 
+    def check_reachable(self):
+        """Raise unless tgtd answers (a small request: listing every
+        target costs seconds with thousands of them)."""
+        try:
+            self._tgt('system', 'show')
+        except tgt_ipc.TgtdError as exc:
+            self._fail('answer (is tgtd running with control port %d?)'
+                       % self.control_port, exc)
+
     def find_target(self, iqn):
         return self.show_targets().get(iqn)
 

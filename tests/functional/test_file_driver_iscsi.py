@@ -409,3 +409,20 @@ def test_setup_error_when_tgtd_is_unreachable(tmp_path, tgtd):
                        match='tgtd running'):
         make_driver(tmp_path / 'volumes', tgtd,
                     file_tgt_control_port=tgtd.control_port + 1000)
+
+
+def test_setup_check_asks_tgtd_one_small_question(driver, tgtd):
+    """check_for_setup_error runs at every start-up: it must not list every
+    target (seconds with 10,000 of them), only see that tgtd answers."""
+    vol = new_volume()
+    driver.create_volume(vol)
+    export(driver, vol)
+    asked = []
+    real = driver.tgt._request
+
+    def counting(port, mode, op, **kwargs):
+        asked.append((mode, op))
+        return real(port, mode, op, **kwargs)
+    driver.tgt._request = counting
+    driver.check_for_setup_error()
+    assert asked == [('system', 'show')]
