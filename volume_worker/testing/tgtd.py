@@ -24,9 +24,19 @@ def free_tcp_port():
 
 
 def free_control_port():
+    """A control port no tgtd serves. A killed tgtd leaves its socket file
+    behind: a file nobody listens on is free (tgtd binds it again)."""
     for port in range(40, 100):
-        if not os.path.exists('/var/run/tgtd/socket.%d' % port):
+        path = '/var/run/tgtd/socket.%d' % port
+        if not os.path.exists(path):
             return port
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                return port
+            except OSError:
+                continue
     raise TgtdUnavailable('no free tgtd control port')
 
 
@@ -81,6 +91,18 @@ class Tgtd:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+    def discard(self):
+        """Kill it and remove its control socket files: for a private
+        instance with many targets, where deleting them one by one (stop)
+        takes tgtd minutes."""
+        self.kill()
+        for suffix in ('', '.lock'):
+            try:
+                os.unlink('/var/run/tgtd/socket.%d%s'
+                          % (self.control_port, suffix))
+            except FileNotFoundError:
+                pass
 
     def stop(self):
         if not self.proc or self.proc.poll() is not None:
