@@ -280,7 +280,7 @@ class BackendService:
         if settled:
             LOG.info('Backend %s: %d volumes without a pool placed in theirs',
                      self.host, settled)
-        before, now = db.pool_usage_recompute(self.host)
+        before, now = db.pool_usage_recompute(self.identity)
         if before:
             LOG.warning('Backend %s: pool usage counters rebuilt from the '
                         'volumes where they differed: %s, now %s', self.host,
@@ -356,9 +356,7 @@ class BackendService:
         ctxt = rpc.admin_context()
         settled = [objects.VolumeStatus.AVAILABLE,
                    objects.VolumeStatus.IN_USE]
-        ids = [volume.id for volume in objects.Volume.get_all(
-            filters={'backend': self.identity, 'status': settled})
-            if volume.provider_location]
+        ids = db.volume_ids_exported(self.identity, settled)
         counts = {'ensured': 0, 'failed': 0, 'skipped': 0}
         for first in range(0, len(ids), EXPORT_BATCH):
             if self._stopping.is_set():

@@ -179,3 +179,25 @@ def test_a_volume_lists_its_live_attachments_when_read(database):
         'consumer']
     older = again.obj_to_primitive(target_version='1.1')
     assert 'volume_attachment' not in older['versioned_object.data']
+
+
+def test_exported_volume_ids_of_a_backend(database):
+    from volume_worker.db import api as db
+    made = {}
+    for name, host, status, location in (
+            ('yes', 'h@b#p1', 'available', 'tgt 1'),
+            ('in-use', 'h@b', 'in-use', 'tgt 2'),
+            ('no-export', 'h@b#p1', 'available', None),
+            ('empty', 'h@b#p1', 'available', ''),
+            ('creating', 'h@b#p1', 'creating', 'tgt 3'),
+            ('other', 'h@bb#p1', 'available', 'tgt 4')):
+        volume = _volume(host=host, status=status)
+        volume.provider_location = location
+        volume.create()
+        made[name] = volume.id
+    gone = _volume(host='h@b#p1', status='available')
+    gone.provider_location = 'tgt 5'
+    gone.create()
+    gone.destroy()
+    assert db.volume_ids_exported('h@b', ['available', 'in-use']) == \
+        sorted([made['yes'], made['in-use']])

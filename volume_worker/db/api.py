@@ -310,6 +310,20 @@ def volume_get_all(filters=None, marker=None, limit=None):
     return _list(models.volumes, filters, marker, limit)
 
 
+def volume_ids_exported(host, statuses):
+    """Ids of backend ``host``'s live volumes in ``statuses`` that have a
+    ``provider_location`` (an export), without loading the volumes."""
+    t = models.volumes
+    query = (sa.select(t.c.id)
+             .where(t.c.deleted == sa.false(), _host_clause(t, host),
+                    t.c.status.in_(list(statuses)),
+                    t.c.provider_location.is_not(None),
+                    t.c.provider_location != '')
+             .order_by(t.c.id))
+    with get_engine().connect() as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
 _host_clause = pool_usage.host_clause
 
 
