@@ -2,7 +2,7 @@
 from the live volumes and snapshots already there
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0014
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0017'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
