@@ -274,7 +274,7 @@ def test_kill_inside_an_upload_removes_the_partial_image(slow_rig,
     assert not os.path.exists(staged)
     with pytest.raises(driver_exception.ImageNotFound):
         rig.store.show(None, new_image)
-    assert rig.db.journal() == {}
+    state.wait_until(lambda: rig.db.journal() == {}, 30, 'journal emptied')
 
 
 def _encrypted_type(rig):
