@@ -169,3 +169,15 @@ def test_the_migration_counts_what_is_already_there(sqlite_url):
         assert _assert_exact() == {BACKEND + '#a': (5, 2, 2)}
     finally:
         db.dispose()
+
+
+def test_moving_a_backend_into_a_cluster_moves_its_counters(any_database):
+    _volume(2, 'a')
+    _snapshot(_volume(3, 'a'))
+    _volume(5, 'b')
+    cluster = 'clus@b'
+    db.move_to_backend(BACKEND, cluster)
+    assert _assert_exact() == {}
+    stored, counted = db.pool_usage_check(cluster)
+    assert stored == counted == {cluster + '#a': (5, 3, 2),
+                                 cluster + '#b': (5, 0, 1)}

@@ -350,6 +350,8 @@ def move_to_backend(old, new):
         t = models.operations
         moved['operations'] = conn.execute(t.update().where(
             t.c.host == old).values(host=new)).rowcount
+        for backend in (old, new):   # the rows moved behind the hooks
+            pool_usage.rebuild(conn, backend)
     return moved
 
 

@@ -222,6 +222,22 @@ def stored(conn, backend):
             if (a, b, c) != (0, 0, 0)}
 
 
+def rebuild(conn, backend):
+    """Replace ``backend``'s counters with the sums over its rows, in the
+    caller's transaction (a bulk write that bypassed the hooks, such as
+    moving a backend's rows to another host name, calls it for both names).
+    Returns (counters before, counters now), {host: counters} each."""
+    t = models.pool_usage
+    before = stored(conn, backend)
+    conn.execute(t.delete().where(host_clause(t, backend)))
+    now = counted(conn, backend)
+    if now:
+        conn.execute(t.insert(), [
+            {'host': host, 'volume_gb': a, 'snapshot_gb': b, 'volumes': c}
+            for host, (a, b, c) in now.items()])
+    return before, now
+
+
 def recompute(engine, backend):
     """Rebuild the counters of ``backend`` from its rows, in one transaction.
 
@@ -229,17 +245,10 @@ def recompute(engine, backend):
     where they differed. Writers of other workers sharing the database wait
     for it (PostgreSQL: a lock on the counters; SQLite: its one writer).
     """
-    t = models.pool_usage
     with engine.begin() as conn:
         if conn.dialect.name == 'postgresql':
             conn.execute(sa.text(
                 'LOCK TABLE pool_usage IN SHARE ROW EXCLUSIVE MODE'))
-        before = stored(conn, backend)
-        conn.execute(t.delete().where(host_clause(t, backend)))
-        now = counted(conn, backend)
-        if now:
-            conn.execute(t.insert(), [
-                {'host': host, 'volume_gb': a, 'snapshot_gb': b, 'volumes': c}
-                for host, (a, b, c) in now.items()])
+        before, now = rebuild(conn, backend)
     drift = {h for h in set(before) | set(now) if before.get(h) != now.get(h)}
     return ({h: before.get(h) for h in drift}, {h: now.get(h) for h in drift})
