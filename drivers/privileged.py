@@ -3,7 +3,7 @@
 One context, ``[privsep_tgt]``: requests on the control socket of a tgtd run
 by root. tgtd serves only peers with its own uid and gid, so the daemon keeps
 uid 0 and gid 0, and no capability at all (the socket belongs to root, whose
-owner bits let it connect). The worker forks this daemon, and os-brick's,
+owner bits let it connect). The worker starts this daemon, and os-brick's,
 before it drops to its unprivileged user (``volume_worker.privileges``).
 
 A process that is root and starts no daemon (the quick start, tests run as
@@ -34,6 +34,21 @@ CONTEXTS = (tgt,)
 def tgt_request(control_port, mode, op, **kwargs):
     """``tgt_ipc.request`` as root (see the module's docstring)."""
     return tgt_ipc.request(control_port, mode, op, **kwargs)
+
+
+def request(control_port, mode, op, **kwargs):
+    """``tgt_request``, with a daemon that cannot start said in one line."""
+    from oslo_privsep import daemon
+    try:
+        return tgt_request(control_port, mode, op, **kwargs)
+    except (OSError, daemon.FailedToDropPrivileges) as exc:
+        # Raised only while the client starts its daemon: the request
+        # itself turns its own OSErrors into TgtdError.
+        raise tgt_ipc.TgtdError(
+            'the privsep daemon of [%s] did not start (%s): run the worker '
+            'as root (with [DEFAULT] user to drop to a plain user), or give '
+            '[%s] helper_command a way to root' % (
+                CONFIG_SECTION, exc, CONFIG_SECTION)) from None
 
 
 def in_process():

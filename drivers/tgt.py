@@ -81,7 +81,7 @@ class TgtAdm:
 
     ``control_port`` selects the tgtd instance (``tgtd -C N``); 0 is the
     default instance.  ``request`` follows ``tgt_ipc.request`` (default:
-    ``drivers.privileged.tgt_request``, in this process or its privsep
+    ``drivers.privileged.request``, in this process or its privsep
     daemon).
     """
 
@@ -89,7 +89,7 @@ class TgtAdm:
         self.control_port = int(control_port or 0)
         if request is None:
             from drivers import privileged
-            request = privileged.tgt_request
+            request = privileged.request
         self._request = request
         # tgtd itself is the arbiter between processes (a clashing tid is
         # refused and retried); this lock only spares our own threads that.

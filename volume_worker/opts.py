@@ -43,7 +43,7 @@ service_opts = [
                     'SQLite database, lock files, file-backed volumes.'),
     cfg.StrOpt('user',
                help='Unprivileged user (name or uid) the worker runs as. '
-                    'Started as root, it forks its privsep daemons (tgtd '
+                    'Started as root, it starts its privsep daemons (tgtd '
                     'requests in [privsep_tgt], os-brick\'s in '
                     '[privsep_osbrick]) and then becomes this user; a '
                     'state_path owned by root is handed to it. Unset: the '

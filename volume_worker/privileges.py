@@ -3,7 +3,7 @@
 ``secure_files`` makes everything the worker creates private (umask 077:
 directories 0700, files 0600; the state directory, the SQLite database, lock
 files, backups, images). ``drop_to_user`` runs when the worker starts as root
-with ``[DEFAULT] user`` set: it forks the privsep daemons (the drivers' tgt
+with ``[DEFAULT] user`` set: it starts the privsep daemons (the drivers' tgt
 context with no capability, os-brick's with its own) while still root, then
 becomes that user for good. Started as root without ``user`` (the quick
 start), nothing is dropped and privileged calls run in-process.
@@ -72,7 +72,7 @@ def target_identity(conf):
 
 
 def drop_to_user(conf, start_daemons=None):
-    """Fork the privsep daemons, then become ``[DEFAULT] user``.
+    """Start the privsep daemons, then become ``[DEFAULT] user``.
 
     Returns the identity taken, or None when no user is configured. Refuses
     (PrivilegeError) a user configured for a worker not started as root,
@@ -90,7 +90,7 @@ def drop_to_user(conf, start_daemons=None):
                              'to %s) or as %s' % (name, os.geteuid(), name,
                                                   name))
     _give_state_path(conf.state_path, uid, gid)
-    (start_daemons or start_privsep_daemons)()
+    (start_daemons or start_privsep_daemons)(conf)
     # The user's own supplementary groups (/etc/group), nothing of root's.
     os.initgroups(name, gid)
     os.setgid(gid)
@@ -142,20 +142,41 @@ def _native_privsep_channels():
     daemon.socket = patcher.original('socket')
 
 
-def start_privsep_daemons():
-    """Fork one privsep daemon per context, while this process is root."""
+def start_privsep_daemons(conf=None, contexts=None):
+    """Start one privsep daemon per context, while this process is root.
+
+    Each is started by executing oslo.privsep's helper (root already, so
+    no sudo), not by forking this process: a fork taken while another
+    thread (the reader of a daemon started before) holds a lock leaves the
+    child with that lock held for good, and the daemon hangs on its first
+    request. An operator's own ``[privsep_*] helper_command`` is kept.
+    """
+    import shlex
+    import sys
+
+    from oslo_config import cfg
     from oslo_privsep import priv_context
     from os_brick import privileged as brick_privileged
 
     from drivers import privileged
 
-    contexts = list(privileged.CONTEXTS) + [
-        brick_privileged.default, brick_privileged.brick_privsep_hide_output]
+    conf = conf or cfg.CONF
+    if contexts is None:
+        contexts = list(privileged.CONTEXTS) + [
+            brick_privileged.default,
+            brick_privileged.brick_privsep_hide_output]
     _native_privsep_channels()
+    helper = [sys.executable, '-m', 'oslo_privsep.daemon']
+    for option, paths in (('--config-file', conf.config_file),
+                          ('--config-dir', conf.config_dir)):
+        for path in paths or ():
+            helper += [option, path]
     for context in contexts:
+        conf.set_default('helper_command', shlex.join(helper),
+                         group=context.cfg_section)
         context.set_client_mode(True)
         try:
-            context.start(priv_context.Method.FORK)
+            context.start(priv_context.Method.ROOTWRAP)
         except Exception as exc:
             raise PrivilegeError('the privsep daemon of [%s] did not start: '
                                  '%s' % (context.cfg_section, exc)) from None

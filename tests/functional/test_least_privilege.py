@@ -1,6 +1,6 @@
 """The worker as an unprivileged user: root work only in its privsep daemons.
 
-Started as root with ``[DEFAULT] user``, the worker forks its privsep
+Started as root with ``[DEFAULT] user``, the worker starts its privsep
 daemons, becomes that user, and serves the file backend over iSCSI through
 a private tgtd: create, export (tgtd requests through the ``[privsep_tgt]``
 daemon), a real initiator reading the LUN with the CHAP secret, a backup
@@ -55,6 +55,22 @@ def proc_status(pid):
     return fields
 
 
+def privsep_daemons(conf_path):
+    """pids of the privsep daemons started for the worker of ``conf_path``."""
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:
+            continue
+        if b'oslo_privsep.daemon' in args and conf_path.encode() in args:
+            found.append(int(pid))
+    return found
+
+
 def children(pid):
     out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(pid)],
                          capture_output=True, text=True).stdout
@@ -106,11 +122,12 @@ def test_unprivileged_worker_serves_iscsi_exports(state_dir, tgtd,  # noqa
         assert status['Gid'][:3] == [str(user.pw_gid)] * 3
         assert '0' not in status['Groups']     # none of root's groups
         assert int(status['CapEff'][0], 16) == 0
-        daemons = children(h.worker.pid)
-        assert daemons, 'no privsep daemon forked'
+        daemons = privsep_daemons(h.worker.config_path)
+        assert len(daemons) == 3, 'tgt and os-brick\'s two'
         # Every daemon is root without the full set of capabilities; the
         # tgt daemon keeps none.
         caps = sorted(int(proc_status(p)['CapEff'][0], 16) for p in daemons)
+        assert all(proc_status(p)['Uid'][0] == '0' for p in daemons)
         assert 0 in caps
         assert all(c != int(proc_status(1)['CapEff'][0], 16) for c in caps)
         assert 'Running as %s' % WORKER_USER in h.worker.log_text()
@@ -175,6 +192,9 @@ def test_unprivileged_worker_serves_iscsi_exports(state_dir, tgtd,  # noqa
                     assert st.st_uid == user.pw_uid, name
         assert os.listdir(os.path.join(state_dir, 'locks'))
         assert h.worker.terminate() == 0
+    except Exception:
+        print(h.worker.log_text()[-20000:])
+        raise
     finally:
         h.close()
         h.worker.stop()
@@ -197,7 +217,7 @@ def test_unknown_user_is_refused_in_one_line(state_dir):
 
 def test_workers_n_children_each_drop_to_the_user(state_dir):
     """workers = N: the parent stays root to restart children; each child
-    forks its own privsep daemons and becomes the user."""
+    starts its own privsep daemons and becomes the user."""
     user = ensure_worker_user()
     conf_path, settings = process.write_config(
         state_dir, extra_default={'workers': 2, 'user': WORKER_USER},
@@ -218,11 +238,10 @@ def test_workers_n_children_each_drop_to_the_user(state_dir):
         assert len(members) == 2
         for pid in members:
             assert proc_status(pid)['Uid'][:3] == [str(user.pw_uid)] * 3
-            # Its own daemons: root, fewer capabilities than init's.
-            daemons = children(pid)
-            assert daemons
-            for daemon in daemons:
-                assert proc_status(daemon)['Uid'][0] == '0'
+        # Each child started its own three.
+        daemons = privsep_daemons(conf_path)
+        assert len(daemons) == 6
+        assert all(proc_status(p)['Uid'][0] == '0' for p in daemons)
         assert worker.log_text().count('Running as %s' % WORKER_USER) == 2
         assert worker.terminate(60) == 0
     finally:

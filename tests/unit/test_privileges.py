@@ -139,3 +139,23 @@ def test_absent_tgtd_is_one_clear_error(tmp_path):
     with pytest.raises(tgt_ipc.TgtdError, match='cannot talk to tgtd at'):
         tgt_ipc.request(0, 'target', 'show',
                         socket_path=str(tmp_path / 'none'))
+
+
+def test_a_privsep_daemon_that_cannot_start_is_one_clear_error(tmp_path):
+    from oslo_config import cfg
+    from drivers import privileged
+    helper = str(tmp_path / 'no-such-helper')
+    cfg.CONF.set_override('helper_command', helper,
+                          group=privileged.CONFIG_SECTION)
+    privileged.tgt.set_client_mode(True)
+    try:
+        with pytest.raises(tgt_ipc.TgtdError) as caught:
+            privileged.request(0, 'target', 'show')
+    finally:
+        privileged.tgt.set_client_mode(os.geteuid() != 0)
+        cfg.CONF.clear_override('helper_command',
+                                group=privileged.CONFIG_SECTION)
+    text = str(caught.value)
+    assert text.startswith('the privsep daemon of [privsep_tgt] did not '
+                           'start (')
+    assert 'helper_command' in text and '\n' not in text

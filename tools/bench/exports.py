@@ -82,16 +82,16 @@ def _protocol_cycle(tgt, iqn, path, user, secret):
 
 def _export_cycles(results, daemon, directory):
     """ms per export + unexport cycle, the three ways alternating."""
-    from oslo_privsep import priv_context
+    from oslo_config import cfg
     from drivers import privileged
     from drivers import tgt as tgt_module
+    from volume_worker import privileges
     path = os.path.join(directory, 'cycle-lun')
     with open(path, 'wb') as f:
         f.truncate(1 << 30)
     tgt = tgt_module.TgtAdm(daemon.control_port)
     args = (PREFIX + 'cycle', path, 'cycleuser', 'cyclesecret0123')
-    privileged.tgt.set_client_mode(True)
-    privileged.tgt.start(priv_context.Method.FORK)
+    privileges.start_privsep_daemons(cfg.CONF, [privileged.tgt])
     try:
         ways = {'tgtadm processes': lambda: _tgtadm_cycle(daemon, *args),
                 'protocol, in-process': lambda: _in_process(
