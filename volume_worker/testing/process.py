@@ -106,12 +106,22 @@ def python_for_any_user(workdir='/tmp/volume-worker-test-python'):
                            % (base, system))
     python = os.path.join(workdir, 'bin', 'python')
     if not os.path.exists(python):
-        subprocess.run([system, '-m', 'venv', '--without-pip', workdir],
+        # Made aside and renamed into place: test runs share it.
+        import tempfile
+        building = tempfile.mkdtemp(prefix=os.path.basename(workdir) + '.',
+                                    dir=os.path.dirname(workdir))
+        subprocess.run([system, '-m', 'venv', '--without-pip', building],
                        check=True)
         site = sysconfig.get_paths()['purelib']
-        with open(os.path.join(workdir, 'lib', version, 'site-packages',
+        with open(os.path.join(building, 'lib', version, 'site-packages',
                                'volume-worker-venv.pth'), 'w') as f:
             f.write('import site; site.addsitedir(%r)\n' % site)
+        os.chmod(building, 0o755)
+        try:
+            os.rename(building, workdir)
+        except OSError:         # another run made it first
+            import shutil
+            shutil.rmtree(building, ignore_errors=True)
     return python
 
 
