@@ -203,3 +203,28 @@ def test_an_engine_that_cannot_be_reset_is_dropped_not_the_result(
 
 def _raise(exc):
     raise exc
+
+
+def test_variants_run_their_own_flows_on_engines_kept_apart():
+    def build(extra):
+        tasks = [Record()] + ([Check()] if extra else [])
+        return linear_flow.Flow('variant').add(*tasks)
+
+    family = flow_runner.FlowFamily(
+        'variant', build, subject=flow_runner.Role('volume'),
+        variant=lambda op: op.store['extra'])
+    plain_log, extra_log = [], []
+    _run(family, log=plain_log, value=1, extra=False)
+    _run(family, log=extra_log, value=2, extra=True)
+    _run(family, log=plain_log, value=3, extra=False)
+    assert plain_log == [('execute', 'Record', 1, None),
+                         ('execute', 'Record', 3, None)]
+    assert extra_log == [('execute', 'Record', 2, None), ('check', 2)]
+    assert family.engines_of(False).idle() == 1
+    assert family.engines_of(True).idle() == 1
+    engine = family.engines_of(False)._idle[
+        next(iter(family.engines_of(False)._idle))][0]
+    assert [t.name for t in engine.tasks] == ['Record']
+    # A resumed run of a request takes its variant's flow.
+    op = operations.Operation(family, None, store={'extra': True})
+    assert [t.name for t in family.flow_for(op)] == ['Record', 'Check']

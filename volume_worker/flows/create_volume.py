@@ -1,8 +1,9 @@
 """Create a volume: create it on the backend and export it.
 
 Begin inserts the volume as ``creating`` (with the operation's journal row);
-a volume of an encrypted type gets a key (``keys``); Finish saves the driver's model updates and ``available``. Resume rule: an
-interrupted create resumes (the backend create is checkpointed, the export
+a volume of an encrypted type gets a key (``keys``; a plain one's flow has no
+such task); Finish saves the driver's model updates and ``available``.
+Resume rule: an interrupted create resumes (the backend create is checkpointed, the export
 is idempotent); a create that was already reverting finishes its revert,
 leaving the volume in ``error`` with nothing on the backend.
 """
@@ -54,7 +55,13 @@ class CreateExport(common.VolumeTask):
                           'reverting its create', volume.id)
 
 
-def build():
+def build(encrypted=False):
+    """The flow of a create; one of an encrypted type makes its key first."""
+    if not encrypted:
+        return common.operation_flow(
+            'create_volume', reschedule.RescheduleOnFailure(),
+            CreateOnBackend(), CreateExport(),
+            updates=('create_update', 'export_update'))
     return common.operation_flow(
         'create_volume', reschedule.RescheduleOnFailure(), keys.CreateKey(),
         CreateOnBackend(), CreateExport(),
@@ -74,4 +81,5 @@ def check(op):
 
 FAMILY = runner.FlowFamily(
     'create_volume', build, subject=runner.Role('volume', new=True),
-    event='volume.create', check=check, on_resume=runner.RESUME)
+    event='volume.create', check=check, on_resume=runner.RESUME,
+    variant=lambda op: keys.encryption_of(op.subject) is not None)

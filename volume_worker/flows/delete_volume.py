@@ -40,9 +40,12 @@ class DeleteOnBackend(common.VolumeTask):
             common.call_driver(driver.delete_volume, volume)
 
 
-def build():
-    return common.operation_flow('delete_volume', RemoveExport(),
-                                 DeleteOnBackend(), keys.DeleteKey())
+def build(keyed=False):
+    """The flow of a delete; a volume with a key deletes it after its data."""
+    tasks = (RemoveExport(), DeleteOnBackend())
+    if keyed:
+        tasks += (keys.DeleteKey(),)
+    return common.operation_flow('delete_volume', *tasks)
 
 
 def check(op):
@@ -61,4 +64,5 @@ def check(op):
 
 FAMILY = runner.FlowFamily(
     'delete_volume', build, subject=runner.Role('volume'),
-    event='volume.delete', check=check, on_resume=runner.RESUME)
+    event='volume.delete', check=check, on_resume=runner.RESUME,
+    variant=lambda op: bool(op.subject.encryption_key_id))

@@ -73,6 +73,13 @@ class FlowFamily:
     an interrupted run needs other backends' workers (a migration) and is
     resumed once every backend of the process serves RPC, not before.
 
+    ``variant(op)``: which of a few flows a run takes, as a small hashable
+    value handed to ``build(value)`` (a create of an encrypted type has a
+    key task, a plain one has not: an atom that would do nothing still costs
+    the engine its scheduling). Each variant's engines are kept apart; a
+    resumed run takes the variant of its request, which the resources
+    decide and do not change while the operation holds them.
+
     ``shaped``: ``build(op)`` shapes the flow of one run after its request
     (a task per member of a group, named by the member, so a resumed run
     finds each one's checkpoint); such flows are built for every run and
@@ -84,7 +91,8 @@ class FlowFamily:
 
     def __init__(self, operation, build, subject, held=(), event=None,
                  check=None, on_resume=RESUME, while_frozen=False,
-                 resume_late=False, shaped=False, workers=None):
+                 resume_late=False, shaped=False, workers=None,
+                 variant=None):
         self.operation = operation
         self.build = build
         self.subject = subject
@@ -97,15 +105,31 @@ class FlowFamily:
         self.resume_late = resume_late
         self.shaped = shaped
         self.workers = workers
-        self._template = None
-        self._engines = engines.EnginePool(self.new_flow)
+        self.variant = variant
+        self._templates = {}
+        self._pools = {}
 
     @property
     def engines(self):
-        """Engines of this family's flow kept for the next runs."""
-        return self._engines
+        """Engines of this family's (default variant's) flow kept for the
+        next runs."""
+        return self.engines_of(None)
 
-    def new_flow(self):
+    def engines_of(self, variant):
+        pool = self._pools.get(variant)
+        if pool is None:
+            pool = self._pools.setdefault(variant, engines.EnginePool(
+                lambda: self.new_flow(variant)))
+        return pool
+
+    def variant_of(self, op):
+        return self.variant(op) if self.variant is not None else None
+
+    def _build(self, variant):
+        return self.build(variant) if self.variant is not None else \
+            self.build()
+
+    def new_flow(self, variant=None):
         """A flow for one run.
 
         Engines running at the same time must not share task objects: a
@@ -116,21 +140,22 @@ class FlowFamily:
         if self.shaped:
             raise TypeError('%s shapes its flow for each run: flow_for(op)'
                             % self.operation)
-        if self._template is None:
-            flow = self.build()
+        template = self._templates.get(variant)
+        if template is None:
+            flow = self._build(variant)
             tasks = _declared_tasks(self.operation, flow)
             if not (type(flow) is linear_flow.Flow and
                     all(isinstance(t, tf_task.Task) for t in flow)):
                 return flow  # not a plain list of tasks: build every time
-            self._template = (flow.name, tasks)
-        name, tasks = self._template
+            template = self._templates[variant] = (flow.name, tasks)
+        name, tasks = template
         return linear_flow.Flow(name).add(
             *(t.copy(retain_listeners=False) for t in tasks))
 
     def flow_for(self, op):
         """The flow of one run of ``op`` (a shaped family's, or a new one)."""
         if not self.shaped:
-            return self.build()
+            return self._build(self.variant_of(op))
         flow = self.build(op)
         _declared_tasks(self.operation, flow)
         return flow
@@ -258,7 +283,7 @@ class FlowRunner:
             with _engine(flow, _store(op, deps), workers) as engine:
                 return self._run_engine(engine, list(iter_tasks(flow)), op,
                                         progress={})
-        pool = family.engines
+        pool = family.engines_of(family.variant_of(op))
         engine = pool.checkout(_store(op, deps))
         tasks = [t for t in engine.tasks if isinstance(t, tf_task.Task)]
         try:
