@@ -217,11 +217,14 @@ conf.set_override('driver', ['messagingv2'],
 publisher = notify_publisher.NotificationPublisher(transport, 'fast', [topic])
 publisher.submit('info', 'volume.create.start', {'n': 0})  # declares
 assert publisher.flush(30)
+publisher.submit('info', 'volume.create.start', {'n': 0})  # opens its channel
+assert publisher.flush(30)
 published = []
 for n in range(1, 4):
     publisher.submit('info', 'volume.create.end', {'n': n})
     # No green switch here: only what submit() let run has run.
     published.append(publisher._sent)  # published on its channel
+    assert publisher.flush(30)  # confirmed: the next one finds it idle
 publisher.close(10)
 transport.cleanup()
 print(published, publisher.sent_total)
@@ -240,7 +243,8 @@ def test_a_lone_notification_leaves_before_the_operation_goes_on(bus):
     assert out.returncode == 0, out.stderr[-2000:]
     progress, total = out.stdout.split('\n')[-2].rsplit(' ', 1)
     # Each submit returned after its message was published on the
-    # publisher's channel (the first went through oslo's declaring path).
-    assert json.loads(progress) == [1, 2, 3]
-    assert int(total) == 4
-    assert [_inner(m)['payload']['n'] for m in bus.take(4)] == [0, 1, 2, 3]
+    # publisher's channel (the first went through oslo's declaring path,
+    # the second opened the channel).
+    assert json.loads(progress) == [2, 3, 4]
+    assert int(total) == 5
+    assert [_inner(m)['payload']['n'] for m in bus.take(5)] == [0, 0, 1, 2, 3]
