@@ -152,6 +152,11 @@ class MigrationFailed(WorkerException):
     code = 409
 
 
+class DriverNotFound(WorkerException):
+    message = ('[%(backend)s] volume_driver = %(path)s cannot be loaded: '
+               '%(reason)s')
+
+
 class DriverNotInitialized(WorkerException):
     message = 'Backend %(backend)s is not initialized: %(reason)s'
     code = 503

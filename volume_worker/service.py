@@ -20,6 +20,7 @@ from volume_worker import concurrency
 from volume_worker import coordination
 from volume_worker.db import api as db
 from volume_worker import events
+from volume_worker import exception
 from volume_worker import image_store
 from volume_worker import keymgr
 from volume_worker.db import migration
@@ -54,7 +55,11 @@ def load_driver(conf, backend_name, host, active_backend_id=None,
     driver_path = conf[backend_name].volume_driver
     configuration = driver_configuration.Configuration(
         [], config_group=backend_name, conf=conf)
-    driver_cls = importutils.import_class(driver_path)
+    try:
+        driver_cls = importutils.import_class(driver_path)
+    except (ImportError, ValueError) as exc:  # a configuration error
+        raise exception.DriverNotFound(backend=backend_name,
+                                       path=driver_path, reason=exc) from None
     from volume_worker.objects import lookup
     return driver_cls(configuration=configuration, host=host,
                       active_backend_id=active_backend_id,

@@ -286,7 +286,11 @@ def test_a_driver_without_active_active_refuses_to_run_clustered(tmp_path):
         backends={'min1': {
             'volume_driver': 'tests.functional.minimal_driver.MinimalDriver',
             'volume_backend_name': 'min1'}})
-    worker = process.WorkerProcess(path).start(wait_ready=False)
+    # The driver lives in the tests: the worker imports it from the checkout.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    worker = process.WorkerProcess(path).start(
+        wait_ready=False, env={'PYTHONPATH': root})
     try:
         assert worker.proc.wait(90) != 0
         text = worker.log_text()

@@ -47,3 +47,25 @@ def test_early_option_reads_executor(tmp_path):
     assert config.early_option(['--config-file', str(conf)], 'executor',
                                'eventlet') == 'threading'
     assert config.early_option([], 'executor', 'eventlet') == 'eventlet'
+
+
+def test_a_driver_path_that_does_not_import_is_one_clear_error():
+    import pytest
+    from oslo_config import cfg
+
+    from volume_worker import exception
+    from volume_worker import opts
+    from volume_worker import service
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([])
+    opts.register_backend_opts(conf, 'b1')
+    for path, reason in (('no_such_package.Driver', 'no_such_package'),
+                         ('drivers.fake.NoSuchDriver', 'NoSuchDriver'),
+                         ('NotAPath', 'NotAPath')):
+        conf.set_override('volume_driver', path, group='b1')
+        with pytest.raises(exception.DriverNotFound) as err:
+            service.load_driver(conf, 'b1', 'h@b1')
+        assert str(err.value).startswith(
+            '[b1] volume_driver = %s cannot be loaded: ' % path)
+        assert reason in str(err.value)
