@@ -7,6 +7,7 @@ Real broker, real worker processes. The worker's queues are quorum queues
 """
 
 import collections
+import json
 import os
 import subprocess
 import uuid
@@ -74,6 +75,24 @@ class Rig:
                 queue='%s.%s' % (self.conf.volume_topic, self.backend),
                 passive=True)
             return ok.message_count, ok.consumer_count
+
+    def wait_events_flowing(self, timeout=30):
+        """Poll the event stream until a probe published now comes back.
+
+        After a broker restart the stream subscribes again only when polled;
+        what the worker publishes before that is not seen.
+        """
+        probe = 'probe-%s' % uuid.uuid4().hex
+
+        def arrived():
+            with kombu.Connection(self.conf.transport_url.replace(
+                    'rabbit://', 'amqp://'), connect_timeout=5) as conn:
+                conn.Producer().publish(
+                    {'probe': probe}, exchange=self.conf.control_exchange,
+                    routing_key='notifications.info', declare=[])
+            return any(probe in json.dumps(event)
+                       for event in self.events.poll(1.0))
+        state.wait_until(arrived, timeout, 'event stream subscribed again')
 
     def collect(self, timeout=0.2):
         for event in self.events.poll(timeout):
@@ -199,6 +218,7 @@ def test_casts_survive_a_broker_restart(tmp_path):
         assert '"requested"' in out
         state.wait_until(lambda: rig.queue() == (2, 0), 10, 'both queued')
 
+        rig.wait_events_flowing()
         rig.start()
         rig.wait_served([queued, late])
     finally:
