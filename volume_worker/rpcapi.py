@@ -41,8 +41,8 @@ Version history:
            scheduler's, for rescheduling) sends 1.14
     1.15 - migrate_volume (cast), migrate_volume_completion (call); retype
            with dest_backend (a migration allowed) sends 1.15
-    1.18 - copy_volume_to_image with force (an in-use volume, read from a
-           temporary copy) sends 1.18
+    1.16 - copy_volume_to_image with force (an in-use volume, read from a
+           temporary copy) sends 1.16
 
 Each method sends the version that introduced it, so an older worker
 still serves what it knows. ``[upgrade_levels] volume`` caps what this
@@ -56,7 +56,7 @@ from oslo_config import cfg
 from volume_worker import exception
 from volume_worker import rpc
 
-RPC_API_VERSION = '1.18'
+RPC_API_VERSION = '1.16'
 
 
 class _AttachmentsAPI:
@@ -275,7 +275,7 @@ class VolumeAPI(_AttachmentsAPI, _ReplicationAPI, _BackupsAPI):
         chosen by the caller, ``name``, ``disk_format`` raw or qcow2;
         ``force``: also while it is in use)."""
         if force:
-            self._cast(backend, '1.18', 'copy_volume_to_image', ctxt,
+            self._cast(backend, '1.16', 'copy_volume_to_image', ctxt,
                        volume_id=volume_id, image_meta=image_meta,
                        force=True)
             return
