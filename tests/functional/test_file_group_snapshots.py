@@ -72,7 +72,11 @@ def test_members_are_taken_at_one_instant_on_btrfs_only(reflink_mount):  # noqa
     rounds = [0]
 
     def writer():
-        fds = [os.open(p, os.O_WRONLY) for p in paths]
+        # Each write durable before the next (as a consumer's ordered writes
+        # with flushes are): a snapshot is crash-consistent, so buffered
+        # writes of one file still in the page cache need not be in it while
+        # a later file's, already written back, are.
+        fds = [os.open(p, os.O_WRONLY | os.O_DSYNC) for p in paths]
         try:
             while not stop.is_set():
                 rounds[0] += 1
